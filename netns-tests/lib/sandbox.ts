@@ -1,0 +1,188 @@
+/**
+ * Test sandboxes: a throwaway "host" network namespace per test (its own bridge, routes,
+ * nftables and sysctls), container namespaces beside it, optionally an "outside" namespace joined
+ * to the host by an uplink veth, and a temp dir for every state path. Plugins run as a runtime
+ * would run them: the built executable from dist/bin, inside the sandbox host namespace, with
+ * CNI_* in the environment and the config on stdin.
+ *
+ * The machine's own namespace is never touched: every `ip` command here names a sandbox netns.
+ * `cleanup()` kills every process left in the sandbox namespaces (by PID, from `ip netns pids`),
+ * deletes the namespaces and removes the temp dir; tests register it with t.teardown.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = join(ROOT, 'dist/bin');
+export const NODE = process.execPath;
+export const isRoot = process.getuid?.() === 0;
+
+let counter = 0;
+
+export interface PluginRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON, when it is. */
+  json: any;
+}
+
+export interface PluginCall {
+  command: string;
+  containerId?: string;
+  netns?: string;
+  ifName?: string;
+  cniArgs?: string;
+  conf: unknown;
+  /** Extra or overriding env (use undefined to unset a CNI_* variable). */
+  env?: Record<string, string | undefined>;
+  /** CNI_PATH; defaults to dist/bin. */
+  path?: string;
+}
+
+/** Runs `ip ARGS...` and returns stdout; throws with stderr on failure. */
+export function ip(...args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Runs `ip -j ARGS` in namespace `ns` and parses the JSON. */
+export function ipJson(ns: string, ...args: string[]): any {
+  const out = ip('-n', ns, '-j', ...args).trim();
+  return out ? JSON.parse(out) : [];
+}
+
+export class Sandbox {
+  readonly id: string;
+  readonly host: string;
+  readonly tmp: string;
+  private readonly namespaces: string[] = [];
+
+  constructor(tag = 't') {
+    this.id = `cnk${process.pid.toString(36)}${(counter++).toString(36)}${tag}`.slice(0, 12);
+    this.host = `${this.id}-h`;
+    this.tmp = mkdtempSync(join(tmpdir(), `cnikit-${this.id}-`));
+    this.addNetns(this.host);
+  }
+
+  /** Path of a namespace made by this sandbox. */
+  static path(ns: string): string {
+    return `/run/netns/${ns}`;
+  }
+
+  get hostPath(): string {
+    return Sandbox.path(this.host);
+  }
+
+  private addNetns(name: string): string {
+    ip('netns', 'add', name);
+    this.namespaces.push(name);
+    ip('-n', name, 'link', 'set', 'lo', 'up');
+    return name;
+  }
+
+  /** Makes a container namespace `<id>-<name>` and returns its name. */
+  container(name: string): string {
+    return this.addNetns(`${this.id}-${name}`);
+  }
+
+  /**
+   * Makes an "outside" namespace joined to the host by a veth: host side `uplink0` with
+   * 198.51.100.1/24 and 2001:db8:ff::1/64, outside peer 198.51.100.2 and 2001:db8:ff::2, and a
+   * default route in the host towards it. Returns the outside namespace name.
+   */
+  outside(): string {
+    const out = this.addNetns(`${this.id}-out`);
+    ip('-n', this.host, 'link', 'add', 'uplink0', 'type', 'veth', 'peer', 'name', 'wan0', 'netns', out);
+    ip('-n', this.host, 'addr', 'add', '198.51.100.1/24', 'dev', 'uplink0');
+    ip('-n', this.host, 'addr', 'add', '2001:db8:ff::1/64', 'dev', 'uplink0', 'nodad');
+    ip('-n', out, 'addr', 'add', '198.51.100.2/24', 'dev', 'wan0');
+    ip('-n', out, 'addr', 'add', '2001:db8:ff::2/64', 'dev', 'wan0', 'nodad');
+    ip('-n', this.host, 'link', 'set', 'uplink0', 'up');
+    ip('-n', out, 'link', 'set', 'wan0', 'up');
+    ip('-n', this.host, 'route', 'add', 'default', 'via', '198.51.100.2');
+    ip('-n', this.host, '-6', 'route', 'add', 'default', 'via', '2001:db8:ff::2');
+    return out;
+  }
+
+  /** Runs a command inside namespace `ns` and returns its result (never throws). */
+  exec(ns: string, cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}) {
+    return spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], {
+      encoding: 'utf8', input: opts.input, env: opts.env ?? process.env, timeout: opts.timeout ?? 30_000,
+    });
+  }
+
+  /** The env a runtime would give a plugin for `c`. */
+  cniEnv(c: PluginCall): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      CNI_COMMAND: c.command,
+      CNI_CONTAINERID: c.containerId ?? 'ctr1',
+      CNI_NETNS: c.netns ?? '',
+      CNI_IFNAME: c.ifName ?? 'eth0',
+      CNI_ARGS: c.cniArgs ?? '',
+      CNI_PATH: c.path ?? BIN,
+    };
+    for (const [k, v] of Object.entries(c.env ?? {})) {
+      if (v === undefined) delete env[k];
+      else env[k] = v;
+    }
+    return env;
+  }
+
+  /** Runs the built plugin `type` in the sandbox host namespace, as a runtime would. */
+  plugin(type: string, c: PluginCall): PluginRun {
+    const input = typeof c.conf === 'string' ? c.conf : JSON.stringify(c.conf);
+    const r = this.exec(this.host, join(BIN, type), [], { input, env: this.cniEnv(c) });
+    return withJson({ code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr });
+  }
+
+  /** Like plugin(), but asynchronous, for many calls at once. */
+  pluginAsync(type: string, c: PluginCall): Promise<PluginRun> {
+    const input = typeof c.conf === 'string' ? c.conf : JSON.stringify(c.conf);
+    return new Promise((resolve) => {
+      const child = spawn('ip', ['netns', 'exec', this.host, join(BIN, type)], { env: this.cniEnv(c) });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => { stdout += d; });
+      child.stderr.on('data', (d) => { stderr += d; });
+      child.on('close', (code) => resolve(withJson({ code: code ?? -1, stdout, stderr })));
+      child.stdin.end(input);
+    });
+  }
+
+  /** Kills what runs in the sandbox namespaces (by PID), deletes them and the temp dir. */
+  cleanup(): void {
+    for (const ns of this.namespaces.reverse()) {
+      try {
+        const pids = ip('netns', 'pids', ns).split(/\s+/).filter(Boolean).map(Number);
+        for (const pid of pids) {
+          try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+        }
+      } catch { /* namespace already gone */ }
+      try { ip('netns', 'del', ns); } catch { /* already gone */ }
+    }
+    rmSync(this.tmp, { recursive: true, force: true });
+  }
+}
+
+function withJson(r: Omit<PluginRun, 'json'>): PluginRun {
+  let json: unknown;
+  try { json = JSON.parse(r.stdout); } catch { json = undefined; }
+  return { ...r, json };
+}
+
+/** Sends one TCP line to host:port from namespace `ns` and returns the reply ('' on failure). */
+export function tcpRequest(sb: Sandbox, ns: string, host: string, port: number, msg = 'ping', timeoutMs = 3000): string {
+  const script = `const s=require('net').connect({host:${JSON.stringify(host)},port:${port}});let d='';s.setTimeout(${timeoutMs},()=>{s.destroy();process.exit(2)});s.on('data',x=>d+=x);s.on('end',()=>{process.stdout.write(d);process.exit(0)});s.on('error',e=>{process.stderr.write(String(e));process.exit(1)});s.end(${JSON.stringify(msg)});`;
+  const r = sb.exec(ns, NODE, ['-e', script], { timeout: timeoutMs + 5000 });
+  return r.status === 0 ? r.stdout : '';
+}
+
+/** Pings `addr` from namespace `ns` once; true when it answers. */
+export function ping(sb: Sandbox, ns: string, addr: string): boolean {
+  const r = sb.exec(ns, 'ping', ['-c', '1', '-W', '2', addr], { timeout: 10_000 });
+  return r.status === 0;
+}

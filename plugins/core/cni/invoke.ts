@@ -1,0 +1,84 @@
+/**
+ * Delegation to another plugin (IPAM), like the reference's pkg/invoke: find `type` in CNI_PATH,
+ * run it with the same environment (only CNI_COMMAND may change) and the same config on stdin,
+ * pass its stderr through, and read its result or error.
+ *
+ * When the plugin found in CNI_PATH is our own executable of that type (same directory as the
+ * running one, after symlinks) and its handlers were registered in-process, it runs in-process:
+ * the same code and on-disk state as exec'ing it, without a second ~25 ms Node start.
+ */
+import { spawnSync } from 'node:child_process';
+import { realpathSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { CniCode, CniError, describe } from './errors.ts';
+import { type Result, parseResult } from './result.ts';
+import type { CmdArgs, Command, Plugin } from './skel.ts';
+
+const inProcess = new Map<string, Plugin>();
+
+/** Registers handlers for `type`, used when CNI_PATH resolves `type` to our own executable. */
+export function registerInProcess(type: string, plugin: Plugin): void {
+  inProcess.set(type, plugin);
+}
+
+/** Returns the first regular file named `type` in `paths`, as libcni's FindInPath. */
+export function findInPath(type: string, paths: string[]): string {
+  if (type.includes('/')) throw new CniError(CniCode.InvalidConfig, `invalid plugin type "${type}"`, 'a plugin type must not contain "/"');
+  for (const dir of paths) {
+    const p = join(dir, type);
+    try {
+      if (statSync(p).isFile()) return p;
+    } catch { /* not in this directory */ }
+  }
+  throw new CniError(CniCode.Internal, `failed to find plugin "${type}" in path [${paths.join(' ')}]`);
+}
+
+function isOwnExecutable(found: string, type: string): boolean {
+  const self = process.argv[1];
+  if (!self) return false;
+  try {
+    return realpathSync(found) === realpathSync(join(dirname(realpathSync(self)), type));
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `type` for `command` with the caller's env and stdin, returning its result (ADD) or nothing. */
+export async function delegate(type: string, command: Exclude<Command, 'VERSION'>, a: CmdArgs): Promise<Result | undefined> {
+  const found = findInPath(type, a.path);
+  const local = inProcess.get(type);
+  if (local && isOwnExecutable(found, type)) {
+    const sub: CmdArgs = { ...a, command };
+    switch (command) {
+      case 'ADD': return local.add(sub);
+      case 'DEL': await local.del(sub); return undefined;
+      case 'CHECK': await local.check(sub); return undefined;
+      case 'STATUS': await local.status?.(sub); return undefined;
+      case 'GC': return undefined;
+    }
+  }
+  return execPlugin(found, command, a.env, a.stdinData, a.conf.cniVersion);
+}
+
+/** Execs a plugin binary and decodes its output; used for delegates and by the runtime. */
+export function execPlugin(file: string, command: string, env: NodeJS.ProcessEnv, stdin: Buffer, version: string): Result | undefined {
+  const child = spawnSync(file, [], {
+    env: { ...env, CNI_COMMAND: command }, input: stdin, stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: 64 << 20,
+  });
+  if (child.error) throw new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(child.error));
+  const out = child.stdout.toString('utf8').trim();
+  if (child.status !== 0) {
+    let parsed: { code?: unknown; msg?: unknown; details?: unknown } | undefined;
+    try { parsed = JSON.parse(out) as typeof parsed; } catch { /* not JSON */ }
+    if (parsed && typeof parsed.code === 'number' && typeof parsed.msg === 'string') {
+      throw new CniError(parsed.code as CniCode, parsed.msg, typeof parsed.details === 'string' ? parsed.details : undefined);
+    }
+    throw new CniError(CniCode.Internal, `netplugin failed: ${file} exited with ${child.status ?? child.signal}`, out || undefined);
+  }
+  if (command !== 'ADD') return undefined;
+  let raw: unknown;
+  try { raw = JSON.parse(out); } catch {
+    throw new CniError(CniCode.DecodingFailure, `failed to parse result of ${file}`, out.slice(0, 200));
+  }
+  return parseResult(raw, version, `result of ${file}`);
+}

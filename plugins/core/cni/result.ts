@@ -1,0 +1,114 @@
+/**
+ * CNI results: the in-memory shape (spec 1.1.0) and conversion to and from every spec version.
+ *
+ * Internally a result is always the 1.1.0 shape. `parseResult` reads any version (0.1.0/0.2.0
+ * `ip4`/`ip6`, 0.3.x/0.4.0 with `ips[].version`, 1.x) into it; `formatResult` writes it in the
+ * version the config asked for, dropping what that version cannot express (1.1.0 interface and
+ * route fields before 1.1.0; everything but the first IP per family before 0.3.0).
+ */
+import { CniCode, CniError } from './errors.ts';
+import { atLeast, isSupported } from './version.ts';
+import { formatIssues, z } from './schema.ts';
+import { cidrOf, familyOfAddress } from '../ip/cidr.ts';
+
+export interface Interface { name: string; mac?: string; mtu?: number; sandbox?: string; socketPath?: string; pciID?: string }
+export interface IPConfig { address: string; gateway?: string; interface?: number }
+export interface Route { dst: string; gw?: string; mtu?: number; advmss?: number; priority?: number; table?: number; scope?: number }
+export interface DNS { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] }
+export interface Result { cniVersion: string; interfaces?: Interface[]; ips?: IPConfig[]; routes?: Route[]; dns?: DNS }
+
+const dnsSchema = z.object({
+  nameservers: z.optional(z.array(z.string())),
+  domain: z.optional(z.string()),
+  search: z.optional(z.array(z.string())),
+  options: z.optional(z.array(z.string())),
+});
+const routeSchema = z.object({
+  dst: z.string(), gw: z.optional(z.string()),
+  mtu: z.optional(z.number()), advmss: z.optional(z.number()), priority: z.optional(z.number()),
+  table: z.optional(z.number()), scope: z.optional(z.number()),
+});
+const currentSchema = z.object({
+  cniVersion: z.optional(z.string()),
+  interfaces: z.optional(z.array(z.object({
+    name: z.string(), mac: z.optional(z.string()), mtu: z.optional(z.number()), sandbox: z.optional(z.string()),
+    socketPath: z.optional(z.string()), pciID: z.optional(z.string()),
+  }))),
+  ips: z.optional(z.array(z.object({
+    version: z.optional(z.string()), address: z.string(), gateway: z.optional(z.string()), interface: z.optional(z.number()),
+  }))),
+  routes: z.optional(z.array(routeSchema)),
+  dns: z.optional(dnsSchema),
+});
+const legacyIp = z.object({ ip: z.string(), gateway: z.optional(z.string()), routes: z.optional(z.array(z.object({ dst: z.string(), gw: z.optional(z.string()) }))) });
+const legacySchema = z.object({ cniVersion: z.optional(z.string()), ip4: z.optional(legacyIp), ip6: z.optional(legacyIp), dns: z.optional(dnsSchema) });
+
+function clean<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+/**
+ * Reads a result of any supported version (a prevResult, a delegate's output, a cached result).
+ * A result without `cniVersion` is taken to be in `defaultVersion` (the config's), per libcni.
+ */
+export function parseResult(raw: unknown, defaultVersion: string, what = 'result'): Result {
+  const version = (raw && typeof raw === 'object' && typeof (raw as { cniVersion?: unknown }).cniVersion === 'string')
+    ? (raw as { cniVersion: string }).cniVersion : defaultVersion;
+  if (!isSupported(version)) throw new CniError(CniCode.IncompatibleVersion, `unsupported ${what} version "${version}"`);
+  if (!atLeast(version, '0.3.0')) {
+    const r = legacySchema.safeParse(raw);
+    if (!r.success) throw new CniError(CniCode.DecodingFailure, `failed to parse ${what}`, formatIssues(r.error.issues as never));
+    const out: Result = { cniVersion: version, ips: [], routes: [] };
+    for (const ip of [r.data.ip4, r.data.ip6]) {
+      if (!ip) continue;
+      out.ips!.push(clean({ address: ip.ip, gateway: ip.gateway }));
+      for (const rt of ip.routes ?? []) out.routes!.push(clean({ dst: rt.dst, gw: rt.gw }));
+    }
+    if (r.data.dns) out.dns = r.data.dns;
+    return out;
+  }
+  const r = currentSchema.safeParse(raw);
+  if (!r.success) throw new CniError(CniCode.DecodingFailure, `failed to parse ${what}`, formatIssues(r.error.issues as never));
+  const d = r.data;
+  const out: Result = { cniVersion: version };
+  if (d.interfaces) out.interfaces = d.interfaces.map((i) => clean({ ...i }));
+  if (d.ips) out.ips = d.ips.map((ip) => clean({ address: ip.address, gateway: ip.gateway, interface: ip.interface }));
+  if (d.routes) out.routes = d.routes.map((rt) => clean({ ...rt }));
+  if (d.dns) out.dns = clean({ ...d.dns });
+  return out;
+}
+
+function dnsEmpty(d: DNS | undefined): boolean {
+  return !d || (!d.nameservers?.length && !d.domain && !d.search?.length && !d.options?.length);
+}
+
+/** Writes `r` as the JSON object of spec `version`, as the reference plugins would print it. */
+export function formatResult(r: Result, version: string): Record<string, unknown> {
+  if (!atLeast(version, '0.3.0')) {
+    const out: Record<string, unknown> = { cniVersion: version };
+    for (const fam of [4, 6] as const) {
+      const ip = r.ips?.find((i) => familyOfAddress(i.address) === fam);
+      if (!ip) continue;
+      const routes = (r.routes ?? []).filter((rt) => cidrOf(rt.dst).family === fam).map((rt) => clean({ dst: rt.dst, gw: rt.gw }));
+      out[`ip${fam}`] = clean({ ip: ip.address, gateway: ip.gateway, routes: routes.length ? routes : undefined });
+    }
+    if (!out.ip4 && !out.ip6) throw new CniError(CniCode.IncompatibleVersion, `cannot convert result to version ${version}`, 'a 0.1.0/0.2.0 result needs at least one IP address');
+    if (!dnsEmpty(r.dns)) out.dns = r.dns;
+    return out;
+  }
+  const v11 = atLeast(version, '1.1.0');
+  const v1 = atLeast(version, '1.0.0');
+  const out: Record<string, unknown> = { cniVersion: version };
+  if (r.interfaces?.length) {
+    out.interfaces = r.interfaces.map((i) => clean(v11 ? { ...i } : { name: i.name, mac: i.mac, sandbox: i.sandbox }));
+  }
+  if (r.ips?.length) {
+    out.ips = r.ips.map((ip) => clean(v1
+      ? { address: ip.address, gateway: ip.gateway, interface: ip.interface }
+      : { version: String(familyOfAddress(ip.address)), address: ip.address, gateway: ip.gateway, interface: ip.interface }));
+  }
+  if (r.routes?.length) out.routes = r.routes.map((rt) => clean(v11 ? { ...rt } : { dst: rt.dst, gw: rt.gw }));
+  if (!dnsEmpty(r.dns)) out.dns = r.dns;
+  return out;
+}

@@ -1,0 +1,180 @@
+/**
+ * The CNI protocol in one place: read CNI_* from the environment and the config from stdin,
+ * check them as the Go skel does, dispatch to the plugin's handler, and print the result or the
+ * error object. Plugins export handlers and never touch process.env, stdin or the exit code.
+ *
+ * Exit status: 0 on success; 1 with `{cniVersion, code, msg, details}` on stdout on failure.
+ */
+import { readFileSync } from 'node:fs';
+import { CniCode, CniError, describe } from './errors.ts';
+import { type Result, formatResult } from './result.ts';
+import { LATEST_VERSION, SUPPORTED_VERSIONS, atLeast, isSupported, parseVersion } from './version.ts';
+import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
+
+export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
+
+/** The base of every config: what skel guarantees before a handler runs. */
+export interface RawConf { cniVersion: string; name: string; [key: string]: unknown }
+
+export interface Attachment { containerID: string; ifname: string }
+
+export interface CmdArgs {
+  command: Command;
+  containerId: string;
+  /** Netns path; may be empty on DEL. */
+  netns: string;
+  ifName: string;
+  /** Raw CNI_ARGS. */
+  args: string;
+  /** CNI_PATH split on ':'. */
+  path: string[];
+  stdinData: Buffer;
+  /** stdin as parsed JSON; `cniVersion` defaulted to 0.1.0 when absent, as libcni does. */
+  conf: RawConf;
+  /** The environment to pass on to delegated plugins unchanged (but CNI_COMMAND). */
+  env: NodeJS.ProcessEnv;
+}
+
+export interface Plugin {
+  /** One line shown when CNI_COMMAND is empty. */
+  about: string;
+  add(a: CmdArgs): Promise<Result>;
+  del(a: CmdArgs): Promise<void>;
+  check(a: CmdArgs): Promise<void>;
+  status?(a: CmdArgs): Promise<void>;
+  gc?(a: CmdArgs, valid: Attachment[]): Promise<void>;
+}
+
+export interface Io {
+  env: NodeJS.ProcessEnv;
+  readStdin(): Buffer;
+  stdout(s: string): void;
+  stderr(s: string): void;
+}
+
+const processIo: Io = {
+  env: process.env,
+  readStdin: () => readFileSync(0),
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+};
+
+const REQUIRED: Record<Exclude<Command, 'VERSION'>, string[]> = {
+  ADD: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
+  DEL: ['CNI_CONTAINERID', 'CNI_IFNAME', 'CNI_PATH'],
+  CHECK: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'],
+  STATUS: ['CNI_PATH'],
+  GC: ['CNI_PATH'],
+};
+
+/** Parses stdin into a RawConf, with the Go skel's codes: 6 for JSON, 7 for name, 1 for version. */
+export function parseStdinConf(data: Buffer): RawConf {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(data.toString('utf8'));
+  } catch (err) {
+    throw new CniError(CniCode.DecodingFailure, 'failed to parse network config', `stdin is not JSON: ${(err as Error).message}`);
+  }
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
+    throw new CniError(CniCode.DecodingFailure, 'failed to parse network config', 'stdin must be a JSON object');
+  }
+  const conf = obj as Record<string, unknown>;
+  validateNetworkName(conf.name);
+  if (conf.cniVersion === undefined) conf.cniVersion = '0.1.0';
+  if (typeof conf.cniVersion !== 'string') throw new CniError(CniCode.DecodingFailure, 'invalid cniVersion', 'cniVersion must be a string like "1.0.0"');
+  parseVersion(conf.cniVersion);
+  if (!isSupported(conf.cniVersion)) {
+    throw new CniError(CniCode.IncompatibleVersion, 'incompatible CNI versions', `config is "${conf.cniVersion}", plugin supports [${SUPPORTED_VERSIONS.join(' ')}]`);
+  }
+  return conf as RawConf;
+}
+
+function validAttachments(conf: RawConf): Attachment[] {
+  const list = conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments'];
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) throw new CniError(CniCode.InvalidConfig, 'invalid network config', 'cni.dev/valid-attachments must be a list');
+  return list.map((a, i) => {
+    const o = a as Partial<Attachment>;
+    if (typeof o?.containerID !== 'string' || typeof o.ifname !== 'string') {
+      throw new CniError(CniCode.InvalidConfig, 'invalid network config', `cni.dev/valid-attachments[${i}] needs containerID and ifname`);
+    }
+    return { containerID: o.containerID, ifname: o.ifname };
+  });
+}
+
+/** Runs one CNI command for `plugin` and returns the process exit code. */
+export async function runPlugin(plugin: Plugin, io: Io = processIo): Promise<number> {
+  const env = io.env;
+  const command = env.CNI_COMMAND ?? '';
+  let version = LATEST_VERSION;
+  try {
+    if (command === '') {
+      io.stderr(`${plugin.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+      return 0;
+    }
+    if (command === 'VERSION') {
+      let asked = LATEST_VERSION;
+      try {
+        const v = (JSON.parse(io.readStdin().toString('utf8') || '{}') as { cniVersion?: unknown }).cniVersion;
+        if (typeof v === 'string' && v !== '') asked = v;
+      } catch { /* VERSION takes no config; an unreadable one just means "latest" */ }
+      io.stdout(JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
+      return 0;
+    }
+    if (!(command in REQUIRED)) {
+      throw new CniError(CniCode.InvalidEnv, `unknown CNI_COMMAND: ${command}`, 'CNI_COMMAND must be ADD, DEL, CHECK, STATUS, GC or VERSION');
+    }
+    const cmd = command as Exclude<Command, 'VERSION'>;
+    const missing = REQUIRED[cmd].filter((k) => !env[k]);
+    if (missing.length) throw new CniError(CniCode.InvalidEnv, `required env variables [${missing.join(',')}] missing`);
+    const containerId = env.CNI_CONTAINERID ?? '';
+    const ifName = env.CNI_IFNAME ?? '';
+    if (cmd === 'ADD' || cmd === 'DEL' || cmd === 'CHECK') {
+      validateContainerId(containerId);
+      validateIfName(ifName);
+    }
+    let stdinData: Buffer;
+    try {
+      stdinData = io.readStdin();
+    } catch (err) {
+      throw new CniError(CniCode.IoFailure, 'error reading from stdin', describe(err));
+    }
+    const conf = parseStdinConf(stdinData);
+    version = conf.cniVersion;
+    if (cmd === 'CHECK' && !atLeast(version, '0.4.0')) {
+      throw new CniError(CniCode.IncompatibleVersion, `config version "${version}" does not allow CHECK`, 'CHECK needs cniVersion 0.4.0 or later');
+    }
+    if ((cmd === 'GC' || cmd === 'STATUS') && !atLeast(version, '1.1.0')) {
+      throw new CniError(CniCode.IncompatibleVersion, `config version "${version}" does not allow ${cmd}`, `${cmd} needs cniVersion 1.1.0 or later`);
+    }
+    const a: CmdArgs = {
+      command: cmd, containerId, netns: env.CNI_NETNS ?? '', ifName, args: env.CNI_ARGS ?? '',
+      path: (env.CNI_PATH ?? '').split(':').filter(Boolean), stdinData, conf, env,
+    };
+    switch (cmd) {
+      case 'ADD': {
+        const result = await plugin.add(a);
+        io.stdout(JSON.stringify(formatResult(result, version)) + '\n');
+        break;
+      }
+      case 'DEL': await plugin.del(a); break;
+      case 'CHECK': await plugin.check(a); break;
+      case 'STATUS': if (plugin.status) await plugin.status(a); break;
+      case 'GC': if (plugin.gc) await plugin.gc(a, validAttachments(conf)); break;
+    }
+    return 0;
+  } catch (err) {
+    const e = err instanceof CniError ? err : new CniError(CniCode.Internal, err instanceof Error ? err.message : String(err), describe((err as Error)?.cause ?? undefined) || undefined);
+    io.stdout(JSON.stringify(e.toJSON(version)) + '\n');
+    if (!(err instanceof CniError) && env.CNIKIT_DEBUG) io.stderr(`${(err as Error)?.stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+/** The whole main() of a plugin executable. */
+export function pluginMain(plugin: Plugin): void {
+  runPlugin(plugin).then((code) => { process.exitCode = code; }, (err: unknown) => {
+    process.stdout.write(JSON.stringify({ cniVersion: LATEST_VERSION, code: CniCode.Internal, msg: describe(err) }) + '\n');
+    process.exitCode = 1;
+  });
+}

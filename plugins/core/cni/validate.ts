@@ -1,0 +1,23 @@
+/** Checks on the attachment identity that the spec and libcni make before any work. */
+import { CniCode, CniError } from './errors.ts';
+
+const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/** Throws code 4 unless ifname is a usable Linux interface name (1-15 bytes, no / : or space, not . or ..). */
+export function validateIfName(name: string): void {
+  if (name === '') throw new CniError(CniCode.InvalidEnv, 'interface name is empty', 'set CNI_IFNAME, e.g. eth0');
+  if (Buffer.byteLength(name) > 15) throw new CniError(CniCode.InvalidEnv, `interface name is too long`, `"${name}" has more than 15 bytes`);
+  if (name === '.' || name === '..') throw new CniError(CniCode.InvalidEnv, 'interface name is . or ..', `CNI_IFNAME="${name}"`);
+  if (/[/:\s]/.test(name)) throw new CniError(CniCode.InvalidEnv, 'interface name contains / or : or whitespace characters', `CNI_IFNAME="${name}"`);
+}
+
+/** Throws code 4 unless id is a valid container id (`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`). */
+export function validateContainerId(id: string): void {
+  if (!ID_RE.test(id)) throw new CniError(CniCode.InvalidEnv, 'invalid characters in containerID', `CNI_CONTAINERID="${id}" must match ${ID_RE.source}`);
+}
+
+/** Throws code 7 unless name is a valid network name. */
+export function validateNetworkName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name === '') throw new CniError(CniCode.InvalidConfig, 'missing network name', 'the config needs a "name"');
+  if (!ID_RE.test(name)) throw new CniError(CniCode.InvalidConfig, 'invalid network name', `"${name}" must match ${ID_RE.source}`);
+}

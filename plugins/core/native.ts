@@ -1,0 +1,57 @@
+/**
+ * The typed binding to the native addon (native/netns.cc), loaded in exactly this one place.
+ *
+ * The path is resolved relative to this file's URL, which is plugins/core/native.ts in tests and
+ * dist/bin/<exe> once bundled: both sit two levels below the project root, so one relative URL
+ * serves both (Node realpaths a symlinked executable, so installed symlinks work too).
+ * Every function throws a Node-style SystemError (`code`, `errno`, `syscall`) on failure.
+ */
+import { createRequire } from 'node:module';
+
+export interface NativeBinding {
+  /** Opens a netlink socket of `protocol` inside the netns at `netnsPath` (null = this process's). */
+  nlOpen(protocol: number, netnsPath: string | null): number;
+  nlSend(fd: number, msg: Buffer): number;
+  /** Returns one datagram, or null when nothing arrived within timeoutMs. */
+  nlRecv(fd: number, timeoutMs: number): Buffer | null;
+  sysctlWrite(netnsPath: string | null, key: string, value: string): void;
+  sysctlRead(netnsPath: string | null, key: string): string;
+  /** Takes a flock; with wait=false returns false instead of blocking when it is held. */
+  flock(fd: number, exclusive: boolean, wait: boolean): boolean;
+  funlock(fd: number): void;
+  netnsCreate(path: string): void;
+  netnsDelete(path: string): void;
+  execInNetns(netnsPath: string, argv: string[]): never;
+}
+
+let binding: NativeBinding | undefined;
+
+/** Returns the addon, loading it on first use so that commands which need no netlink skip it. */
+export function native(): NativeBinding {
+  if (!binding) {
+    const file = new URL('../../native/build/Release/netns.node', import.meta.url);
+    binding = createRequire(file)(file.pathname) as NativeBinding;
+  }
+  return binding;
+}
+
+/** Errors thrown by the addon and by netlink requests: a Node-style SystemError plus context. */
+export interface SysError extends Error {
+  code: string;
+  errno: number;
+  syscall?: string;
+  op?: string;
+  extack?: string;
+}
+
+export function isSysError(err: unknown): err is SysError {
+  return err instanceof Error && typeof (err as SysError).code === 'string' && typeof (err as SysError).errno === 'number';
+}
+
+export function isNotFound(err: unknown): boolean {
+  return isSysError(err) && (err.code === 'ENODEV' || err.code === 'ENOENT' || err.code === 'ESRCH' || err.code === 'EADDRNOTAVAIL');
+}
+
+export function isExists(err: unknown): boolean {
+  return isSysError(err) && err.code === 'EEXIST';
+}

@@ -1,0 +1,343 @@
+/**
+ * rtnetlink: links, addresses and routes in one network namespace, through a RouteHandle bound
+ * to that namespace when it is opened. Methods are named after the iproute2 command they match.
+ * Only what the plugins need is here; every request waits for the kernel's ACK, so a method
+ * returns once the change is made or throws the kernel's error (SysError with code/op/extack).
+ */
+import { type Cidr, type Family, type IP, ipFromBytes, ipToBytes } from '../ip/cidr.ts';
+import {
+  type Attr, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, attrStr, attrU32, attrU8, encodeAttrs, parseAttrs,
+} from './message.ts';
+import { NETLINK_ROUTE, NetlinkSocket } from './socket.ts';
+
+const RTM_NEWLINK = 16, RTM_DELLINK = 17, RTM_GETLINK = 18, RTM_SETLINK = 19;
+const RTM_NEWADDR = 20, RTM_DELADDR = 21, RTM_GETADDR = 22;
+const RTM_NEWROUTE = 24, RTM_DELROUTE = 25, RTM_GETROUTE = 26;
+
+const AF_UNSPEC = 0, AF_INET = 2, AF_BRIDGE = 7, AF_INET6 = 10;
+const IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_MASTER = 10, IFLA_PROTINFO = 12;
+const IFLA_OPERSTATE = 16, IFLA_LINKINFO = 18, IFLA_NET_NS_FD = 28, IFLA_AF_SPEC = 26;
+const IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, IFLA_INFO_SLAVE_KIND = 4;
+const IFLA_BR_VLAN_FILTERING = 7;
+const IFLA_BRPORT_MODE = 4;
+const IFLA_BRIDGE_VLAN_INFO = 2;
+const BRIDGE_VLAN_INFO_PVID = 2, BRIDGE_VLAN_INFO_UNTAGGED = 4;
+const VETH_INFO_PEER = 1;
+export const IFF_UP = 0x1;
+export const IFF_PROMISC = 0x100;
+export const IF_OPER_UP = 6;
+export const OPER_STATES = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'] as const;
+
+const IFA_ADDRESS = 1, IFA_LOCAL = 2, IFA_FLAGS = 8;
+export const IFA_F_NODAD = 0x02;
+const IFA_F_PERMANENT = 0x80;
+
+const RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PRIORITY = 6, RTA_METRICS = 8, RTA_TABLE = 15;
+const RTAX_MTU = 2, RTAX_ADVMSS = 8;
+export const RT_TABLE_MAIN = 254;
+const RTPROT_BOOT = 3, RTN_UNICAST = 1;
+export const RT_SCOPE_UNIVERSE = 0, RT_SCOPE_LINK = 253, RT_SCOPE_HOST = 254;
+
+export interface Link {
+  index: number;
+  name: string;
+  /** IFLA_INFO_KIND: "bridge", "veth"...; "" for devices without one (lo, physical). */
+  kind: string;
+  /** Enslaving kind ("bridge" for a bridge port). */
+  slaveKind: string;
+  mac: string;
+  mtu: number;
+  flags: number;
+  master: number;
+  operState: number;
+}
+
+export interface Address { index: number; family: Family; cidr: Cidr; scope: number; flags: number }
+
+export interface RouteSpec {
+  dst: Cidr;
+  gw?: IP;
+  oif?: number;
+  priority?: number;
+  table?: number;
+  scope?: number;
+  mtu?: number;
+  advmss?: number;
+}
+
+export interface RouteEntry extends RouteSpec { type: number; protocol: number }
+
+export function macToBytes(mac: string): Buffer {
+  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+}
+
+export function macFromBytes(b: Buffer | undefined): string {
+  return b ? [...b].map((x) => x.toString(16).padStart(2, '0')).join(':') : '';
+}
+
+function ifinfomsg(family: number, index: number, flags = 0, change = 0): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt8(family, 0);
+  b.writeInt32LE(index, 4);
+  b.writeUInt32LE(flags, 8);
+  b.writeUInt32LE(change, 12);
+  return b;
+}
+
+function afOf(f: Family): number {
+  return f === 4 ? AF_INET : AF_INET6;
+}
+
+function decodeLink(payload: Buffer): Link {
+  const attrs = parseAttrs(payload, 16);
+  const info = attrs.get(IFLA_LINKINFO);
+  const infoAttrs = info ? parseAttrs(info) : undefined;
+  return {
+    index: payload.readInt32LE(4),
+    flags: payload.readUInt32LE(8),
+    name: attrStr(attrs.get(IFLA_IFNAME)) ?? '',
+    kind: attrStr(infoAttrs?.get(IFLA_INFO_KIND)) ?? '',
+    slaveKind: attrStr(infoAttrs?.get(IFLA_INFO_SLAVE_KIND)) ?? '',
+    mac: macFromBytes(attrs.get(IFLA_ADDRESS)),
+    mtu: attrU32(attrs.get(IFLA_MTU)) ?? 0,
+    master: attrU32(attrs.get(IFLA_MASTER)) ?? 0,
+    operState: attrU8(attrs.get(IFLA_OPERSTATE)) ?? 0,
+  };
+}
+
+export interface VethSpec {
+  /** Name of the end created in this handle's namespace. */
+  name: string;
+  /** Name of the other end. */
+  peerName: string;
+  /** fd of the namespace the peer goes into (opened by the caller); omitted = same namespace. */
+  peerNetnsFd?: number;
+  mtu?: number;
+  mac?: string;
+  peerMac?: string;
+  /** ifindex of a bridge to enslave this end to at creation. */
+  master?: number;
+  /** Bring this end up at creation. */
+  up?: boolean;
+  peerUp?: boolean;
+}
+
+export class RouteHandle {
+  private readonly sock: NetlinkSocket;
+  private constructor(sock: NetlinkSocket) {
+    this.sock = sock;
+  }
+
+  /** Opens a handle bound to the namespace at `netnsPath` (omitted = the caller's own). */
+  static open(netnsPath?: string | null): RouteHandle {
+    return new RouteHandle(NetlinkSocket.open(NETLINK_ROUTE, netnsPath));
+  }
+
+  close(): void {
+    this.sock.close();
+  }
+
+  /** Returns the link called `name`, or undefined. Equivalent to: `ip link show NAME` */
+  linkGet(name: string): Link | undefined {
+    try {
+      const [m] = this.sock.request(RTM_GETLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, 0), encodeAttrs([attr.str(IFLA_IFNAME, name)])]), `RTM_GETLINK ${name}`);
+      return m ? decodeLink(m.payload) : undefined;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENODEV') return undefined;
+      throw err;
+    }
+  }
+
+  /** Returns the link with ifindex `index`, or undefined. Equivalent to: `ip link show dev IDX` */
+  linkGetByIndex(index: number): Link | undefined {
+    try {
+      const [m] = this.sock.request(RTM_GETLINK, 0, ifinfomsg(AF_UNSPEC, index), `RTM_GETLINK #${index}`);
+      return m ? decodeLink(m.payload) : undefined;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENODEV') return undefined;
+      throw err;
+    }
+  }
+
+  /** Equivalent to: `ip link show` */
+  linkList(): Link[] {
+    return this.sock.dump(RTM_GETLINK, ifinfomsg(AF_UNSPEC, 0), 'RTM_GETLINK dump').map((m) => decodeLink(m.payload));
+  }
+
+  /** Creates a bridge; throws EEXIST if a link of that name exists. Equivalent to: `ip link add NAME type bridge` */
+  linkAddBridge(name: string, opts: { mtu?: number; mac?: string; vlanFiltering?: boolean; up?: boolean } = {}): void {
+    const attrs: Attr[] = [attr.str(IFLA_IFNAME, name)];
+    if (opts.mtu) attrs.push(attr.u32(IFLA_MTU, opts.mtu));
+    if (opts.mac) attrs.push(attr.bytes(IFLA_ADDRESS, macToBytes(opts.mac)));
+    const data: Attr[] = opts.vlanFiltering ? [attr.u8(IFLA_BR_VLAN_FILTERING, 1)] : [];
+    attrs.push(attr.nested(IFLA_LINKINFO, [attr.str(IFLA_INFO_KIND, 'bridge'), ...(data.length ? [attr.nested(IFLA_INFO_DATA, data)] : [])]));
+    const up = opts.up ? IFF_UP : 0;
+    this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(AF_UNSPEC, 0, up, up), encodeAttrs(attrs)]), `RTM_NEWLINK bridge ${name}`);
+  }
+
+  /**
+   * Creates a veth pair: `name` here, `peerName` in the namespace of `peerNetnsFd`, both in one
+   * request so no half-made pair is ever visible. Throws EEXIST when either name is taken.
+   * Equivalent to: `ip link add NAME type veth peer name PEER netns NS`
+   */
+  linkAddVeth(v: VethSpec): void {
+    const peerAttrs: Attr[] = [attr.str(IFLA_IFNAME, v.peerName)];
+    if (v.peerNetnsFd !== undefined) peerAttrs.push(attr.u32(IFLA_NET_NS_FD, v.peerNetnsFd));
+    if (v.mtu) peerAttrs.push(attr.u32(IFLA_MTU, v.mtu));
+    if (v.peerMac) peerAttrs.push(attr.bytes(IFLA_ADDRESS, macToBytes(v.peerMac)));
+    const peerUp = v.peerUp ? IFF_UP : 0;
+    const peer = Buffer.concat([ifinfomsg(AF_UNSPEC, 0, peerUp, peerUp), encodeAttrs(peerAttrs)]);
+    const attrs: Attr[] = [attr.str(IFLA_IFNAME, v.name)];
+    if (v.mtu) attrs.push(attr.u32(IFLA_MTU, v.mtu));
+    if (v.mac) attrs.push(attr.bytes(IFLA_ADDRESS, macToBytes(v.mac)));
+    if (v.master) attrs.push(attr.u32(IFLA_MASTER, v.master));
+    attrs.push(attr.nested(IFLA_LINKINFO, [
+      attr.str(IFLA_INFO_KIND, 'veth'),
+      attr.nested(IFLA_INFO_DATA, [attr.bytes(VETH_INFO_PEER, peer)]),
+    ]));
+    const up = v.up ? IFF_UP : 0;
+    this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(AF_UNSPEC, 0, up, up), encodeAttrs(attrs)]), `RTM_NEWLINK veth ${v.name}`);
+  }
+
+  /** Deletes a link (a veth takes its peer with it). Equivalent to: `ip link del dev IDX` */
+  linkDel(index: number): void {
+    this.sock.request(RTM_DELLINK, 0, ifinfomsg(AF_UNSPEC, index), `RTM_DELLINK #${index}`);
+  }
+
+  private setFlags(index: number, flags: number, mask: number, op: string): void {
+    this.sock.request(RTM_NEWLINK, 0, ifinfomsg(AF_UNSPEC, index, flags, mask), op);
+  }
+
+  /** Equivalent to: `ip link set dev IDX up` */
+  linkSetUp(index: number): void {
+    this.setFlags(index, IFF_UP, IFF_UP, `RTM_NEWLINK #${index} up`);
+  }
+
+  /** Equivalent to: `ip link set dev IDX promisc on|off` */
+  linkSetPromisc(index: number, on: boolean): void {
+    this.setFlags(index, on ? IFF_PROMISC : 0, IFF_PROMISC, `RTM_NEWLINK #${index} promisc`);
+  }
+
+  /** Equivalent to: `ip link set dev IDX address MAC` */
+  linkSetMac(index: number, mac: string): void {
+    this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.bytes(IFLA_ADDRESS, macToBytes(mac))])]), `RTM_NEWLINK #${index} address`);
+  }
+
+  /** Equivalent to: `bridge link set dev IDX hairpin on|off` */
+  linkSetHairpin(index: number, on: boolean): void {
+    const protinfo = attr.nested(IFLA_PROTINFO, [attr.u8(IFLA_BRPORT_MODE, on ? 1 : 0)]);
+    this.sock.request(RTM_SETLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([protinfo])]), `RTM_SETLINK #${index} hairpin`);
+  }
+
+  /** Makes `vid` the untagged PVID of a bridge port. Equivalent to: `bridge vlan add dev IDX vid VID pvid untagged` */
+  bridgeVlanAdd(index: number, vid: number, opts: { pvid: boolean; untagged: boolean; self?: boolean }): void {
+    const info = Buffer.alloc(4);
+    info.writeUInt16LE((opts.pvid ? BRIDGE_VLAN_INFO_PVID : 0) | (opts.untagged ? BRIDGE_VLAN_INFO_UNTAGGED : 0), 0);
+    info.writeUInt16LE(vid, 2);
+    const spec: Attr[] = [attr.bytes(IFLA_BRIDGE_VLAN_INFO, info)];
+    // IFLA_BRIDGE_FLAGS (0) = BRIDGE_FLAGS_SELF (2): the VLAN goes on the bridge device itself.
+    if (opts.self) spec.unshift(attr.u16(0, 2));
+    this.sock.request(RTM_SETLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([attr.nested(IFLA_AF_SPEC, spec)])]), `RTM_SETLINK #${index} vlan ${vid}`);
+  }
+
+  /** Adds an address; throws EEXIST if it is there. Equivalent to: `ip addr add CIDR dev IDX` */
+  addrAdd(index: number, cidr: Cidr, opts: { nodad?: boolean } = {}): void {
+    const b = Buffer.alloc(8);
+    b.writeUInt8(afOf(cidr.family), 0);
+    b.writeUInt8(cidr.prefix, 1);
+    b.writeUInt8(opts.nodad ? IFA_F_NODAD : 0, 2);
+    b.writeUInt32LE(index, 4);
+    const bytes = ipToBytes(cidr);
+    const attrs: Attr[] = [attr.bytes(IFA_LOCAL, bytes), attr.bytes(IFA_ADDRESS, bytes)];
+    if (opts.nodad) attrs.push(attr.u32(IFA_FLAGS, IFA_F_NODAD | IFA_F_PERMANENT));
+    this.sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([b, encodeAttrs(attrs)]), `RTM_NEWADDR ${cidr.family === 4 ? '' : ''}#${index}`);
+  }
+
+  /** Equivalent to: `ip addr del CIDR dev IDX` */
+  addrDel(index: number, cidr: Cidr): void {
+    const b = Buffer.alloc(8);
+    b.writeUInt8(afOf(cidr.family), 0);
+    b.writeUInt8(cidr.prefix, 1);
+    b.writeUInt32LE(index, 4);
+    const bytes = ipToBytes(cidr);
+    this.sock.request(RTM_DELADDR, 0, Buffer.concat([b, encodeAttrs([attr.bytes(IFA_LOCAL, bytes), attr.bytes(IFA_ADDRESS, bytes)])]), `RTM_DELADDR #${index}`);
+  }
+
+  /** Lists addresses, optionally of one link. Equivalent to: `ip addr show [dev IDX]` */
+  addrList(index?: number): Address[] {
+    const out: Address[] = [];
+    for (const m of this.sock.dump(RTM_GETADDR, Buffer.alloc(8), 'RTM_GETADDR dump')) {
+      const p = m.payload;
+      const family = p[0] === AF_INET ? 4 : p[0] === AF_INET6 ? 6 : undefined;
+      const idx = p.readUInt32LE(4);
+      if (!family || (index !== undefined && idx !== index)) continue;
+      const attrs = parseAttrs(p, 8);
+      const raw = attrs.get(IFA_LOCAL) ?? attrs.get(IFA_ADDRESS);
+      if (!raw) continue;
+      out.push({ index: idx, family, cidr: { ...ipFromBytes(raw), prefix: p[1]! }, scope: p[3]!, flags: attrU32(attrs.get(IFA_FLAGS)) ?? p[2]! });
+    }
+    return out;
+  }
+
+  private routeMsg(r: RouteSpec, type: number): Buffer {
+    const b = Buffer.alloc(12);
+    const table = r.table ?? RT_TABLE_MAIN;
+    b.writeUInt8(afOf(r.dst.family), 0);
+    b.writeUInt8(r.dst.prefix, 1);
+    b.writeUInt8(table > 255 ? 252 : table, 4);
+    b.writeUInt8(RTPROT_BOOT, 5);
+    b.writeUInt8(r.scope ?? (r.gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK), 6);
+    b.writeUInt8(type, 7);
+    const attrs: Attr[] = [];
+    if (r.dst.prefix > 0) attrs.push(attr.bytes(RTA_DST, ipToBytes(r.dst)));
+    if (r.gw) attrs.push(attr.bytes(RTA_GATEWAY, ipToBytes(r.gw)));
+    if (r.oif) attrs.push(attr.u32(RTA_OIF, r.oif));
+    if (r.priority !== undefined) attrs.push(attr.u32(RTA_PRIORITY, r.priority));
+    if (table > 255) attrs.push(attr.u32(RTA_TABLE, table));
+    const metrics: Attr[] = [];
+    if (r.mtu) metrics.push(attr.u32(RTAX_MTU, r.mtu));
+    if (r.advmss) metrics.push(attr.u32(RTAX_ADVMSS, r.advmss));
+    if (metrics.length) attrs.push(attr.nested(RTA_METRICS, metrics));
+    return Buffer.concat([b, encodeAttrs(attrs)]);
+  }
+
+  /** Adds a route; throws EEXIST if an equal one exists. Equivalent to: `ip route add DST [via GW] dev OIF` */
+  routeAdd(r: RouteSpec): void {
+    this.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, this.routeMsg(r, RTN_UNICAST), 'RTM_NEWROUTE');
+  }
+
+  /** Equivalent to: `ip route replace ...` */
+  routeReplace(r: RouteSpec): void {
+    this.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, this.routeMsg(r, RTN_UNICAST), 'RTM_NEWROUTE');
+  }
+
+  /** Equivalent to: `ip route del ...` */
+  routeDel(r: RouteSpec): void {
+    this.sock.request(RTM_DELROUTE, 0, this.routeMsg(r, RTN_UNICAST), 'RTM_DELROUTE');
+  }
+
+  /** Lists routes of one family in every table. Equivalent to: `ip [-6] route show table all` */
+  routeList(family: Family): RouteEntry[] {
+    const req = Buffer.alloc(12);
+    req.writeUInt8(afOf(family), 0);
+    const out: RouteEntry[] = [];
+    for (const m of this.sock.dump(RTM_GETROUTE, req, 'RTM_GETROUTE dump')) {
+      const p = m.payload;
+      const attrs = parseAttrs(p, 12);
+      const dst = attrs.get(RTA_DST);
+      const gw = attrs.get(RTA_GATEWAY);
+      const e: RouteEntry = {
+        dst: dst ? { ...ipFromBytes(dst), prefix: p[1]! } : { family, value: 0n, prefix: 0 },
+        table: attrU32(attrs.get(RTA_TABLE)) ?? p[4]!,
+        protocol: p[5]!, scope: p[6]!, type: p[7]!,
+      };
+      if (gw) e.gw = ipFromBytes(gw);
+      const oif = attrU32(attrs.get(RTA_OIF));
+      if (oif !== undefined) e.oif = oif;
+      const prio = attrU32(attrs.get(RTA_PRIORITY));
+      if (prio !== undefined) e.priority = prio;
+      out.push(e);
+    }
+    return out;
+  }
+}
