@@ -12,7 +12,7 @@ import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CniCode, CniError, describe } from './errors.ts';
 import { type Result, parseResult } from './result.ts';
-import type { CmdArgs, Command, Plugin } from './skel.ts';
+import { type CmdArgs, type Command, type Plugin, validAttachments } from './skel.ts';
 
 const inProcess = new Map<string, Plugin>();
 
@@ -54,7 +54,7 @@ export async function delegate(type: string, command: Exclude<Command, 'VERSION'
       case 'DEL': await local.del(sub); return undefined;
       case 'CHECK': await local.check(sub); return undefined;
       case 'STATUS': await local.status?.(sub); return undefined;
-      case 'GC': return undefined;
+      case 'GC': await local.gc?.(sub, validAttachments(sub.conf)); return undefined;
     }
   }
   return execPlugin(found, command, a.env, a.stdinData, a.conf.cniVersion);

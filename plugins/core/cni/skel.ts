@@ -89,7 +89,8 @@ export function parseStdinConf(data: Buffer): RawConf {
   return conf as RawConf;
 }
 
-function validAttachments(conf: RawConf): Attachment[] {
+/** Reads `cni.dev/valid-attachments` (or the spec 1.1.0 draft's `cni.dev/attachments`); absent = none. */
+export function validAttachments(conf: RawConf): Attachment[] {
   const list = conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments'];
   if (list === undefined) return [];
   if (!Array.isArray(list)) throw new CniError(CniCode.InvalidConfig, 'invalid network config', 'cni.dev/valid-attachments must be a list');

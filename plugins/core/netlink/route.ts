@@ -218,6 +218,11 @@ export class RouteHandle {
     this.setFlags(index, on ? IFF_PROMISC : 0, IFF_PROMISC, `RTM_NEWLINK #${index} promisc`);
   }
 
+  /** Equivalent to: `ip link set dev IDX master MASTER` */
+  linkSetMaster(index: number, master: number): void {
+    this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.u32(IFLA_MASTER, master)])]), `RTM_NEWLINK #${index} master`);
+  }
+
   /** Equivalent to: `ip link set dev IDX address MAC` */
   linkSetMac(index: number, mac: string): void {
     this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.bytes(IFLA_ADDRESS, macToBytes(mac))])]), `RTM_NEWLINK #${index} address`);
@@ -240,6 +245,13 @@ export class RouteHandle {
     this.sock.request(RTM_SETLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([attr.nested(IFLA_AF_SPEC, spec)])]), `RTM_SETLINK #${index} vlan ${vid}`);
   }
 
+  /** Removes `vid` from a bridge port. Equivalent to: `bridge vlan del dev IDX vid VID` */
+  bridgeVlanDel(index: number, vid: number): void {
+    const info = Buffer.alloc(4);
+    info.writeUInt16LE(vid, 2);
+    this.sock.request(RTM_DELLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([attr.nested(IFLA_AF_SPEC, [attr.bytes(IFLA_BRIDGE_VLAN_INFO, info)])])]), `RTM_DELLINK #${index} vlan ${vid}`);
+  }
+
   /** Adds an address; throws EEXIST if it is there. Equivalent to: `ip addr add CIDR dev IDX` */
   addrAdd(index: number, cidr: Cidr, opts: { nodad?: boolean } = {}): void {
     const b = Buffer.alloc(8);
@@ -250,7 +262,7 @@ export class RouteHandle {
     const bytes = ipToBytes(cidr);
     const attrs: Attr[] = [attr.bytes(IFA_LOCAL, bytes), attr.bytes(IFA_ADDRESS, bytes)];
     if (opts.nodad) attrs.push(attr.u32(IFA_FLAGS, IFA_F_NODAD | IFA_F_PERMANENT));
-    this.sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([b, encodeAttrs(attrs)]), `RTM_NEWADDR ${cidr.family === 4 ? '' : ''}#${index}`);
+    this.sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([b, encodeAttrs(attrs)]), `RTM_NEWADDR #${index}`);
   }
 
   /** Equivalent to: `ip addr del CIDR dev IDX` */

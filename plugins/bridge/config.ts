@@ -1,0 +1,104 @@
+/**
+ * The bridge plugin's config: the reference plugin's keys (CNI-NOTES §3.1) in a zod/mini schema,
+ * with every check done here, before anything is touched. Keys that the reference defines but
+ * cnikit does not implement are rejected when set to a non-default value (code 2, naming the
+ * key), never silently ignored; keys that no plugin defines are ignored, as the reference does.
+ */
+import { CniCode, CniError, invalidConfig } from '../core/cni/errors.ts';
+import { parseCniArgs, KNOWN_CNI_ARGS } from '../core/cni/args.ts';
+import { netConfBase, parseWith, z } from '../core/cni/schema.ts';
+import type { CmdArgs } from '../core/cni/skel.ts';
+
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+const schema = z.object({
+  ...netConfBase,
+  bridge: z.optional(z.string()),
+  isGateway: z.optional(z.boolean()),
+  isDefaultGateway: z.optional(z.boolean()),
+  forceAddress: z.optional(z.boolean()),
+  ipMasq: z.optional(z.boolean()),
+  ipMasqBackend: z.optional(z.string()),
+  mtu: z.optional(z.number()),
+  hairpinMode: z.optional(z.boolean()),
+  promiscMode: z.optional(z.boolean()),
+  vlan: z.optional(z.number()),
+  preserveDefaultVlan: z.optional(z.boolean()),
+  vlanTrunk: z.optional(z.array(z.unknown())),
+  enabledad: z.optional(z.boolean()),
+  macspoofchk: z.optional(z.boolean()),
+  disableContainerInterface: z.optional(z.boolean()),
+  portIsolation: z.optional(z.boolean()),
+  ipam: z.optional(z.looseObject({ type: z.optional(z.string()) })),
+});
+
+export interface BridgeConf {
+  name: string;
+  cniVersion: string;
+  bridge: string;
+  isGateway: boolean;
+  isDefaultGateway: boolean;
+  forceAddress: boolean;
+  ipMasq: boolean;
+  mtu: number | undefined;
+  hairpinMode: boolean;
+  promiscMode: boolean;
+  vlan: number;
+  preserveDefaultVlan: boolean;
+  /** IPAM plugin type; undefined = layer 2 only. */
+  ipamType: string | undefined;
+  /** MAC for the container interface (runtimeConfig.mac > args.cni.mac > CNI_ARGS MAC). */
+  mac: string | undefined;
+  /** `dns` from the config: when any field is set it replaces IPAM's in the result. */
+  dns: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] } | undefined;
+}
+
+function unsupported(key: string, value: unknown): CniError {
+  return new CniError(CniCode.UnsupportedField, `unsupported config field "${key}"`, `cnikit bridge does not implement ${key}=${JSON.stringify(value)} yet; remove it or set it to its default`);
+}
+
+/** Parses and checks the bridge config of a command; throws CniError before any side effect. */
+export function parseBridgeConf(a: CmdArgs): BridgeConf {
+  const c = parseWith(schema, a.conf);
+  if (c.mtu !== undefined && (!Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535)) throw invalidConfig(`mtu ${c.mtu} is not an integer between 68 and 65535`);
+  if (c.vlan !== undefined && (!Number.isInteger(c.vlan) || c.vlan < 0 || c.vlan > 4094)) throw invalidConfig(`invalid VLAN ID ${c.vlan} (must be between 0 and 4094)`);
+  if (c.promiscMode && c.hairpinMode) throw invalidConfig('cannot set hairpin mode and promiscuous mode at the same time');
+  if (c.bridge !== undefined && (c.bridge === '' || Buffer.byteLength(c.bridge) > 15 || /[/:\s]/.test(c.bridge))) {
+    throw invalidConfig(`bridge name "${c.bridge}" is not a valid interface name (1-15 bytes, no "/", ":" or whitespace)`);
+  }
+  if (c.macspoofchk) throw unsupported('macspoofchk', c.macspoofchk);
+  if (c.vlanTrunk && c.vlanTrunk.length) throw unsupported('vlanTrunk', c.vlanTrunk);
+  if (c.enabledad) throw unsupported('enabledad', c.enabledad);
+  if (c.disableContainerInterface) throw unsupported('disableContainerInterface', c.disableContainerInterface);
+  if (c.portIsolation) throw unsupported('portIsolation', c.portIsolation);
+  if (c.ipMasq) throw unsupported('ipMasq', c.ipMasq);
+  if (c.ipMasqBackend !== undefined && c.ipMasqBackend !== 'nftables') {
+    throw new CniError(CniCode.UnsupportedField, `unsupported ipMasqBackend "${c.ipMasqBackend}"`, 'cnikit masquerades with nftables only; set ipMasqBackend to "nftables" or remove it');
+  }
+
+  const args = parseCniArgs(a.args, KNOWN_CNI_ARGS);
+  const rcMac = a.conf.runtimeConfig && typeof (a.conf.runtimeConfig as Record<string, unknown>).mac === 'string' ? (a.conf.runtimeConfig as { mac: string }).mac : undefined;
+  const argsCni = (c.args as { cni?: { mac?: unknown } } | undefined)?.cni;
+  const mac = rcMac ?? (typeof argsCni?.mac === 'string' ? argsCni.mac : undefined) ?? args.get('MAC');
+  if (mac !== undefined && !MAC_RE.test(mac)) throw invalidConfig(`invalid MAC address "${mac}": use the form 0a:58:0a:00:00:05`);
+  if (mac !== undefined && (parseInt(mac.slice(0, 2), 16) & 1)) throw invalidConfig(`MAC address "${mac}" is a multicast address`);
+
+  const isDefaultGateway = c.isDefaultGateway ?? false;
+  return {
+    name: c.name,
+    cniVersion: a.conf.cniVersion,
+    bridge: c.bridge ?? 'cni0',
+    isGateway: (c.isGateway ?? false) || isDefaultGateway,
+    isDefaultGateway,
+    forceAddress: c.forceAddress ?? false,
+    ipMasq: c.ipMasq ?? false,
+    mtu: c.mtu,
+    hairpinMode: c.hairpinMode ?? false,
+    promiscMode: c.promiscMode ?? false,
+    vlan: c.vlan ?? 0,
+    preserveDefaultVlan: c.preserveDefaultVlan ?? false,
+    ipamType: c.ipam?.type || undefined,
+    mac: mac?.toLowerCase(),
+    dns: c.dns,
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * Link setup for the bridge plugin: the shared host bridge (created once, never removed), the
+ * veth pair of one attachment (created in one request with the container end placed straight
+ * into the container namespace), and the VLAN gateway interface.
+ */
+import { randomBytes } from 'node:crypto';
+import { CniCode, CniError, wrap } from '../core/cni/errors.ts';
+import { isExists, native } from '../core/native.ts';
+import { IFF_PROMISC, IFF_UP, IF_OPER_UP, OPER_STATES, type Link, type RouteHandle } from '../core/netlink/route.ts';
+import type { BridgeConf } from './config.ts';
+
+/** A random locally administered unicast MAC, as the kernel picks for new veths. */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+/**
+ * Returns the bridge, creating it (up, with a fixed MAC so it never changes as ports come and
+ * go) when absent. Safe to call concurrently: a lost creation race just reads the winner's.
+ * Throws when a link of that name exists but is not a bridge.
+ */
+export function ensureBridge(host: RouteHandle, conf: BridgeConf): Link {
+  let br = host.linkGet(conf.bridge);
+  if (!br) {
+    try {
+      host.linkAddBridge(conf.bridge, { mtu: conf.mtu, mac: randomMac(), vlanFiltering: conf.vlan > 0, up: true });
+    } catch (err) {
+      if (!isExists(err)) throw wrap(err, `failed to create bridge "${conf.bridge}"`);
+    }
+    br = host.linkGet(conf.bridge);
+    if (!br) throw new CniError(CniCode.Internal, `failed to create bridge "${conf.bridge}"`, 'it vanished right after creation');
+    // Why: a bridge must not accept router advertisements from its containers.
+    trySysctl(null, `net/ipv6/conf/${conf.bridge}/accept_ra`, '0');
+  }
+  if (br.kind !== 'bridge') throw new CniError(CniCode.Internal, `"${conf.bridge}" already exists but is not a bridge`, `it is a ${br.kind || 'plain'} device; choose another "bridge" name`);
+  if (conf.promiscMode && !(br.flags & IFF_PROMISC)) host.linkSetPromisc(br.index, true);
+  if (!(br.flags & IFF_UP)) host.linkSetUp(br.index);
+  return host.linkGetByIndex(br.index) ?? br;
+}
+
+/** Writes a sysctl whose absence is harmless (IPv6 disabled on the host, say). */
+export function trySysctl(netns: string | null, key: string, value: string): void {
+  try {
+    native().sysctlWrite(netns, key, value);
+  } catch { /* the knob does not exist here (no IPv6): nothing to set */ }
+}
+
+export interface VethPair { hostName: string; hostMac: string; ctrMac: string }
+
+/**
+ * Creates the attachment's veth pair: `ifName` inside the container namespace (fd
+ * `ctrNetnsFd`) and `veth<8 hex>` on the host, enslaved to the bridge and up. A clash on the
+ * random host name is retried with a new name (at most 10 tries).
+ * Equivalent to: `ip link add vethXXXX master BR up type veth peer name IFNAME netns NS`
+ */
+export function createVeth(host: RouteHandle, ctr: RouteHandle, br: Link, ctrNetnsFd: number, ifName: string, conf: BridgeConf): VethPair {
+  if (ctr.linkGet(ifName)) throw new CniError(CniCode.Internal, `container veth name provided (${ifName}) already exists`, 'choose another CNI_IFNAME or DEL the earlier attachment');
+  const ctrMac = conf.mac ?? randomMac();
+  const hostMac = randomMac();
+  for (let attempt = 0; ; attempt++) {
+    const hostName = `veth${randomBytes(4).toString('hex')}`;
+    try {
+      host.linkAddVeth({
+        name: hostName, peerName: ifName, peerNetnsFd: ctrNetnsFd, mtu: conf.mtu ?? (br.mtu || undefined),
+        mac: hostMac, peerMac: ctrMac, master: br.index, up: true,
+      });
+      return { hostName, hostMac, ctrMac };
+    } catch (err) {
+      if (isExists(err) && attempt < 9 && !ctr.linkGet(ifName)) continue;
+      throw wrap(err, `failed to create veth pair for "${ifName}"`);
+    }
+  }
+}
+
+/** Sets per-port options on the host end: hairpin, VLAN membership. */
+export function configurePort(host: RouteHandle, index: number, conf: BridgeConf): void {
+  if (conf.hairpinMode) host.linkSetHairpin(index, true);
+  if (conf.vlan > 0) {
+    if (!conf.preserveDefaultVlan) {
+      try { host.bridgeVlanDel(index, 1); } catch { /* VLAN 1 was not on the port */ }
+    }
+    host.bridgeVlanAdd(index, conf.vlan, { pvid: true, untagged: true });
+  }
+}
+
+/**
+ * Returns the interface that carries the gateway address: the bridge, or with a VLAN a veth
+ * `<bridge>.<vlan>` whose peer is a bridge port untagged in that VLAN (as the reference does).
+ */
+export function ensureGatewayLink(host: RouteHandle, br: Link, conf: BridgeConf): Link {
+  if (conf.vlan === 0) return br;
+  const name = `${conf.bridge}.${conf.vlan}`;
+  let gw = host.linkGet(name);
+  if (!gw) {
+    const peer = `veth${randomBytes(4).toString('hex')}`;
+    try {
+      host.linkAddVeth({ name, peerName: peer, mac: randomMac(), peerMac: randomMac(), up: true, peerUp: true });
+      const p = host.linkGet(peer);
+      if (!p) throw new Error(`peer ${peer} vanished`);
+      host.linkSetMaster(p.index, br.index);
+      configurePort(host, p.index, { ...conf, hairpinMode: false });
+    } catch (err) {
+      if (!isExists(err)) throw wrap(err, `failed to create VLAN gateway interface "${name}"`);
+    }
+    gw = host.linkGet(name);
+    if (!gw) throw new CniError(CniCode.Internal, `failed to create VLAN gateway interface "${name}"`);
+  }
+  return gw;
+}
+
+/** Waits (0/50/500/1000/1000 ms, as the reference) until the host end is operationally up. */
+export async function waitOperUp(host: RouteHandle, name: string): Promise<Link> {
+  let last: Link | undefined;
+  for (const ms of [0, 50, 500, 1000, 1000]) {
+    if (ms) await new Promise((r) => setTimeout(r, ms));
+    last = host.linkGet(name);
+    if (last && last.operState === IF_OPER_UP) return last;
+  }
+  throw new CniError(CniCode.Internal, `bridge port in error state: ${OPER_STATES[last?.operState ?? 0] ?? last?.operState}`, `host veth ${name} did not come up`);
+}

@@ -1,0 +1,175 @@
+/**
+ * The bridge plugin: connects a container to a host bridge through a veth pair, with an address
+ * from the IPAM plugin, routes inside the container and (isGateway) the gateway on the bridge.
+ * Reference-compatible (CNI-NOTES §3), with one deliberate difference: a failed ADD removes the
+ * veth it made and releases the lease before it returns (the reference leaks the veth there).
+ * The bridge itself is shared by every attachment and never removed.
+ */
+import { CniCode, CniError, wrap } from '../core/cni/errors.ts';
+import { delegate } from '../core/cni/invoke.ts';
+import { type Interface, type Result, parseResult } from '../core/cni/result.ts';
+import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
+import { type IP, cidrOf, formatIP, ipEquals, networkOf, parseCidr, parseIP } from '../core/ip/cidr.ts';
+import { isNotFound } from '../core/native.ts';
+import { Netns, netnsExists } from '../core/netlink/netns.ts';
+import { RouteHandle } from '../core/netlink/route.ts';
+import { Rollback } from '../core/rollback.ts';
+import { type BridgeConf, parseBridgeConf } from './config.ts';
+import { completeIpam, configureContainer, ensureGatewayAddrs } from './addressing.ts';
+import { configurePort, createVeth, ensureBridge, ensureGatewayLink, trySysctl, waitOperUp } from './link.ts';
+
+async function cmdAdd(a: CmdArgs): Promise<Result> {
+  const conf = parseBridgeConf(a);
+  const netns = Netns.open(a.netns, a.env);
+  const host = RouteHandle.open();
+  const ctr = RouteHandle.open(netns.path);
+  const undo = new Rollback();
+  try {
+    const br = ensureBridge(host, conf);
+    const veth = createVeth(host, ctr, br, netns.fd, a.ifName, conf);
+    undo.push(`delete veth ${veth.hostName}`, () => {
+      const l = host.linkGet(veth.hostName);
+      if (l) host.linkDel(l.index);
+    });
+    const hostLink = host.linkGet(veth.hostName);
+    if (!hostLink) throw new CniError(CniCode.Internal, `host veth ${veth.hostName} vanished after creation`);
+    trySysctl(null, `net/ipv6/conf/${veth.hostName}/accept_ra`, '0');
+    configurePort(host, hostLink.index, conf);
+
+    const interfaces: Interface[] = [
+      { name: br.name, mac: br.mac },
+      { name: veth.hostName, mac: veth.hostMac },
+      { name: a.ifName, mac: veth.ctrMac, sandbox: a.netns },
+    ];
+    const result: Result = { cniVersion: conf.cniVersion, interfaces };
+    if (conf.mtu) for (const i of interfaces) i.mtu = conf.mtu;
+
+    if (conf.ipamType) {
+      const ipam = await delegate(conf.ipamType, 'ADD', a);
+      undo.push(`release the IPAM lease (${conf.ipamType} DEL)`, () => delegate(conf.ipamType!, 'DEL', a));
+      if (!ipam) throw new CniError(CniCode.Internal, 'IPAM plugin returned missing IP config');
+      const { ips, routes, attached } = completeIpam(ipam, conf);
+      result.ips = ips;
+      result.routes = routes;
+      if (ipam.dns) result.dns = ipam.dns;
+      configureContainer(ctr, netns.path, a.ifName, attached, routes);
+      if (conf.isGateway) ensureGatewayAddrs(host, ensureGatewayLink(host, br, conf), attached, conf);
+    } else {
+      const l = ctr.linkGet(a.ifName);
+      if (l) ctr.linkSetUp(l.index);
+    }
+    await waitOperUp(host, veth.hostName);
+    if (conf.dns && (conf.dns.nameservers?.length || conf.dns.domain || conf.dns.search?.length || conf.dns.options?.length)) {
+      result.dns = conf.dns;
+    }
+    return result;
+  } catch (err) {
+    await undo.run();
+    throw err;
+  } finally {
+    ctr.close();
+    host.close();
+    netns.close();
+  }
+}
+
+async function cmdDel(a: CmdArgs): Promise<void> {
+  const conf = parseBridgeConf(a);
+  // Per the spec, DEL succeeds when the namespace or the interface is already gone; IPAM is
+  // released whatever happened to the link.
+  if (a.netns && netnsExists(a.netns)) {
+    let ctr: RouteHandle | undefined;
+    try {
+      ctr = RouteHandle.open(a.netns);
+      const link = ctr.linkGet(a.ifName);
+      if (link) ctr.linkDel(link.index);
+    } catch (err) {
+      if (!isNotFound(err)) throw wrap(err, `failed to delete "${a.ifName}" in ${a.netns}`);
+    } finally {
+      ctr?.close();
+    }
+  }
+  if (conf.ipamType) await delegate(conf.ipamType, 'DEL', a);
+}
+
+function requirePrevResult(a: CmdArgs): Result {
+  if (a.conf.prevResult === undefined) throw new CniError(CniCode.InvalidConfig, 'Required prevResult missing', 'CHECK needs the result of the ADD as prevResult');
+  return parseResult(a.conf.prevResult, a.conf.cniVersion, 'prevResult');
+}
+
+function checkFailed(msg: string, details?: string): CniError {
+  return new CniError(CniCode.Internal, msg, details);
+}
+
+async function cmdCheck(a: CmdArgs): Promise<void> {
+  const conf = parseBridgeConf(a);
+  if (conf.ipamType) await delegate(conf.ipamType, 'CHECK', a);
+  const prev = requirePrevResult(a);
+  const netns = Netns.open(a.netns, a.env);
+  const host = RouteHandle.open();
+  const ctr = RouteHandle.open(netns.path);
+  try {
+    const ifs = prev.interfaces ?? [];
+    const brEntry = ifs.find((i) => i.name === conf.bridge && !i.sandbox);
+    const br = host.linkGet(conf.bridge);
+    if (!br || br.kind !== 'bridge') throw checkFailed(`bridge "${conf.bridge}" is missing or not a bridge`);
+    if (brEntry?.mac && brEntry.mac !== br.mac) throw checkFailed(`bridge "${conf.bridge}" has MAC ${br.mac}, the result says ${brEntry.mac}`);
+    if (conf.promiscMode !== Boolean(br.flags & 0x100)) throw checkFailed(`bridge "${conf.bridge}" promiscuous mode is not ${conf.promiscMode ? 'on' : 'off'}`);
+
+    const ctrIdx = ifs.findIndex((i) => i.name === a.ifName && i.sandbox === a.netns);
+    if (ctrIdx < 0) throw checkFailed(`the result has no interface "${a.ifName}" in ${a.netns}`);
+    const link = ctr.linkGet(a.ifName);
+    if (!link) throw checkFailed(`interface "${a.ifName}" is missing in ${a.netns}`);
+    if (link.kind !== 'veth') throw checkFailed(`interface "${a.ifName}" is a ${link.kind || 'plain'} device, not a veth`);
+    const want = ifs[ctrIdx]!;
+    if (want.mac && want.mac !== link.mac) throw checkFailed(`interface "${a.ifName}" has MAC ${link.mac}, the result says ${want.mac}`);
+
+    const hostEntry = ifs.find((i, n) => n !== ctrIdx && !i.sandbox && i.name !== conf.bridge);
+    const hostLink = hostEntry ? host.linkGet(hostEntry.name) : undefined;
+    if (!hostEntry || !hostLink || hostLink.master !== br.index) throw checkFailed(`the host end of "${a.ifName}" (${hostEntry?.name ?? 'unknown'}) is missing or not on "${conf.bridge}"`);
+
+    const addrs = ctr.addrList(link.index);
+    const routes4 = ctr.routeList(4);
+    const routes6 = ctr.routeList(6);
+    for (const ip of prev.ips ?? []) {
+      if (ip.interface !== undefined && ip.interface !== ctrIdx) continue;
+      const c = parseCidr(ip.address);
+      if (!addrs.some((x) => ipEquals(x.cidr, c) && x.cidr.prefix === c.prefix)) throw checkFailed(`address ${ip.address} is missing on "${a.ifName}"`);
+      const net = networkOf(c);
+      const rs = c.family === 4 ? routes4 : routes6;
+      if (!rs.some((r) => r.oif === link.index && r.dst.prefix === net.prefix && r.dst.value === net.value)) throw checkFailed(`route to ${formatIP(net)}/${net.prefix} is missing on "${a.ifName}"`);
+    }
+    for (const r of prev.routes ?? []) {
+      const dst = networkOf(cidrOf(r.dst));
+      const rs = dst.family === 4 ? routes4 : routes6;
+      const gw: IP | undefined = r.gw ? parseIP(r.gw) : undefined;
+      const found = rs.some((x) => x.dst.prefix === dst.prefix && x.dst.value === dst.value && (!gw || (x.gw !== undefined && ipEquals(x.gw, gw))));
+      if (!found) throw checkFailed(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${a.netns}`);
+    }
+  } finally {
+    ctr.close();
+    host.close();
+    netns.close();
+  }
+}
+
+async function cmdStatus(a: CmdArgs): Promise<void> {
+  const conf = parseBridgeConf(a);
+  if (conf.ipamType) await delegate(conf.ipamType, 'STATUS', a);
+}
+
+async function cmdGc(a: CmdArgs, _valid: Attachment[]): Promise<void> {
+  const conf = parseBridgeConf(a);
+  if (conf.ipamType) await delegate(conf.ipamType, 'GC', a);
+}
+
+export const bridgePlugin: Plugin = {
+  about: 'cnikit bridge: a veth pair per container on a host bridge',
+  add: cmdAdd,
+  del: cmdDel,
+  check: cmdCheck,
+  status: cmdStatus,
+  gc: cmdGc,
+};
+
+export type { BridgeConf };
