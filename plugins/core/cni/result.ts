@@ -79,8 +79,15 @@ export function parseResult(raw: unknown, defaultVersion: string, what = 'result
   return out;
 }
 
-function dnsEmpty(d: DNS | undefined): boolean {
-  return !d || (!d.nameservers?.length && !d.domain && !d.search?.length && !d.options?.length);
+/** Copies the non-empty DNS fields (Go's `omitempty` on each); undefined when none is left. */
+function formatDns(d: DNS | undefined): DNS | undefined {
+  if (!d) return undefined;
+  const out: DNS = {};
+  if (d.nameservers?.length) out.nameservers = [...d.nameservers];
+  if (d.domain) out.domain = d.domain;
+  if (d.search?.length) out.search = [...d.search];
+  if (d.options?.length) out.options = [...d.options];
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** Writes `r` as the JSON object of spec `version`, as the reference plugins would print it. */
@@ -94,7 +101,8 @@ export function formatResult(r: Result, version: string): Record<string, unknown
       out[`ip${fam}`] = clean({ ip: ip.address, gateway: ip.gateway, routes: routes.length ? routes : undefined });
     }
     if (!out.ip4 && !out.ip6) throw new CniError(CniCode.IncompatibleVersion, `cannot convert result to version ${version}`, 'a 0.1.0/0.2.0 result needs at least one IP address');
-    if (!dnsEmpty(r.dns)) out.dns = r.dns;
+    const dns = formatDns(r.dns);
+    if (dns) out.dns = dns;
     return out;
   }
   const v11 = atLeast(version, '1.1.0');
@@ -109,6 +117,7 @@ export function formatResult(r: Result, version: string): Record<string, unknown
       : { version: String(familyOfAddress(ip.address)), address: ip.address, gateway: ip.gateway, interface: ip.interface }));
   }
   if (r.routes?.length) out.routes = r.routes.map((rt) => clean(v11 ? { ...rt } : { dst: rt.dst, gw: rt.gw }));
-  if (!dnsEmpty(r.dns)) out.dns = r.dns;
+  const dns = formatDns(r.dns);
+  if (dns) out.dns = dns;
   return out;
 }
