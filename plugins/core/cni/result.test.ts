@@ -119,7 +119,7 @@ test('conversion to 0.2.0 keeps the first IP of each family and drops routes of 
 
 const convertFails = (t: ExecutionContext, r: Result, version: string) => {
   const err = t.throws(() => formatResult(r, version), { instanceOf: CniError });
-  t.is<number | undefined>(err?.code, 1);
+  t.is(err?.code as number | undefined, 1);
   t.regex(err!.message, new RegExp(`version ${version.replace(/\./g, '\\.')}`));
 };
 test('conversion to 0.2.0 with no IP fails with code 1', convertFails, { cniVersion: '1.0.0', interfaces: [{ name: 'eth0' }], routes: [{ dst: '0.0.0.0/0' }] }, '0.2.0');
@@ -157,7 +157,7 @@ test('formatResult does not share objects with its input', (t) => {
 
 const parseFails = (t: ExecutionContext, raw: unknown, code: number, version = '1.0.0') => {
   const err = t.throws(() => parseResult(raw, version, 'prevResult'), { instanceOf: CniError });
-  t.is<number | undefined>(err?.code, code);
+  t.is(err?.code as number | undefined, code);
   t.regex(err!.message, /prevResult/);
 };
 test('a result of an unknown version fails with code 1', parseFails, { cniVersion: '2.0.0', ips: [] }, 1);
