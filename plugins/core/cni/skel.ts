@@ -84,7 +84,7 @@ export function parseStdinConf(data: Buffer): RawConf {
   if (typeof conf.cniVersion !== 'string') throw new CniError(CniCode.DecodingFailure, 'invalid cniVersion', 'cniVersion must be a string like "1.0.0"');
   parseVersion(conf.cniVersion);
   if (!isSupported(conf.cniVersion)) {
-    throw new CniError(CniCode.IncompatibleVersion, 'incompatible CNI versions', `config is "${conf.cniVersion}", plugin supports [${SUPPORTED_VERSIONS.join(' ')}]`);
+    throw new CniError(CniCode.IncompatibleVersion, 'incompatible CNI versions', `config is ${JSON.stringify(conf.cniVersion)}, plugin supports [${SUPPORTED_VERSIONS.map((v) => `"${v}"`).join(' ')}]`);
   }
   return conf as RawConf;
 }
