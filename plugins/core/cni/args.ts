@@ -9,8 +9,8 @@ import { CniCode, CniError } from './errors.ts';
 export function parseCniArgs(raw: string, known: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   if (!raw) return out;
+  // An empty piece (`a=b;`, `a=b;;c=d`) is an invalid pair, as in LoadArgs.
   for (const pair of raw.split(';')) {
-    if (pair === '') continue;
     const kv = pair.split('=');
     if (kv.length !== 2) throw new CniError(CniCode.InvalidEnv, `ARGS: invalid pair "${pair}"`, 'CNI_ARGS must be KEY=VALUE pairs separated by ";"');
     out.set(kv[0]!, kv[1]!);
