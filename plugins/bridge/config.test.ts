@@ -33,9 +33,9 @@ test('MAC comes from runtimeConfig, then args.cni, then CNI_ARGS', (t) => {
   t.is(parseBridgeConf(args({ runtimeConfig: { mac: '0A:00:00:00:00:01' }, args: { cni: { mac: '0a:00:00:00:00:02' } } })).mac, '0a:00:00:00:00:01');
 });
 
-const rejects = test.macro((t, conf: Record<string, unknown>, code: number, re: RegExp, cniArgs = '') => {
-  const err = t.throws(() => parseBridgeConf(args(conf, cniArgs)), { instanceOf: CniError }) as CniError;
-  t.is(err.code, code);
+const rejects = test.macro((t, conf: Record<string, unknown>, code: number, re: RegExp, cniArgs?: string) => {
+  const err = t.throws(() => parseBridgeConf(args(conf, cniArgs ?? '')), { instanceOf: CniError }) as CniError;
+  t.is(err.code as number, code);
   t.regex(`${err.message}: ${err.details}`, re);
 });
 

@@ -6,7 +6,8 @@
  */
 import { CniCode, CniError, invalidConfig } from '../core/cni/errors.ts';
 import { parseCniArgs, KNOWN_CNI_ARGS } from '../core/cni/args.ts';
-import { netConfBase, parseWith, z } from '../core/cni/schema.ts';
+import * as z from 'zod/mini';
+import { netConfBase, parseWith } from '../core/cni/schema.ts';
 import type { CmdArgs } from '../core/cni/skel.ts';
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;

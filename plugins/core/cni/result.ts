@@ -8,7 +8,8 @@
  */
 import { CniCode, CniError } from './errors.ts';
 import { atLeast, isSupported } from './version.ts';
-import { formatIssues, z } from './schema.ts';
+import * as z from 'zod/mini';
+import { formatIssues } from './schema.ts';
 import { cidrOf, familyOfAddress } from '../ip/cidr.ts';
 
 export interface Interface { name: string; mac?: string; mtu?: number; sandbox?: string; socketPath?: string; pciID?: string }
