@@ -38,9 +38,13 @@ export class LockedDir {
     }
     try {
       writeSync(fd, data);
-    } finally {
+    } catch (err) {
+      // Never leave a half-written file behind that would read as taken.
       closeSync(fd);
+      this.remove(name);
+      throw err;
     }
+    closeSync(fd);
     return true;
   }
 
