@@ -1,0 +1,253 @@
+/**
+ * The responder's lookup backend: pure data built from the record files, no sockets, no clock.
+ *
+ * Per network (a `View`): a hash map from name (short `web` and qualified `web.dns.cnikit`, both
+ * as lowercase wire keys, see wire.ts) to pre-encoded A and AAAA answer records, a map from
+ * reverse names to pre-encoded PTR records, the network's subnets (client isolation), the
+ * addresses it listens on, and its zone (domain + SOA). A lookup is one or two Map.get calls, so
+ * it costs the same at 10 names and at 10,000 (aardvark-dns 1.4 scans a list). Several
+ * containers sharing a name give all their addresses, in an order that rotates per query.
+ *
+ * For `cnikit dns serve` on an explicit address, `hostView` merges every network: clients
+ * inside a network's subnet still see only that network, others (the host) see all of them.
+ */
+import { type Cidr, type IP, contains, formatIP, ipToBytes, networkOf, tryParseIP } from '../core/ip/cidr.ts';
+import { type NetworkRecords, parseUpstream } from './records.ts';
+import { RCODE, TYPE, answerRecord, encodeName, keyInZone, keyLabels, nameKey, namedRecord, soaRdata } from './wire.ts';
+
+/** TTL of our answers: 0, as dnsmasq's local-ttl, since container names come and go. */
+export const ANSWER_TTL = 0;
+
+interface NameEntry {
+  a: Buffer[];
+  aaaa: Buffer[];
+  /** Rotation counter (the only mutable state in a View). */
+  next: number;
+}
+
+/** A zone we are authoritative for: a network's domain. */
+export interface Zone {
+  key: string;
+  /** The SOA record (owner = the domain), for authority sections and SOA answers. */
+  soa: Buffer;
+}
+
+export interface Upstream {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+/** Everything a query arriving on one network's address is answered from. */
+export interface View {
+  name: string;
+  /** Listen addresses (canonical IP text) with the port. */
+  listen: { address: string; port: number }[];
+  subnets: Cidr[];
+  zones: Zone[];
+  /** undefined = the host's resolv.conf nameservers; [] = no forwarding. */
+  upstreams: Upstream[] | undefined;
+  names: Map<string, NameEntry>;
+  ptr: Map<string, Buffer>;
+  /** Client address -> inside subnets (bounded cache; isolation checks are per query). */
+  clients: Map<string, boolean>;
+}
+
+/** The outcome of a lookup. */
+export type Lookup =
+  | { kind: 'reply'; rcode: number; aa: boolean; answers: readonly Buffer[]; authority: readonly Buffer[] }
+  | { kind: 'forward' }
+  | { kind: 'refused' };
+
+const NOTHING: readonly Buffer[] = [];
+const CLIENT_CACHE_MAX = 4096;
+const REFUSED: Lookup = { kind: 'refused' };
+const FORWARD: Lookup = { kind: 'forward' };
+
+function upstreamsOf(list: string[] | undefined): Upstream[] | undefined {
+  if (list === undefined) return undefined;
+  const out: Upstream[] = [];
+  for (const s of list) {
+    const u = parseUpstream(s);
+    if (u) out.push({ address: u.address, port: u.port, family: u.address.includes(':') ? 6 : 4 });
+  }
+  return out;
+}
+
+/** The reverse-lookup name of an address (`5.0.89.10.in-addr.arpa`, nibbles for IPv6). */
+export function reverseName(ip: IP): string {
+  if (ip.family === 4) return `${[...ipToBytes(ip)].reverse().join('.')}.in-addr.arpa`;
+  return `${ip.value.toString(16).padStart(32, '0').split('').reverse().join('.')}.ip6.arpa`;
+}
+
+/** Parses a reverse-lookup key back into an address; undefined for other names. */
+export function addressOfReverse(key: string): IP | undefined {
+  const labels = keyLabels(key);
+  const n = labels.length;
+  if (n === 6 && labels[4] === 'in-addr' && labels[5] === 'arpa') {
+    const parts = labels.slice(0, 4).reverse();
+    if (!parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) < 256)) return undefined;
+    return tryParseIP(parts.join('.'));
+  }
+  if (n === 34 && labels[32] === 'ip6' && labels[33] === 'arpa') {
+    const nibbles = labels.slice(0, 32).reverse();
+    if (!nibbles.every((x) => /^[0-9a-f]$/.test(x))) return undefined;
+    return { family: 6, value: BigInt('0x' + nibbles.join('')) };
+  }
+  return undefined;
+}
+
+function emptyView(name: string): View {
+  return { name, listen: [], subnets: [], zones: [], upstreams: undefined, names: new Map(), ptr: new Map(), clients: new Map() };
+}
+
+function addName(view: View, key: string, rr: Buffer, family: 4 | 6): void {
+  let e = view.names.get(key);
+  if (!e) {
+    e = { a: [], aaaa: [], next: 0 };
+    view.names.set(key, e);
+  }
+  const list = family === 4 ? e.a : e.aaaa;
+  if (!list.some((b) => b.equals(rr))) list.push(rr);
+}
+
+function addSubnet(view: View, c: Cidr): void {
+  const net = networkOf(c);
+  if (!view.subnets.some((s) => s.family === net.family && s.prefix === net.prefix && s.value === net.value)) view.subnets.push(net);
+}
+
+/** Adds one network's records to `view` (also used to merge all networks into the host view). */
+function fillView(view: View, r: NetworkRecords, serial: number): void {
+  const zoneKey = nameKey(r.domain);
+  if (!view.zones.some((z) => z.key === zoneKey)) {
+    const soa = namedRecord(encodeName(r.domain), TYPE.SOA, ANSWER_TTL, soaRdata(`ns.${r.domain}`, `hostmaster.${r.domain}`, serial, ANSWER_TTL));
+    view.zones.push({ key: zoneKey, soa });
+  }
+  for (const c of r.containers) {
+    const ips: IP[] = [];
+    for (const a of c.addresses) {
+      const slash = a.indexOf('/');
+      const ip = tryParseIP(a.slice(0, slash));
+      if (!ip) continue;
+      ips.push(ip);
+      addSubnet(view, { ...ip, prefix: Number(a.slice(slash + 1)) });
+    }
+    for (const g of c.gateways) {
+      const gw = tryParseIP(g);
+      if (!gw) continue;
+      const address = formatIP(gw);
+      if (!view.listen.some((l) => l.address === address && l.port === r.port)) view.listen.push({ address, port: r.port });
+    }
+    const qualified = `${c.names[0]}.${r.domain}`;
+    const ptrRdata = encodeName(qualified.toLowerCase());
+    for (const ip of ips) {
+      const rr = answerRecord(ip.family === 4 ? TYPE.A : TYPE.AAAA, ANSWER_TTL, ipToBytes(ip));
+      for (const n of c.names) {
+        addName(view, nameKey(n), rr, ip.family);
+        addName(view, nameKey(`${n}.${r.domain}`), rr, ip.family);
+      }
+      const rev = nameKey(reverseName(ip));
+      if (!view.ptr.has(rev)) view.ptr.set(rev, answerRecord(TYPE.PTR, ANSWER_TTL, ptrRdata));
+    }
+  }
+}
+
+function rotated(list: Buffer[], e: NameEntry): readonly Buffer[] {
+  const n = list.length;
+  if (n <= 1) return n === 0 ? NOTHING : list;
+  const start = e.next++ % n;
+  if (e.next > 0x3fffffff) e.next = 0;
+  if (start === 0) return list;
+  return [...list.slice(start), ...list.slice(0, start)];
+}
+
+/** The immutable set of views built from one reading of the records directory. */
+export class Backend {
+  readonly views: Map<string, View>;
+  /** `address|port` -> the view of the network listening there. */
+  readonly byListen: Map<string, View>;
+  /** All networks merged (standalone resolver, clients outside every network). */
+  readonly hostView: View;
+
+  constructor(networks: NetworkRecords[], serial = 1) {
+    this.views = new Map();
+    this.byListen = new Map();
+    this.hostView = emptyView('(host)');
+    for (const r of networks) {
+      const v = emptyView(r.network);
+      v.upstreams = upstreamsOf(r.upstreams);
+      fillView(v, r, serial);
+      this.views.set(r.network, v);
+      for (const l of v.listen) {
+        const k = `${l.address}|${l.port}`;
+        if (!this.byListen.has(k)) this.byListen.set(k, v);
+      }
+      fillView(this.hostView, r, serial);
+      if (v.upstreams && !this.hostView.upstreams) this.hostView.upstreams = v.upstreams;
+    }
+  }
+
+  /** The view answering queries that arrive on `address:port`. */
+  viewFor(address: string, port: number): View | undefined {
+    return this.byListen.get(`${address}|${port}`);
+  }
+
+  /** The network whose subnets hold `client`, else undefined. */
+  viewOfClient(client: string): View | undefined {
+    for (const v of this.views.values()) if (clientAllowed(v, client)) return v;
+    return undefined;
+  }
+}
+
+/** True when `client` (an IP address string) lies in one of the view's subnets. */
+export function clientAllowed(view: View, client: string): boolean {
+  const hit = view.clients.get(client);
+  if (hit !== undefined) return hit;
+  const ip = tryParseIP(client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client);
+  const ok = ip !== undefined && view.subnets.some((s) => contains(s, ip));
+  if (view.clients.size >= CLIENT_CACHE_MAX) view.clients.clear();
+  view.clients.set(client, ok);
+  return ok;
+}
+
+/**
+ * Answers question (`key`, `qtype`, `qclass`) from `view`: container names (A/AAAA/ANY),
+ * PTR for container addresses, NXDOMAIN + SOA for unknown names in the zone, NODATA + SOA for
+ * other types of known names; everything else is to be forwarded.
+ */
+export function lookup(view: View, key: string, qtype: number, qclass: number): Lookup {
+  if (qclass !== 1 && qclass !== 255) return REFUSED;
+  const e = view.names.get(key);
+  if (e) {
+    let answers: readonly Buffer[];
+    if (qtype === TYPE.A) answers = rotated(e.a, e);
+    else if (qtype === TYPE.AAAA) answers = rotated(e.aaaa, e);
+    else if (qtype === TYPE.ANY) answers = [...e.a, ...e.aaaa];
+    else answers = NOTHING;
+    if (answers.length) return { kind: 'reply', rcode: RCODE.NOERROR, aa: true, answers, authority: NOTHING };
+    return { kind: 'reply', rcode: RCODE.NOERROR, aa: true, answers: NOTHING, authority: soaFor(view, key) };
+  }
+  if (qtype === TYPE.PTR) {
+    const p = view.ptr.get(key);
+    if (p) return { kind: 'reply', rcode: RCODE.NOERROR, aa: true, answers: [p], authority: NOTHING };
+  }
+  for (const z of view.zones) {
+    if (!keyInZone(key, z.key)) continue;
+    if (key === z.key) {
+      if (qtype === TYPE.SOA) return { kind: 'reply', rcode: RCODE.NOERROR, aa: true, answers: [z.soa], authority: NOTHING };
+      return { kind: 'reply', rcode: RCODE.NOERROR, aa: true, answers: NOTHING, authority: [z.soa] };
+    }
+    return { kind: 'reply', rcode: RCODE.NXDOMAIN, aa: true, answers: NOTHING, authority: [z.soa] };
+  }
+  if (qtype === TYPE.PTR) {
+    // An address of the network that no container holds: ours to deny, not the upstream's.
+    const ip = addressOfReverse(key);
+    if (ip && view.subnets.some((s) => contains(s, ip))) return { kind: 'reply', rcode: RCODE.NXDOMAIN, aa: true, answers: NOTHING, authority: NOTHING };
+  }
+  return FORWARD;
+}
+
+function soaFor(view: View, key: string): readonly Buffer[] {
+  for (const z of view.zones) if (keyInZone(key, z.key)) return [z.soa];
+  return view.zones.length ? [view.zones[0]!.soa] : NOTHING;
+}
