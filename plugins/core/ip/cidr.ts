@@ -19,7 +19,9 @@ export function bitsOf(f: Family): number {
 export function tryParseIP(s: string): IP | undefined {
   if (typeof s !== 'string' || s.includes('/')) return undefined;
   if (s.includes(':')) {
-    if (!Address6.isValid(s)) return undefined;
+    // ip-address accepts a zone (`fe80::1%eth0`) and drops it; an address in a config or a
+    // result never has one, and silently losing it would change what the user asked for.
+    if (s.includes('%') || !Address6.isValid(s)) return undefined;
     return { family: 6, value: new Address6(s).bigInt() };
   }
   if (!Address4.isValid(s) || !/^\d+\.\d+\.\d+\.\d+$/.test(s)) return undefined;
@@ -63,8 +65,11 @@ export function familyOfAddress(s: string): Family {
   return s.includes(':') ? 6 : 4;
 }
 
+/** Prints ip in canonical form (RFC 5952 for IPv6, with the IPv4 part of `::ffff:a.b.c.d` dotted as in §5). */
 export function formatIP(ip: IP): string {
-  return ip.family === 4 ? Address4.fromBigInt(ip.value).correctForm() : Address6.fromBigInt(ip.value).correctForm();
+  if (ip.family === 4) return Address4.fromBigInt(ip.value).correctForm();
+  if (ip.value >> 32n === 0xffffn) return `::ffff:${Address4.fromBigInt(ip.value & 0xffffffffn).correctForm()}`;
+  return Address6.fromBigInt(ip.value).correctForm();
 }
 
 export function formatCidr(c: Cidr): string {
