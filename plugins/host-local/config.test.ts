@@ -8,7 +8,7 @@ import { formatRangeSet, loadIpamConf, parseResolvConf, requestedIPs } from './c
 const conf = (ipam: unknown, extra: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name: 'net', ipam, ...extra });
 
 const rejects = test.macro({
-  exec(t: ExecutionContext, input: Record<string, unknown>, details: RegExp, code = 7) {
+  exec(t: ExecutionContext, input: Record<string, unknown>, details: RegExp, code: number = 7) {
     const err = t.throws(() => loadIpamConf(input as never), { instanceOf: CniError });
     t.is(err.code as number, code);
     t.regex(`${err.message}: ${err.details ?? ''}`, details);
