@@ -134,7 +134,7 @@ export function parseMessages(buf: Buffer): NlMessage[] {
 
 /** Decodes an NLMSG_ERROR payload: the errno (0 = ACK) and the kernel's extended-ack text. */
 export function parseError(m: NlMessage): { errno: number; extack?: string } {
-  const errno = -m.payload.readInt32LE(0);
+  const errno = 0 - m.payload.readInt32LE(0); // not `-x`: an ACK would give -0
   let extack: string | undefined;
   if (m.flags & NLM_F_ACK_TLVS) {
     // After the error code comes the offending request: just its header when CAPPED.
