@@ -96,6 +96,24 @@ export class NetlinkSocket {
     return replies;
   }
 
+  /**
+   * Reserves a sequence number for a message the caller encodes itself (an nfnetlink batch, whose
+   * BEGIN and END messages get no reply and so cannot go through batch()).
+   */
+  allocSeq(): number {
+    return this.nextSeq();
+  }
+
+  /** Sends pre-encoded messages in one datagram (one sendmsg: a batch must not be split). */
+  sendRaw(buf: Buffer): void {
+    native().nlSend(this.fd, buf);
+  }
+
+  /** Receives one datagram and splits it into messages; throws ETIMEDOUT naming `op`. */
+  receive(op: string): NlMessage[] {
+    return this.recvOnce(op);
+  }
+
   private recvOnce(op: string): NlMessage[] {
     const buf = native().nlRecv(this.fd, RECV_TIMEOUT_MS);
     if (!buf) throw netlinkError(constants.errno.ETIMEDOUT, op, 'no reply from the kernel');

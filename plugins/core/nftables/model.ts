@@ -1,0 +1,103 @@
+/**
+ * The declarative side of the nftables layer: a plugin states the objects it wants as a
+ * `Ruleset` (a value, built by a pure function) and `rulesetMessages()` turns it into the
+ * messages of one transaction:
+ *
+ *   add table; add set/map (each); add chain (each); flush chain + add its rules (each chain);
+ *   add element (each, exclusive)
+ *
+ * Tables, sets and chains are added without NLM_F_EXCL, so they are created once and shared by
+ * every later call. Each chain of a Ruleset is owned whole by that Ruleset: it is flushed and its
+ * rules re-added in the same transaction, which makes the call idempotent (no duplicate rules
+ * when two plugins race: the kernel serialises transactions) and costs the same however many
+ * containers exist, because chains hold only fixed rules. Per-container state lives in set and
+ * map elements, added with NLM_F_EXCL so that a key someone else holds is an error (EEXIST)
+ * instead of a silent takeover.
+ *
+ * Every rule carries a comment `cnikit:<fingerprint>` (a hash of its encoded expressions) so that
+ * CHECK can tell whether the rules in the kernel are the ones we would write, and every element an
+ * owner tag (`ownerTag()`), which is how DEL and GC find what belongs to an attachment.
+ */
+import { createHash } from 'node:crypto';
+import { encodeAttrs } from '../netlink/message.ts';
+import { encodeExpr } from './expr/index.ts';
+import { type Nftables } from './handle.ts';
+import {
+  type ChainSpec, type ElementSpec, type NftMsg, type RuleSpec, type SetSpec, type TableRef,
+  addChain, addElements, addRule, addSet, addTable, concatLen, concatType, flushChain,
+} from './objects.ts';
+import { NFT_SET } from './consts.ts';
+
+/** The one table cnikit owns in a namespace. Nothing outside it is ever read or changed. */
+export const CNIKIT_TABLE: TableRef = { family: 'inet', name: 'cnikit' };
+
+export interface Ruleset {
+  table: TableRef;
+  sets: SetSpec[];
+  chains: ChainSpec[];
+  /** The complete contents of the chains above, in order. */
+  rules: RuleSpec[];
+  /** Elements to add; each must not exist yet. */
+  elements: ElementSpec[];
+}
+
+/** Returns the owner tag stored as the comment of an attachment's elements: `net=N id=C if=I`. */
+export function ownerTag(network: string, containerId: string, ifName: string): string {
+  return `net=${network} id=${containerId} if=${ifName}`;
+}
+
+/** Parses an owner tag; undefined for comments that are not ours. */
+export function parseOwnerTag(comment: string | undefined): { network: string; containerId: string; ifName: string } | undefined {
+  const m = comment?.match(/^net=(\S+) id=(\S+) if=(\S+)$/);
+  return m ? { network: m[1]!, containerId: m[2]!, ifName: m[3]! } : undefined;
+}
+
+/** The comment a rule carries: a fingerprint of its expressions. */
+export function ruleFingerprint(r: RuleSpec): string {
+  return 'cnikit:' + createHash('sha256').update(encodeAttrs(r.exprs.map(encodeExpr))).digest('hex').slice(0, 16);
+}
+
+/** Computes the messages of one transaction that makes `rs` true (see the module header). */
+export function rulesetMessages(rs: Ruleset): NftMsg[] {
+  const t = rs.table;
+  const msgs: NftMsg[] = [addTable(t)];
+  rs.sets.forEach((s, i) => msgs.push(addSet(t, s, i + 1)));
+  for (const c of rs.chains) msgs.push(addChain(t, c));
+  for (const c of rs.chains) {
+    msgs.push(flushChain(t, c.name));
+    for (const r of rs.rules.filter((x) => x.chain === c.name)) msgs.push(addRule(t, { ...r, comment: r.comment ?? ruleFingerprint(r) }));
+  }
+  const unknown = rs.rules.find((r) => !rs.chains.some((c) => c.name === r.chain));
+  if (unknown) throw new Error(`rule for chain ${unknown.chain}, which the ruleset does not declare`);
+  for (const e of rs.elements) msgs.push(addElements(t, e.set, [e], true));
+  return msgs;
+}
+
+/** Applies `rs` as one transaction. Throws the kernel's error (NftError) naming the object. */
+export function applyRuleset(nft: Nftables, rs: Ruleset): void {
+  nft.transact(rulesetMessages(rs));
+}
+
+/**
+ * Compares the kernel's state with the fixed part of `rs` (sets, chains, rules; not elements)
+ * and returns what is missing or different, as readable lines; empty when all is in place.
+ */
+export function diffRuleset(nft: Nftables, rs: Ruleset): string[] {
+  const problems: string[] = [];
+  const sets = new Map(nft.listSets(rs.table).map((s) => [s.name, s]));
+  for (const s of rs.sets) {
+    const k = sets.get(s.name);
+    if (!k) problems.push(`set ${s.name} is missing`);
+    else if (k.keyType !== concatType(s.key) || k.keyLen !== concatLen(s.key) || Boolean(k.flags & NFT_SET.MAP) !== Boolean(s.data)) {
+      problems.push(`set ${s.name} has another type`);
+    }
+  }
+  const chains = new Set(nft.listChains(rs.table).map((c) => c.name));
+  for (const c of rs.chains) {
+    if (!chains.has(c.name)) { problems.push(`chain ${c.name} is missing`); continue; }
+    const want = rs.rules.filter((r) => r.chain === c.name).map((r) => r.comment ?? ruleFingerprint(r));
+    const have = nft.listRules(rs.table, c.name).map((r) => r.comment ?? '');
+    if (want.join(',') !== have.join(',')) problems.push(`chain ${c.name} does not hold the expected rules`);
+  }
+  return problems;
+}

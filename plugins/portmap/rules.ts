@@ -1,0 +1,171 @@
+/**
+ * The portmap ruleset, as a pure function of the attachment (no I/O; unit-tested against golden
+ * bytes). Everything lives in table `inet cnikit` next to bridge's ipMasq objects:
+ *
+ *   map portmap_any4  { type inet_proto . inet_service : ipv4_addr . inet_service }     hostPort on every local address
+ *   map portmap_addr4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }  hostIP:hostPort
+ *   map portmap_any6, portmap_addr6                                                    the same for IPv6
+ *   set portmap_hairpin4 { type ipv4_addr . ipv4_addr; flags interval }   container subnet . container address
+ *   set portmap_hairpin6
+ *
+ *   chain portmap_prerouting { type nat hook prerouting priority dstnat; fib daddr type local jump portmap_hostports }
+ *   chain portmap_output     { type nat hook output priority dstnat;     fib daddr type local jump portmap_hostports }
+ *   chain portmap_hostports {
+ *     meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @portmap_addr4
+ *     meta nfproto ipv4 dnat ip to meta l4proto . th dport map @portmap_any4
+ *     (the same for ipv6)
+ *   }
+ *   chain portmap_postrouting { type nat hook postrouting priority srcnat;
+ *     ct status dnat meta nfproto ipv4 ip saddr 127.0.0.0/8 masquerade                   localhost -> container
+ *     ct status dnat meta nfproto ipv4 ip saddr . ip daddr @portmap_hairpin4 masquerade  hairpin
+ *     ct status dnat meta nfproto ipv6 ip6 saddr . ip6 daddr @portmap_hairpin6 masquerade
+ *   }
+ *
+ * A container's state is its elements only: one map element per mapping and family, and, with
+ * snat, one hairpin element per container address saying "a DNATed connection from my own
+ * subnet to me must be masqueraded" (the reply would otherwise go straight back over the
+ * bridge, skipping the host's conntrack; with masqAll the range is every address). The chains hold
+ * only these fixed rules, so ADD and DEL cost the same with one container or a thousand.
+ * Every element carries the attachment's owner tag as its comment.
+ *
+ * Not done: `::1` cannot be DNATed to a container (the kernel has no route_localnet for IPv6),
+ * exactly as upstream. A wildcard and a hostIP mapping of the same port may coexist; the
+ * hostIP one wins on its address.
+ */
+import { type Cidr, type Family, type IP, bitsOf, formatIP, ipToBytes, lastOf, networkOf } from '../core/ip/cidr.ts';
+import { PRIORITY } from '../core/nftables/consts.ts';
+import {
+  type KeyField, type L4Proto, concatKey, ctStatusDnat, dnatMap, fibDaddrTypeLocal, inSet, jump, masquerade, nfproto,
+  portBytes, protoBytes, addrInPrefix,
+} from '../core/nftables/match.ts';
+import { CNIKIT_TABLE, type Ruleset, ownerTag } from '../core/nftables/model.ts';
+import type { ElementSpec, RuleSpec, SetSpec } from '../core/nftables/objects.ts';
+import { parseCidr } from '../core/ip/cidr.ts';
+
+export const CHAIN = {
+  PREROUTING: 'portmap_prerouting',
+  OUTPUT: 'portmap_output',
+  HOSTPORTS: 'portmap_hostports',
+  POSTROUTING: 'portmap_postrouting',
+} as const;
+
+export const SET = {
+  ANY4: 'portmap_any4', ADDR4: 'portmap_addr4', ANY6: 'portmap_any6', ADDR6: 'portmap_addr6',
+  HAIRPIN4: 'portmap_hairpin4', HAIRPIN6: 'portmap_hairpin6',
+} as const;
+
+/** Every set portmap owns elements in (for DEL/GC scans). */
+export const ALL_SETS: string[] = Object.values(SET);
+
+export interface PortMapping { hostPort: number; containerPort: number; protocol: L4Proto; hostIP?: IP }
+
+export interface PortmapInput {
+  network: string;
+  containerId: string;
+  ifName: string;
+  /** The container's first IPv4 / IPv6 address with its prefix (from prevResult). */
+  v4?: Cidr;
+  v6?: Cidr;
+  mappings: PortMapping[];
+  snat: boolean;
+  masqAll: boolean;
+}
+
+const anySet = (f: Family): string => (f === 4 ? SET.ANY4 : SET.ANY6);
+const addrSet = (f: Family): string => (f === 4 ? SET.ADDR4 : SET.ADDR6);
+const hairpinSet = (f: Family): string => (f === 4 ? SET.HAIRPIN4 : SET.HAIRPIN6);
+const ipk = (f: Family): 'ipv4_addr' | 'ipv6_addr' => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
+const fld = (f: Family, dir: 'saddr' | 'daddr'): KeyField => `${f === 4 ? 'ip' : 'ip6'} ${dir}`;
+
+/** The fixed part: sets, chains and rules shared by every attachment. */
+export function portmapSkeleton(): Ruleset {
+  const sets: SetSpec[] = [];
+  const rules: RuleSpec[] = [];
+  for (const f of [4, 6] as const) {
+    sets.push(
+      { name: anySet(f), key: ['inet_proto', 'inet_service'], data: [ipk(f), 'inet_service'] },
+      { name: addrSet(f), key: [ipk(f), 'inet_proto', 'inet_service'], data: [ipk(f), 'inet_service'] },
+      { name: hairpinSet(f), key: [ipk(f), ipk(f)], interval: true },
+    );
+  }
+  // fib daddr type local jump portmap_hostports
+  rules.push({ chain: CHAIN.PREROUTING, exprs: [...fibDaddrTypeLocal(), ...jump(CHAIN.HOSTPORTS)] });
+  rules.push({ chain: CHAIN.OUTPUT, exprs: [...fibDaddrTypeLocal(), ...jump(CHAIN.HOSTPORTS)] });
+  for (const f of [4, 6] as const) {
+    // meta nfproto ipvX dnat ipX to ipX daddr . meta l4proto . th dport map @portmap_addrX
+    rules.push({ chain: CHAIN.HOSTPORTS, exprs: [...nfproto(f), ...dnatMap(f, [fld(f, 'daddr'), 'meta l4proto', 'th dport'], addrSet(f))] });
+    // meta nfproto ipvX dnat ipX to meta l4proto . th dport map @portmap_anyX
+    rules.push({ chain: CHAIN.HOSTPORTS, exprs: [...nfproto(f), ...dnatMap(f, ['meta l4proto', 'th dport'], anySet(f))] });
+  }
+  // ct status dnat meta nfproto ipv4 ip saddr 127.0.0.0/8 masquerade
+  rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(4), ...addrInPrefix('saddr', parseCidr('127.0.0.0/8')), ...masquerade()] });
+  for (const f of [4, 6] as const) {
+    // ct status dnat meta nfproto ipvX ipX saddr . ipX daddr @portmap_hairpinX masquerade
+    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet([fld(f, 'saddr'), fld(f, 'daddr')], hairpinSet(f)), ...masquerade()] });
+  }
+  return {
+    table: CNIKIT_TABLE,
+    sets,
+    chains: [
+      { name: CHAIN.PREROUTING, base: { type: 'nat', hook: 'prerouting', priority: PRIORITY.dstnat, policy: 'accept' } },
+      { name: CHAIN.OUTPUT, base: { type: 'nat', hook: 'output', priority: PRIORITY.dstnat, policy: 'accept' } },
+      { name: CHAIN.HOSTPORTS },
+      { name: CHAIN.POSTROUTING, base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' } },
+    ],
+    rules,
+    elements: [],
+  };
+}
+
+/** True when a hostIP means "every address" (absent, 0.0.0.0 or ::). */
+export function isWildcard(hostIP: IP | undefined): boolean {
+  return !hostIP || hostIP.value === 0n;
+}
+
+/** The mappings that apply to family `f`: a hostIP of the other family is skipped, as upstream does. */
+export function mappingsFor(f: Family, mappings: PortMapping[]): PortMapping[] {
+  return mappings.filter((m) => isWildcard(m.hostIP) || m.hostIP!.family === f);
+}
+
+/** Describes an element for messages: `tcp 8080 -> 10.77.0.5:80`. */
+export function describeMapping(m: PortMapping, target?: IP): string {
+  const host = isWildcard(m.hostIP) ? '' : (m.hostIP!.family === 6 ? `[${formatIP(m.hostIP!)}]:` : `${formatIP(m.hostIP!)}:`);
+  const to = target ? ` -> ${target.family === 6 ? `[${formatIP(target)}]` : formatIP(target)}:${m.containerPort}` : '';
+  return `${m.protocol} ${host}${m.hostPort}${to}`;
+}
+
+/** One element of portmap state with what it means, for messages. */
+export interface OwnedElement extends ElementSpec { describe: string; mapping?: PortMapping }
+
+/** The elements one attachment owns (map entries and hairpin entries), in a stable order. */
+export function portmapElements(c: PortmapInput): OwnedElement[] {
+  const comment = ownerTag(c.network, c.containerId, c.ifName);
+  const out: OwnedElement[] = [];
+  for (const f of [4, 6] as const) {
+    const cip = f === 4 ? c.v4 : c.v6;
+    if (!cip) continue;
+    const maps = mappingsFor(f, c.mappings);
+    if (!maps.length) continue;
+    const target = ipToBytes(cip);
+    for (const m of maps) {
+      const data = concatKey(target, portBytes(m.containerPort));
+      const tail = [protoBytes(m.protocol), portBytes(m.hostPort)];
+      const key = isWildcard(m.hostIP) ? concatKey(...tail) : concatKey(ipToBytes(m.hostIP!), ...tail);
+      out.push({ set: isWildcard(m.hostIP) ? anySet(f) : addrSet(f), key, data, comment, describe: describeMapping(m, cip), mapping: m });
+    }
+    if (c.snat) {
+      const lo = c.masqAll ? { family: f, value: 0n } : networkOf(cip);
+      const hi = c.masqAll ? { family: f, value: (1n << BigInt(bitsOf(f))) - 1n } : lastOf(cip);
+      out.push({
+        set: hairpinSet(f), key: concatKey(ipToBytes(lo), target), keyEnd: concatKey(ipToBytes(hi), target), comment,
+        describe: `hairpin masquerade for ${formatIP(cip)}`,
+      });
+    }
+  }
+  return out;
+}
+
+/** The whole ruleset one ADD applies: the skeleton plus this attachment's elements. */
+export function portmapRuleset(c: PortmapInput): Ruleset {
+  return { ...portmapSkeleton(), elements: portmapElements(c) };
+}
