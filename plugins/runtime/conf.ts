@@ -1,0 +1,224 @@
+/**
+ * Network configuration loading for the runtime side, as libcni's conf.go does it: a network is
+ * found by name in a directory (NETCONFPATH, default /etc/cni/net.d), first among `*.conflist`
+ * files (sorted by name, first match wins), then among single-plugin `*.conf`/`*.json` files,
+ * which are wrapped into a one-plugin list. A file that does not parse aborts the search, as in
+ * libcni, and the error names the file and the field.
+ *
+ * This is not the per-exec plugin path, so it uses full zod (readable messages matter more than
+ * the ~10 ms it costs to load). It checks the shape of the list only; each plugin validates its
+ * own keys when it runs. It does not read libcni 1.3's `<dir>/<network>/*.conf` side directories.
+ */
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { CniCode, CniError } from '../core/cni/errors.ts';
+import { SUPPORTED_VERSIONS, compareVersions, isSupported } from '../core/cni/version.ts';
+
+/** Where cnitool and libcni look for network configs when NETCONFPATH is unset. */
+export const DEFAULT_NETCONF_PATH = '/etc/cni/net.d';
+
+/** One plugin object of a list, with every key the admin wrote (passed on verbatim). */
+export interface PluginConf {
+  type: string;
+  capabilities?: Record<string, boolean>;
+  [key: string]: unknown;
+}
+
+/** A loaded network configuration list (libcni's NetworkConfigList). */
+export interface NetworkConfigList {
+  name: string;
+  /** The version the list is run at before negotiation: the highest we implement of cniVersion ∪ cniVersions. */
+  cniVersion: string;
+  /** Every version the list declares that cnikit implements, highest first. */
+  candidateVersions: string[];
+  disableCheck: boolean;
+  disableGC: boolean;
+  plugins: PluginConf[];
+  /** The raw bytes, cached base64 in the results cache as libcni does. */
+  bytes: Buffer;
+  /** The file it came from, for messages. */
+  file: string;
+}
+
+const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+const version = z.string().regex(/^\d+\.\d+\.\d+$/, 'expected a version like "1.0.0"');
+// libcni accepts the disable* flags as JSON booleans or as the strings "true"/"false".
+const boolish = z.optional(z.union([z.boolean(), z.enum(['true', 'false'])], {
+  error: 'expected true or false',
+}));
+
+const pluginSchema = z.looseObject({
+  type: z.string({ error: (i) => (i.input === undefined ? 'missing: every plugin needs a "type"' : 'expected a string') })
+    .min(1, 'must not be empty')
+    .refine((t) => !t.includes('/'), 'must be a plugin name, not a path (no "/")'),
+  capabilities: z.optional(z.record(z.string(), z.boolean({ error: 'capability values must be true or false' }))),
+}, { error: 'expected a plugin object' });
+
+const nameSchema = z.string({ error: (i) => (i.input === undefined ? 'missing: the network needs a "name"' : 'expected a string') })
+  .regex(ID_RE, 'must start with a letter or digit and hold only letters, digits, "_", "." and "-"');
+
+const listSchema = z.looseObject({
+  cniVersion: z.optional(version),
+  cniVersions: z.optional(z.array(version)),
+  name: nameSchema,
+  disableCheck: boolish,
+  disableGC: boolish,
+  plugins: z.array(pluginSchema, { error: (i) => (i.input === undefined ? 'missing: a conflist needs a "plugins" list' : 'expected a list') })
+    .min(1, 'needs at least one plugin'),
+});
+
+const singleSchema = z.looseObject({
+  cniVersion: z.optional(version),
+  name: nameSchema,
+  type: pluginSchema.shape.type,
+  capabilities: pluginSchema.shape.capabilities,
+});
+
+/** One line per problem: `plugins[1].type: missing: every plugin needs a "type"`. */
+function formatZod(issues: readonly z.core.$ZodIssue[]): string {
+  return issues.map((i) => {
+    let where = '';
+    for (const p of i.path) where += typeof p === 'number' ? `[${p}]` : where ? `.${String(p)}` : String(p);
+    let why = i.message;
+    const m = /^Invalid input: expected (\w+), received (\w+)$/.exec(why);
+    if (m) why = m[2] === 'undefined' ? `missing (expected ${m[1]})` : `expected ${m[1]}, got ${m[2]}`;
+    return `${where || '(top level)'}: ${why}`;
+  }).join('; ');
+}
+
+function invalid(file: string, details: string, code: CniCode = CniCode.InvalidConfig): CniError {
+  return new CniError(code, `invalid network config in ${file}`, details);
+}
+
+function parseJson(file: string, bytes: Buffer): Record<string, unknown> {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw invalid(file, `not valid JSON: ${(err as Error).message}`, CniCode.DecodingFailure);
+  }
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw invalid(file, 'expected a JSON object at the top level', CniCode.DecodingFailure);
+  return obj as Record<string, unknown>;
+}
+
+function asBool(v: boolean | 'true' | 'false' | undefined): boolean {
+  return v === true || v === 'true';
+}
+
+/** Picks the versions we implement, highest first; explains when there is none. */
+function candidates(file: string, declared: string[]): string[] {
+  if (declared.length === 0) throw invalid(file, 'cniVersion: missing: add e.g. "cniVersion": "1.0.0"');
+  const ok = [...new Set(declared.filter(isSupported))].sort((a, b) => compareVersions(b, a));
+  if (ok.length === 0) {
+    throw new CniError(CniCode.IncompatibleVersion, `incompatible CNI versions in ${file}`,
+      `the config asks for [${declared.join(' ')}]; cnikit implements [${SUPPORTED_VERSIONS.join(' ')}]`);
+  }
+  return ok;
+}
+
+/** Parses a conflist's bytes. `file` is used in messages only. */
+export function parseConfList(bytes: Buffer, file = '<conflist>'): NetworkConfigList {
+  const raw = parseJson(file, bytes);
+  const r = listSchema.safeParse(raw);
+  if (!r.success) throw invalid(file, formatZod(r.error.issues));
+  const d = r.data;
+  const declared = [...(d.cniVersions ?? []), ...(d.cniVersion ? [d.cniVersion] : [])];
+  const cand = candidates(file, declared);
+  return {
+    name: d.name, cniVersion: cand[0]!, candidateVersions: cand,
+    disableCheck: asBool(d.disableCheck), disableGC: asBool(d.disableGC),
+    plugins: d.plugins as PluginConf[], bytes, file,
+  };
+}
+
+/** Parses a single-plugin `.conf`/`.json` and wraps it as a one-plugin list (libcni ConfListFromConf). */
+export function parseConf(bytes: Buffer, file = '<conf>'): NetworkConfigList {
+  const raw = parseJson(file, bytes);
+  const r = singleSchema.safeParse(raw);
+  if (!r.success) throw invalid(file, formatZod(r.error.issues));
+  const cand = candidates(file, r.data.cniVersion ? [r.data.cniVersion] : []);
+  const list = { cniVersion: r.data.cniVersion, name: r.data.name, plugins: [raw] };
+  return {
+    name: r.data.name, cniVersion: cand[0]!, candidateVersions: cand, disableCheck: false, disableGC: false,
+    plugins: [raw as PluginConf], bytes: Buffer.from(JSON.stringify(list)), file,
+  };
+}
+
+/** Loads one file: a conflist when it has a `plugins` key (or the .conflist extension), else a single plugin config. */
+export function loadConfFile(path: string): NetworkConfigList {
+  const file = resolve(path);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new CniError(CniCode.IoFailure, `cannot read network config ${file}`, (err as Error).message);
+  }
+  if (extname(file) === '.conflist') return parseConfList(bytes, file);
+  const raw = parseJson(file, bytes);
+  return 'plugins' in raw ? parseConfList(bytes, file) : parseConf(bytes, file);
+}
+
+function filesWith(dir: string, exts: string[]): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ENOENT') return [];
+    throw new CniError(CniCode.IoFailure, `cannot read network config directory ${dir}`, (err as Error).message);
+  }
+  return names.filter((n) => exts.includes(extname(n))).sort().map((n) => join(dir, n))
+    .filter((p) => { try { return statSync(p).isFile(); } catch { return false; } });
+}
+
+/**
+ * Finds network `name` in `dir` the way libcni's LoadConfList does. Throws CniError 7 naming
+ * the file and field when a file is malformed, and a "not found" error listing what exists.
+ */
+export function loadNetwork(dir: string, name: string): NetworkConfigList {
+  for (const file of filesWith(dir, ['.conflist'])) {
+    const list = parseConfList(readFileSync(file), file);
+    if (list.name === name) return list;
+  }
+  for (const file of filesWith(dir, ['.conf', '.json'])) {
+    const list = parseConf(readFileSync(file), file);
+    if (list.name === name) return list;
+  }
+  const known = listNetworks(dir).map((l) => l.name);
+  if (known.length === 0) {
+    throw new CniError(CniCode.InvalidConfig, `no net configurations found in ${dir}`,
+      'put a .conflist there (see conf/ in cnikit), or point NETCONFPATH / --netconf-path at a directory that has one');
+  }
+  throw new CniError(CniCode.InvalidConfig, `no net configuration with name "${name}" in ${dir}`, `networks there: ${known.join(', ')}`);
+}
+
+/**
+ * Resolves what a user typed as the network: a name looked up in `dir`, or, when it contains a
+ * "/" or ends in .conflist/.conf/.json, a path to a config file.
+ */
+export function resolveNetwork(dir: string, nameOrPath: string): NetworkConfigList {
+  if (nameOrPath.includes('/') || ['.conflist', '.conf', '.json'].includes(extname(nameOrPath))) return loadConfFile(nameOrPath);
+  return loadNetwork(dir, nameOrPath);
+}
+
+/** Lists every network in `dir` (conflists first, then single configs; first of a name wins). */
+export function listNetworks(dir: string): NetworkConfigList[] {
+  const out: NetworkConfigList[] = [];
+  const seen = new Set<string>();
+  for (const [exts, parse] of [[['.conflist'], parseConfList], [['.conf', '.json'], parseConf]] as const) {
+    for (const file of filesWith(dir, [...exts])) {
+      const list = parse(readFileSync(file), file);
+      if (!seen.has(list.name)) {
+        seen.add(list.name);
+        out.push(list);
+      }
+    }
+  }
+  return out;
+}
+
+/** The short label libcni puts in chain errors: `type="bridge" name="appnet"`. */
+export function describePlugin(list: NetworkConfigList, index: number): string {
+  return `type="${list.plugins[index]?.type}" name="${list.name}"`;
+}

@@ -1,0 +1,70 @@
+/**
+ * The exit codes of the cnikit command, in one place. cnitool exits 1 on any error; cnikit keeps
+ * 1 for "a plugin or the runtime failed" and gives the other outcomes a code of their own, so a
+ * script can tell a typo from a broken network. `cnikit run` exits with its command's status,
+ * like `docker run`, and uses 125-127 for its own failures around it.
+ */
+import { CniCode, CniError } from '../core/cni/errors.ts';
+
+export const ExitCode = {
+  /** Done. */
+  Ok: 0,
+  /** A plugin or the runtime reported an error (the message says which). */
+  Failure: 1,
+  /** The command line was wrong (unknown option, bad value, missing argument). */
+  Usage: 2,
+  /** The network config was not found or is invalid. */
+  Config: 3,
+  /** `status`: the network cannot take new containers now (plugin code 50/51). */
+  NotAvailable: 4,
+  /** No such attachment: nothing cached for that container/ifname, or `inspect ID` matched nothing. */
+  NotFound: 5,
+  /** Permission denied: CNI needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). */
+  Permission: 6,
+  /** `run`: cnikit failed before the command could start (the netns was cleaned up). */
+  RunSetup: 125,
+  /** `run`: the command was found but could not be executed. */
+  CannotExecute: 126,
+  /** `run`: the command was not found. */
+  CommandNotFound: 127,
+  /** Interrupted by a signal (Ctrl-C) after everything was torn down; 128 + SIGINT. */
+  Interrupted: 130,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** The text `--help` shows under "Exit codes". */
+export const EXIT_CODES_HELP = `Exit codes:
+  0    success
+  1    a plugin or the runtime failed (see the message)
+  2    bad command line
+  3    network config not found or invalid
+  4    status: the network cannot take new containers (plugin code 50/51)
+  5    no such attachment (nothing cached for it)
+  6    permission denied (run as root)
+  125  run: setup failed before the command started
+  126  run: command cannot be executed
+  127  run: command not found
+  130  interrupted (Ctrl-C), after cleaning up
+  run otherwise exits with its command's status.`;
+
+function isPermission(err: unknown): boolean {
+  for (let cur = err, d = 0; cur && d < 8; d++) {
+    const code = (cur as { code?: unknown }).code;
+    if (code === 'EPERM' || code === 'EACCES') return true;
+    if (cur instanceof CniError && /operation not permitted|permission denied|EPERM|EACCES/i.test(`${cur.message} ${cur.details ?? ''}`)) return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Maps an error to the exit code the CLI uses for it. */
+export function exitCodeFor(err: unknown): ExitCode {
+  if (isPermission(err)) return ExitCode.Permission;
+  if (err instanceof CniError) {
+    if (err.code === CniCode.NotAvailable || err.code === CniCode.NotAvailableLosingConnectivity) return ExitCode.NotAvailable;
+    if (/^(invalid network config in|no net configuration|incompatible CNI versions in|cannot read network config)/.test(err.message)) return ExitCode.Config;
+    if (/^no net configurations found/.test(err.message)) return ExitCode.Config;
+    if (/^no cached result for/.test(err.message)) return ExitCode.NotFound;
+  }
+  return ExitCode.Failure;
+}

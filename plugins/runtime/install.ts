@@ -1,0 +1,76 @@
+/**
+ * `cnikit install`: put the plugin executables into a CNI plugin directory (/opt/cni/bin by
+ * default), where runtimes look for them. A runtime calls plugins with a minimal environment
+ * (no PATH), so each installed file must run on its own: the built files already start with
+ * `#!<absolute path of this checkout's Node 24>`, and the copy gets its location baked in, so
+ * that it finds the native addon in this checkout (`new URL('../../native/…', <built file>)`)
+ * wherever it is installed. With --symlink, links point at the built files instead (Node
+ * resolves a symlinked main file to its target, which serves the same purpose).
+ *
+ * It refuses to replace a file that is not a cnikit plugin (say the reference bridge) unless
+ * --force is given, and it does not install cnikit itself (it is a runtime, not a plugin).
+ */
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CniCode, CniError } from '../core/cni/errors.ts';
+
+/** The plugin types cnikit builds. */
+export const PLUGIN_TYPES = ['bridge', 'host-local', 'portmap', 'dnsname'] as const;
+
+/** The banner line build.ts puts in every executable; its URL is what the addon path is resolved against. */
+const URL_LINE = 'const __cnikit_url=require("node:url").pathToFileURL(__filename).href;';
+const MARKER = '__cnikit_url';
+
+export interface InstallOptions { from: string; to: string; force: boolean; symlink: boolean }
+export interface Installed { type: string; to: string; action: 'installed' | 'replaced' | 'linked' }
+
+function isOurs(file: string): boolean {
+  try {
+    if (lstatSync(file).isSymbolicLink()) return readlinkSync(file).includes('dist/bin') || readFileSync(file).includes(MARKER);
+    return readFileSync(file).subarray(0, 4096).includes(MARKER);
+  } catch {
+    return false;
+  }
+}
+
+/** Installs every built plugin found in `from` into `to`; returns what it did. */
+export function installPlugins(o: InstallOptions): Installed[] {
+  const types = PLUGIN_TYPES.filter((t) => existsSync(join(o.from, t)));
+  if (!types.length) {
+    throw new CniError(CniCode.IoFailure, `no built plugins in ${o.from}`, 'run `npm run build` (or `npm ci`) in the cnikit checkout first');
+  }
+  const clash = types.filter((t) => existsSync(join(o.to, t)) && !isOurs(join(o.to, t)));
+  if (clash.length && !o.force) {
+    throw new CniError(CniCode.IoFailure, `${clash.map((t) => join(o.to, t)).join(', ')} ${clash.length > 1 ? 'exist and are' : 'exists and is'} not a cnikit plugin`,
+      'pass --force to replace (e.g. the reference plugins), or --dir to install elsewhere');
+  }
+  mkdirSync(o.to, { recursive: true, mode: 0o755 });
+  const out: Installed[] = [];
+  for (const type of types) {
+    const src = join(o.from, type);
+    const dst = join(o.to, type);
+    const existed = existsSync(dst) || (() => { try { lstatSync(dst); return true; } catch { return false; } })();
+    const tmp = join(o.to, `.${type}.cnikit-tmp${process.pid}`);
+    if (o.symlink) {
+      symlinkSync(src, tmp);
+    } else {
+      const text = readFileSync(src, 'utf8');
+      if (!text.includes(URL_LINE)) {
+        // Not the banner we know: copy as it is (it still runs, but the addon path stays relative).
+        copyFileSync(src, tmp);
+      } else {
+        writeFileSync(tmp, text.replace(URL_LINE, `const __cnikit_url=${JSON.stringify(pathToFileURL(src).href)};`), { mode: 0o755 });
+      }
+      chmodSync(tmp, 0o755);
+    }
+    try {
+      renameSync(tmp, dst);
+    } catch (err) {
+      try { unlinkSync(tmp); } catch { /* gone */ }
+      throw err;
+    }
+    out.push({ type, to: dst, action: o.symlink ? 'linked' : existed ? 'replaced' : 'installed' });
+  }
+  return out;
+}

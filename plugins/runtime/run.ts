@@ -1,0 +1,152 @@
+/**
+ * `cnikit run`: a container's network without a container runtime. It makes a network namespace
+ * (pinned under --netns-dir, /run/netns by default), ADDs it to a network with the caller's port
+ * mappings and name, runs the command inside it through `cnikit __exec-in-netns` (the native
+ * addon joins the namespace and execs: no `ip`, no `nsenter`), and when the command ends, or
+ * cnikit gets SIGINT/SIGTERM/SIGHUP, stops what is left in the namespace, DELs the network and
+ * deletes the namespace. The exit status is the command's (128+N when a signal killed it).
+ *
+ * What it does not do: no mount namespace (the command sees the host's /etc/resolv.conf, so
+ * container names are resolved by asking the DNS server printed at start), no cgroups, no
+ * filesystem isolation. It is a network sandbox for one command.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { constants } from 'node:os';
+import { describe } from '../core/cni/errors.ts';
+import type { Result } from '../core/cni/result.ts';
+import { CniRuntime, type RuntimeConf } from './chain.ts';
+import { type NetworkConfigList, listNetworks, resolveNetwork } from './conf.ts';
+import { ExitCode } from './exit-codes.ts';
+import { createNetns, deleteNetns, stopNetnsProcesses } from './netns.ts';
+import { progressReporter, selfExe } from './self.ts';
+import { CniCode, CniError } from '../core/cni/errors.ts';
+
+export interface RunOptions {
+  network: string | undefined;
+  name: string | undefined;
+  publish: { hostPort: number; containerPort: number; protocol: string; hostIP?: string }[];
+  aliases: string[];
+  ifName: string;
+  netnsDir: string;
+  netconfPath: string;
+  cniPath: string[];
+  cacheDir: string;
+  args: [string, string][];
+  capabilityArgs: Record<string, unknown>;
+  containerId: string | undefined;
+  quiet: boolean;
+  verbose: boolean;
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+function pickNetwork(o: RunOptions): NetworkConfigList {
+  if (o.network) return resolveNetwork(o.netconfPath, o.network);
+  const all = listNetworks(o.netconfPath);
+  if (!all.length) {
+    throw new CniError(CniCode.InvalidConfig, `no net configurations found in ${o.netconfPath}`,
+      'pass --network <name|file> (e.g. --network conf/10-cnikit.conflist) or --netconf-path, or install a conflist there');
+  }
+  return all[0]!;
+}
+
+/** The attachment's CNI_ARGS and capability args from the run options. */
+export function attachmentArgs(o: RunOptions, network: string): { args: [string, string][]; caps: Record<string, unknown> } {
+  const args: [string, string][] = [...o.args];
+  if (o.name) {
+    if (!args.some(([k]) => k === 'IgnoreUnknown')) args.unshift(['IgnoreUnknown', '1']);
+    args.push(['K8S_POD_NAME', o.name]);
+  }
+  const caps: Record<string, unknown> = { ...o.capabilityArgs };
+  if (o.publish.length) caps.portMappings = o.publish;
+  if (o.aliases.length) caps.aliases = { [network]: o.aliases };
+  return { args, caps };
+}
+
+function summary(list: NetworkConfigList, conf: RuntimeConf, r: Result, o: RunOptions): string {
+  const addrs = (r.ips ?? []).map((ip) => ip.address).join(', ') || 'no addresses';
+  const lines = [`cnikit: ${conf.containerId} on network "${list.name}": ${conf.ifName} ${addrs}`];
+  if (o.publish.length) lines.push(`cnikit: published ${o.publish.map((p) => `${p.hostIP ? `${p.hostIP}:` : ''}${p.hostPort}->${p.containerPort}/${p.protocol}`).join(', ')}`);
+  if (o.name) lines.push(`cnikit: name ${[o.name, ...o.aliases].join(', ')}`);
+  const ns = r.dns?.nameservers ?? [];
+  if (ns.length) lines.push(`cnikit: DNS ${ns.join(', ')}${r.dns?.search?.length ? ` (search ${r.dns.search.join(' ')})` : ''}`);
+  lines.push(`cnikit: netns ${conf.netns}`);
+  return lines.join('\n') + '\n';
+}
+
+/** Runs `cmd` in a new attached namespace; returns the exit code to use. */
+export async function runContainer(o: RunOptions, cmd: string[]): Promise<number> {
+  const list = pickNetwork(o);
+  const id = o.containerId || `cnikit-${randomBytes(6).toString('hex')}`;
+  const netns = join(o.netnsDir, id);
+  const { args, caps } = attachmentArgs(o, list.name);
+  const conf: RuntimeConf = { containerId: id, netns, ifName: o.ifName, args, capabilityArgs: caps };
+  const p = progressReporter(o);
+  const rt = new CniRuntime({ path: o.cniPath, cacheDir: o.cacheDir, onEvent: p.onEvent });
+  const say = (s: string) => { if (!o.quiet) process.stderr.write(s); };
+
+  let interrupted: NodeJS.Signals | undefined;
+  let child: ReturnType<typeof spawn> | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (child && child.exitCode === null && child.pid) {
+      // A terminal's Ctrl-C already reached the command (same process group); other signals did not.
+      if (!(sig === 'SIGINT' && process.stdin.isTTY)) {
+        try { process.kill(child.pid, sig); } catch { /* already gone */ }
+      }
+    } else {
+      interrupted ??= sig;
+    }
+  };
+  for (const s of SIGNALS) process.on(s, onSignal);
+
+  let attached = false;
+  let created = false;
+  const teardown = async () => {
+    if (created) await stopNetnsProcesses(netns);
+    if (attached) {
+      try {
+        await rt.del(list, conf);
+      } catch (err) {
+        process.stderr.write(`cnikit: warning: DEL of ${id} from "${list.name}" failed: ${describe(err)}\n  hint: retry with: cnikit del ${list.file} ${netns} --container-id ${id}\n`);
+      }
+    }
+    if (created) {
+      try { deleteNetns(netns); } catch (err) { process.stderr.write(`cnikit: warning: cannot delete ${netns}: ${describe(err)}\n`); }
+    }
+    p.done();
+  };
+
+  try {
+    createNetns(netns);
+    created = true;
+    if (!interrupted) {
+      const r = await rt.add(list, conf);
+      attached = true;
+      p.done();
+      say(summary(list, conf, r, o));
+    }
+    if (interrupted) {
+      await teardown();
+      return 128 + (constants.signals[interrupted] ?? 2);
+    }
+  } catch (err) {
+    await teardown();
+    for (const s of SIGNALS) process.off(s, onSignal);
+    throw err;
+  }
+
+  const code = await new Promise<number>((resolve) => {
+    child = spawn(process.execPath, [selfExe(), '__exec-in-netns', netns, '--', ...cmd], { stdio: 'inherit' });
+    child.on('error', (err) => {
+      process.stderr.write(`cnikit: cannot start the command: ${describe(err)}\n`);
+      resolve(ExitCode.RunSetup);
+    });
+    child.on('exit', (c, sig) => resolve(c ?? 128 + (sig ? constants.signals[sig] ?? 0 : 0)));
+  });
+  say(`cnikit: command exited with ${code}; removing ${id}\n`);
+  await teardown();
+  for (const s of SIGNALS) process.off(s, onSignal);
+  return code;
+}
