@@ -27,6 +27,7 @@ export function ensureBridge(host: RouteHandle, conf: BridgeConf): Link {
     try {
       host.linkAddBridge(conf.bridge, { mtu: conf.mtu, mac: randomMac(), vlanFiltering: conf.vlan > 0, up: true });
     } catch (err) {
+      if (conf.vlan > 0 && (err as { code?: string }).code === 'EOPNOTSUPP') throw noVlanSupport(err);
       if (!isExists(err)) throw wrap(err, `failed to create bridge "${conf.bridge}"`);
     }
     br = host.linkGet(conf.bridge);
@@ -74,14 +75,22 @@ export function createVeth(host: RouteHandle, ctr: RouteHandle, br: Link, ctrNet
   }
 }
 
+function noVlanSupport(cause: unknown): CniError {
+  return new CniError(CniCode.Internal, 'this kernel does not support bridge VLAN filtering', 'vlan needs CONFIG_BRIDGE_VLAN_FILTERING; remove "vlan" from the config or use a kernel that has it', { cause });
+}
+
 /** Sets per-port options on the host end: hairpin, VLAN membership. */
 export function configurePort(host: RouteHandle, index: number, conf: BridgeConf): void {
   if (conf.hairpinMode) host.linkSetHairpin(index, true);
   if (conf.vlan > 0) {
+    try {
+      host.bridgeVlanAdd(index, conf.vlan, { pvid: true, untagged: true });
+    } catch (err) {
+      throw (err as { code?: string }).code === 'EOPNOTSUPP' ? noVlanSupport(err) : wrap(err, `failed to put the port in VLAN ${conf.vlan}`);
+    }
     if (!conf.preserveDefaultVlan) {
       try { host.bridgeVlanDel(index, 1); } catch { /* VLAN 1 was not on the port */ }
     }
-    host.bridgeVlanAdd(index, conf.vlan, { pvid: true, untagged: true });
   }
 }
 
