@@ -35,7 +35,8 @@ const IFA_F_PERMANENT = 0x80;
 const RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PRIORITY = 6, RTA_METRICS = 8, RTA_TABLE = 15;
 const RTAX_MTU = 2, RTAX_ADVMSS = 8;
 export const RT_TABLE_MAIN = 254;
-const RTPROT_BOOT = 3, RTN_UNICAST = 1;
+const RTPROT_UNSPEC = 0, RTPROT_BOOT = 3, RTN_UNSPEC = 0, RTN_UNICAST = 1;
+const RT_SCOPE_NOWHERE = 255;
 export const RT_SCOPE_UNIVERSE = 0, RT_SCOPE_LINK = 253, RT_SCOPE_HOST = 254;
 
 export interface Link {
@@ -119,6 +120,7 @@ export interface VethSpec {
   master?: number;
   /** Bring this end up at creation. */
   up?: boolean;
+  /** Bring the peer up too (a second request, made in the peer's namespace, once the pair exists). */
   peerUp?: boolean;
 }
 
@@ -185,8 +187,9 @@ export class RouteHandle {
     if (v.peerNetnsFd !== undefined) peerAttrs.push(attr.u32(IFLA_NET_NS_FD, v.peerNetnsFd));
     if (v.mtu) peerAttrs.push(attr.u32(IFLA_MTU, v.mtu));
     if (v.peerMac) peerAttrs.push(attr.bytes(IFLA_ADDRESS, macToBytes(v.peerMac)));
-    const peerUp = v.peerUp ? IFF_UP : 0;
-    const peer = Buffer.concat([ifinfomsg(AF_UNSPEC, 0, peerUp, peerUp), encodeAttrs(peerAttrs)]);
+    // Why no IFF_UP here: veth_newlink() configures the peer before the two ends are linked, so
+    // opening it fails with ENOTCONN (veth_open). peerUp is applied once the pair exists.
+    const peer = Buffer.concat([ifinfomsg(AF_UNSPEC, 0), encodeAttrs(peerAttrs)]);
     const attrs: Attr[] = [attr.str(IFLA_IFNAME, v.name)];
     if (v.mtu) attrs.push(attr.u32(IFLA_MTU, v.mtu));
     if (v.mac) attrs.push(attr.bytes(IFLA_ADDRESS, macToBytes(v.mac)));
@@ -197,6 +200,24 @@ export class RouteHandle {
     ]));
     const up = v.up ? IFF_UP : 0;
     this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(AF_UNSPEC, 0, up, up), encodeAttrs(attrs)]), `RTM_NEWLINK veth ${v.name}`);
+    if (v.peerUp) this.vethPeerUp(v);
+  }
+
+  /** Brings up the peer of a veth just made (through the peer's namespace); on failure deletes the pair. */
+  private vethPeerUp(v: VethSpec): void {
+    // /proc/self/fd/N names the caller's namespace fd as a path a handle can be opened on.
+    const peerNs = v.peerNetnsFd === undefined ? this : RouteHandle.open(`/proc/self/fd/${v.peerNetnsFd}`);
+    try {
+      const peer = peerNs.linkGet(v.peerName);
+      if (!peer) throw new Error(`veth peer "${v.peerName}" vanished after creation`);
+      peerNs.linkSetUp(peer.index);
+    } catch (err) {
+      const me = this.linkGet(v.name);
+      if (me) this.linkDel(me.index);
+      throw err;
+    } finally {
+      if (peerNs !== this) peerNs.close();
+    }
   }
 
   /** Deletes a link (a veth takes its peer with it). Equivalent to: `ip link del dev IDX` */
@@ -291,14 +312,17 @@ export class RouteHandle {
     return out;
   }
 
-  private routeMsg(r: RouteSpec, type: number): Buffer {
+  private routeMsg(r: RouteSpec, type: number, del = false): Buffer {
     const b = Buffer.alloc(12);
     const table = r.table ?? RT_TABLE_MAIN;
     b.writeUInt8(afOf(r.dst.family), 0);
     b.writeUInt8(r.dst.prefix, 1);
     b.writeUInt8(table > 255 ? 252 : table, 4);
-    b.writeUInt8(RTPROT_BOOT, 5);
-    b.writeUInt8(r.scope ?? (r.gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK), 6);
+    // Why: on delete the kernel matches protocol, scope and type when they are set, so a route
+    // made by the kernel (proto kernel) or another tool would not be found. Like `ip route del`,
+    // send protocol 0, scope NOWHERE and type 0 (match any) unless a scope was asked for.
+    b.writeUInt8(del ? RTPROT_UNSPEC : RTPROT_BOOT, 5);
+    b.writeUInt8(r.scope ?? (del ? RT_SCOPE_NOWHERE : r.gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK), 6);
     b.writeUInt8(type, 7);
     const attrs: Attr[] = [];
     if (r.dst.prefix > 0) attrs.push(attr.bytes(RTA_DST, ipToBytes(r.dst)));
@@ -325,7 +349,7 @@ export class RouteHandle {
 
   /** Equivalent to: `ip route del ...` */
   routeDel(r: RouteSpec): void {
-    this.sock.request(RTM_DELROUTE, 0, this.routeMsg(r, RTN_UNICAST), 'RTM_DELROUTE');
+    this.sock.request(RTM_DELROUTE, 0, this.routeMsg(r, RTN_UNSPEC, true), 'RTM_DELROUTE');
   }
 
   /** Lists routes of one family in every table. Equivalent to: `ip [-6] route show table all` */
