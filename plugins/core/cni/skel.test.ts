@@ -265,6 +265,13 @@ test('a config without cniVersion is 0.1.0: the ADD result comes out in 0.1.0', 
   t.deepEqual(r.json, { cniVersion: '0.1.0', ip4: { ip: '10.77.0.5/24', gateway: '10.77.0.1', routes: [{ dst: '0.0.0.0/0', gw: '10.77.0.1' }] } });
 });
 
+test('an empty cniVersion is 0.1.0 too, as libcni reads it', async (t) => {
+  const r = await run({ stdin: { ...CONF, cniVersion: '' } });
+  t.is(r.code, 0, r.stdout);
+  t.is(r.calls[0]!.args.conf.cniVersion, '0.1.0');
+  t.is(r.json.cniVersion, '0.1.0');
+});
+
 test('ADD whose result cannot be expressed in 0.2.0 fails with code 1', async (t) => {
   const r = await run({ stdin: { ...CONF, cniVersion: '0.2.0' }, add: async () => ({ cniVersion: '1.1.0', interfaces: [{ name: 'eth0' }] }) });
   t.is(r.code, 1);

@@ -80,7 +80,8 @@ export function parseStdinConf(data: Buffer): RawConf {
   }
   const conf = obj as Record<string, unknown>;
   validateNetworkName(conf.name);
-  if (conf.cniVersion === undefined) conf.cniVersion = '0.1.0';
+  // libcni's ConfigDecoder: a missing or empty cniVersion means 0.1.0.
+  if (conf.cniVersion === undefined || conf.cniVersion === '') conf.cniVersion = '0.1.0';
   if (typeof conf.cniVersion !== 'string') throw new CniError(CniCode.DecodingFailure, 'invalid cniVersion', 'cniVersion must be a string like "1.0.0"');
   parseVersion(conf.cniVersion);
   if (!isSupported(conf.cniVersion)) {
