@@ -372,6 +372,14 @@ export class RouteHandle {
       if (oif !== undefined) e.oif = oif;
       const prio = attrU32(attrs.get(RTA_PRIORITY));
       if (prio !== undefined) e.priority = prio;
+      const metrics = attrs.get(RTA_METRICS);
+      if (metrics) {
+        const m = parseAttrs(metrics);
+        const mtu = attrU32(m.get(RTAX_MTU));
+        const advmss = attrU32(m.get(RTAX_ADVMSS));
+        if (mtu) e.mtu = mtu;
+        if (advmss) e.advmss = advmss;
+      }
       out.push(e);
     }
     return out;
