@@ -16,6 +16,7 @@
 #include <linux/netlink.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -245,6 +246,17 @@ Napi::Value ExecInNetns(const Napi::CallbackInfo& info) {
   // exec fails, because the caller exits right after.
   if (setns(nsfd, CLONE_NEWNET) < 0) { int e = errno; close(nsfd); throw ErrnoError(env, e, "setns", ns); }
   close(nsfd);
+  // Why: Node marks fds 0-2 close-on-exec at startup and ignores SIGPIPE/SIGXFSZ; an exec'd
+  // command must get the caller's stdio and default signal handling, as under a shell.
+  for (int fd = 0; fd <= 2; fd++) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0) fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+  }
+  signal(SIGPIPE, SIG_DFL);
+  signal(SIGXFSZ, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, nullptr);
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);

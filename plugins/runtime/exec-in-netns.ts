@@ -15,11 +15,8 @@ export function execInNetnsMain(argv: string[]): number {
     process.stderr.write('usage: cnikit __exec-in-netns <netns-path> -- CMD [ARGS...]\n');
     return 2;
   }
-  // Node ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec. A
-  // handler is reset to the default by exec instead, so install one: CMD then starts with the
-  // default dispositions, as it would under a shell.
-  process.on('SIGPIPE', () => {});
-  process.on('SIGXFSZ', () => {});
+  // The addon restores what Node changed (close-on-exec stdio, ignored SIGPIPE/SIGXFSZ,
+  // the signal mask) just before exec, so CMD starts as it would under a shell.
   try {
     native().execInNetns(path, cmd);
   } catch (err) {

@@ -1,0 +1,99 @@
+/**
+ * `cnikit run`: a command in a fresh namespace attached to a network, with its exit status
+ * passed through, a published port answered from an outside namespace, and everything removed
+ * when the command exits or cnikit is signalled. cnikit runs inside the sandbox host; its
+ * namespaces are pinned in the sandbox temp dir (--netns-dir) and its state is there too.
+ */
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BIN, NODE, Sandbox, ipJson, isRoot, tcpRequest } from './lib/sandbox.ts';
+
+const CNIKIT = join(BIN, 'cnikit');
+const REF = '/usr/lib/cni';
+
+interface Ctx { sb: Sandbox; netconf: string; cache: string; ipam: string; netnsDir: string }
+
+function setup(t: { teardown(fn: () => void): void }, portmap = false): Ctx {
+  const sb = new Sandbox();
+  t.teardown(() => sb.cleanup());
+  const c = { sb, netconf: join(sb.tmp, 'net.d'), cache: join(sb.tmp, 'cache'), ipam: join(sb.tmp, 'ipam'), netnsDir: join(sb.tmp, 'netns') };
+  mkdirSync(c.netconf);
+  const plugins: Record<string, unknown>[] = [{
+    type: 'bridge', bridge: 'cnkbr0', isGateway: true, hairpinMode: true,
+    ipam: { type: 'host-local', dataDir: c.ipam, ranges: [[{ subnet: '10.124.0.0/24' }]], routes: [{ dst: '0.0.0.0/0' }] },
+  }];
+  if (portmap) plugins.push({ type: 'portmap', snat: true, capabilities: { portMappings: true } });
+  writeFileSync(join(c.netconf, 'run.conflist'), JSON.stringify({ cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: 'runnet', plugins }));
+  return c;
+}
+
+function env(c: Ctx): NodeJS.ProcessEnv {
+  // dist/bin first; the reference portmap stands in until cnikit's own is built.
+  return { PATH: process.env.PATH, NETCONFPATH: c.netconf, CNI_CACHE_DIR: c.cache, CNI_PATH: `${BIN}:${REF}` };
+}
+
+function leftovers(c: Ctx): string[] {
+  const out: string[] = [];
+  if (existsSync(c.netnsDir)) out.push(...readdirSync(c.netnsDir).map((f) => `netns ${f}`));
+  const leases = join(c.ipam, 'runnet');
+  if (existsSync(leases)) out.push(...readdirSync(leases).filter((f) => /^[0-9a-f.:]+$/i.test(f)).map((f) => `lease ${f}`));
+  const cache = join(c.cache, 'results');
+  if (existsSync(cache)) out.push(...readdirSync(cache).map((f) => `cache ${f}`));
+  out.push(...ipJson(c.sb.host, 'link', 'show', 'type', 'veth').filter((l: { ifname: string }) => l.ifname !== 'uplink0').map((l: { ifname: string }) => `veth ${l.ifname}`));
+  return out;
+}
+
+test.serial('run: the command sees its own attached namespace, its exit status is passed through, nothing is left', (t) => {
+  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+  const c = setup(t);
+  const script = `const os=require('os');const n=os.networkInterfaces();console.log(JSON.stringify(Object.fromEntries(Object.entries(n).map(([k,v])=>[k,v.map(a=>a.cidr)]))));process.exit(7)`;
+  const r = c.sb.exec(c.sb.host, CNIKIT, ['run', '--netns-dir', c.netnsDir, '--name', 'probe', '--', NODE, '-e', script], { env: env(c) });
+  t.is(r.status, 7, r.stderr);
+  const ifs = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  t.deepEqual(Object.keys(ifs).sort(), ['eth0', 'lo']);
+  t.regex(ifs.eth0[0], /^10\.124\.0\.\d+\/24$/);
+  t.regex(r.stderr, /on network "runnet": eth0 10\.124\.0\.\d+\/24/);
+  t.regex(r.stderr, /name probe/);
+  t.deepEqual(leftovers(c), []);
+});
+
+test.serial('run: command not found exits 127, a bad -p exits 2, an unknown network 125; nothing is left', (t) => {
+  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+  const c = setup(t);
+  const r1 = c.sb.exec(c.sb.host, CNIKIT, ['run', '-q', '--netns-dir', c.netnsDir, '--', 'no-such-command-xyz'], { env: env(c) });
+  t.is(r1.status, 127, r1.stderr);
+  t.regex(r1.stderr, /cannot run "no-such-command-xyz": command not found/);
+  const r2 = c.sb.exec(c.sb.host, CNIKIT, ['run', '-p', '80', '--', 'true'], { env: env(c) });
+  t.is(r2.status, 2);
+  t.regex(r2.stderr, /"80" is not HOST:CONTAINER/);
+  const r3 = c.sb.exec(c.sb.host, CNIKIT, ['run', '--network', 'nosuch', '--netns-dir', c.netnsDir, '--', 'true'], { env: env(c) });
+  t.is(r3.status, 125);
+  t.regex(r3.stderr, /no net configuration with name "nosuch"/);
+  t.deepEqual(leftovers(c), []);
+});
+
+test.serial('run -p 8080:80: the published port answers from an outside namespace; SIGTERM tears everything down', async (t) => {
+  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+  const c = setup(t, true);
+  const outside = c.sb.outside();
+  const server = `require('net').createServer(s=>{s.on('data',d=>s.end('pong:'+d))}).listen(80,()=>console.log('ready'))`;
+  const child = spawn('ip', ['netns', 'exec', c.sb.host, CNIKIT, 'run', '--netns-dir', c.netnsDir, '-p', '8080:80/tcp', '--', NODE, '-e', server], { env: env(c) });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready: ${stderr}`)), 20_000);
+    child.stdout.on('data', (d) => { stdout += d; if (stdout.includes('ready')) { clearTimeout(timer); resolve(); } });
+    child.on('exit', () => { clearTimeout(timer); reject(new Error(`exited early: ${stderr}`)); });
+  });
+  t.regex(stderr, /published 8080->80\/tcp/);
+  t.is(tcpRequest(c.sb, outside, '198.51.100.1', 8080, 'hello'), 'pong:hello');
+  child.kill('SIGTERM');
+  const code = await exited;
+  t.is(code, 143, stderr);
+  t.deepEqual(leftovers(c), []);
+  t.is(tcpRequest(c.sb, outside, '198.51.100.1', 8080, 'hello', 1000), '', 'the port is closed after teardown');
+});
