@@ -3,17 +3,26 @@
  * veth pair of one attachment (created in one request with the container end placed straight
  * into the container namespace), and the VLAN gateway interface.
  */
-import { randomBytes } from 'node:crypto';
 import { CniCode, CniError, wrap } from '../core/cni/errors.ts';
 import { isExists, native } from '../core/native.ts';
 import { IFF_PROMISC, IFF_UP, IF_OPER_UP, OPER_STATES, type Link, type RouteHandle } from '../core/netlink/route.ts';
 import type { BridgeConf } from './config.ts';
 
+// Why Math.random and not node:crypto: loading node:crypto costs ~5-10 ms of start-up in every
+// call, and nothing here is a secret: a clash on a name or MAC is detected (EEXIST) and retried.
+function randomBytes(n: number): number[] {
+  return Array.from({ length: n }, () => Math.floor(Math.random() * 256));
+}
+
+function hex(bytes: number[]): string {
+  return bytes.map((x) => x.toString(16).padStart(2, '0')).join('');
+}
+
 /** A random locally administered unicast MAC, as the kernel picks for new veths. */
 export function randomMac(): string {
   const b = randomBytes(6);
   b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return b.map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
 /**
@@ -61,7 +70,7 @@ export function createVeth(host: RouteHandle, ctr: RouteHandle, br: Link, ctrNet
   const ctrMac = conf.mac ?? randomMac();
   const hostMac = randomMac();
   for (let attempt = 0; ; attempt++) {
-    const hostName = `veth${randomBytes(4).toString('hex')}`;
+    const hostName = `veth${hex(randomBytes(4))}`;
     try {
       host.linkAddVeth({
         name: hostName, peerName: ifName, peerNetnsFd: ctrNetnsFd, mtu: conf.mtu ?? (br.mtu || undefined),
@@ -103,7 +112,7 @@ export function ensureGatewayLink(host: RouteHandle, br: Link, conf: BridgeConf)
   const name = `${conf.bridge}.${conf.vlan}`;
   let gw = host.linkGet(name);
   if (!gw) {
-    const peer = `veth${randomBytes(4).toString('hex')}`;
+    const peer = `veth${hex(randomBytes(4))}`;
     try {
       host.linkAddVeth({ name, peerName: peer, mac: randomMac(), peerMac: randomMac(), up: true, peerUp: true });
       const p = host.linkGet(peer);

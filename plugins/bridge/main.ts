@@ -1,8 +1,10 @@
 // dist/bin/bridge. host-local runs in-process when CNI_PATH resolves it to our own executable.
-import { registerInProcess } from '../core/cni/invoke.ts';
-import { pluginMain } from '../core/cni/skel.ts';
-import { hostLocalPlugin } from '../host-local/plugin.ts';
-import { bridgePlugin } from './plugin.ts';
+import { executableMain } from '../core/cni/entry.ts';
 
-registerInProcess('host-local', hostLocalPlugin);
-pluginMain(bridgePlugin);
+executableMain('cnikit bridge: a veth pair per container on a host bridge', async () => {
+  const [{ bridgePlugin }, { hostLocalPlugin }, { registerInProcess }] = await Promise.all([
+    import('./plugin.ts'), import('../host-local/plugin.ts'), import('../core/cni/invoke.ts'),
+  ]);
+  registerInProcess('host-local', hostLocalPlugin);
+  return bridgePlugin;
+});

@@ -5,10 +5,10 @@
  *
  * Exit status: 0 on success; 1 with `{cniVersion, code, msg, details}` on stdout on failure.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
 import { CniCode, CniError, describe } from './errors.ts';
 import { type Result, formatResult } from './result.ts';
-import { LATEST_VERSION, SUPPORTED_VERSIONS, atLeast, isSupported, parseVersion } from './version.ts';
+import { LATEST_VERSION, SUPPORTED_VERSIONS, aboutText, atLeast, isSupported, parseVersion, versionReply } from './version.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
@@ -55,8 +55,9 @@ export interface Io {
 const processIo: Io = {
   env: process.env,
   readStdin: () => readFileSync(0),
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
+  // Why writeSync: process.stdout builds a stream on first use, a few ms of start-up for one line.
+  stdout: (s) => { writeSync(1, s); },
+  stderr: (s) => { writeSync(2, s); },
 };
 
 const REQUIRED: Record<Exclude<Command, 'VERSION'>, string[]> = {
@@ -111,16 +112,11 @@ export async function runPlugin(plugin: Plugin, io: Io = processIo): Promise<num
   let version = LATEST_VERSION;
   try {
     if (command === '') {
-      io.stderr(`${plugin.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`);
+      io.stderr(aboutText(plugin.about));
       return 0;
     }
     if (command === 'VERSION') {
-      let asked = LATEST_VERSION;
-      try {
-        const v = (JSON.parse(io.readStdin().toString('utf8') || '{}') as { cniVersion?: unknown }).cniVersion;
-        if (typeof v === 'string' && v !== '') asked = v;
-      } catch { /* VERSION takes no config; an unreadable one just means "latest" */ }
-      io.stdout(JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
+      io.stdout(versionReply(io.readStdin().toString('utf8')));
       return 0;
     }
     if (!(command in REQUIRED)) {
@@ -173,10 +169,10 @@ export async function runPlugin(plugin: Plugin, io: Io = processIo): Promise<num
   }
 }
 
-/** The whole main() of a plugin executable. */
+/** The whole main() of a plugin executable whose handlers are already loaded. */
 export function pluginMain(plugin: Plugin): void {
   runPlugin(plugin).then((code) => { process.exitCode = code; }, (err: unknown) => {
-    process.stdout.write(JSON.stringify({ cniVersion: LATEST_VERSION, code: CniCode.Internal, msg: describe(err) }) + '\n');
+    processIo.stdout(JSON.stringify({ cniVersion: LATEST_VERSION, code: CniCode.Internal, msg: describe(err) }) + '\n');
     process.exitCode = 1;
   });
 }

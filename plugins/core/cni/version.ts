@@ -27,3 +27,18 @@ export function atLeast(v: string, min: string): boolean {
 export function isSupported(v: string): boolean {
   return (SUPPORTED_VERSIONS as readonly string[]).includes(v);
 }
+
+/** The VERSION reply: echoes the asked version (spec) and lists every version we speak. */
+export function versionReply(stdin: string): string {
+  let asked: string = LATEST_VERSION;
+  try {
+    const v = (JSON.parse(stdin || '{}') as { cniVersion?: unknown }).cniVersion;
+    if (typeof v === 'string' && v !== '') asked = v;
+  } catch { /* VERSION takes no config; an unreadable one just means "latest" */ }
+  return JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }) + '\n';
+}
+
+/** What a plugin prints on stderr when run with an empty CNI_COMMAND (by hand). */
+export function aboutText(about: string): string {
+  return `${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`;
+}
