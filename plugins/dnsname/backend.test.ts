@@ -7,7 +7,8 @@ import dns2 from 'dns2';
 import { fileURLToPath } from 'node:url';
 import { Backend, addressOfReverse, clientAllowed, lookup, reverseName } from './backend.ts';
 import { formatRecords, loadRecordsDir, parseRecords } from './records.ts';
-import { RCODE, TYPE, type Query, encodeResponse, keyInZone, nameKey, parseQuery, parseQuerySlow, udpLimit } from './wire.ts';
+import { RCODE, TYPE, type Query, encodeResponse, keyInZone, nameKey, parseQuery, udpLimit } from './wire.ts';
+import { parseQuerySlow } from './slow-path.ts';
 import { parseIP } from '../core/ip/cidr.ts';
 
 const fixtures = (d: string) => fileURLToPath(new URL(`testdata/${d}`, import.meta.url));

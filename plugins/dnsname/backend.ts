@@ -69,7 +69,8 @@ function upstreamsOf(list: string[] | undefined): Upstream[] | undefined {
   const out: Upstream[] = [];
   for (const s of list) {
     const u = parseUpstream(s);
-    if (u) out.push({ address: u.address, port: u.port, family: u.address.includes(':') ? 6 : 4 });
+    const ip = u ? tryParseIP(u.address) : undefined;
+    if (u && ip) out.push({ address: formatIP(ip), port: u.port, family: ip.family });
   }
   return out;
 }

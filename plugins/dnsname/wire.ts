@@ -8,10 +8,8 @@
  * response is the header, the question copied from the query, and those records concatenated.
  * This does in well under a microsecond what dns2's Packet.parse + toBuffer does in ~6 µs
  * (TOOLCHAIN §4). Queries the fast parser declines (a compressed question name) go through dns2's
- * general decoder in `parseQuerySlow`.
+ * general decoder (`parseQuerySlow` in slow-path.ts). No dns2 here: the plugin uses this module too.
  */
-import dns2 from 'dns2';
-
 export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, ANY: 255 } as const;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 export const CLASS_IN = 1;
@@ -289,36 +287,4 @@ export function encodeError(f: { id: number; opcode: number; rd: boolean; rcode:
 export function setId(m: Buffer, id: number): void {
   m[0] = id >> 8;
   m[1] = id & 0xff;
-}
-
-/**
- * The general decoder for what the fast path declines: dns2 parses the message, and the
- * question is rebuilt uncompressed so answers can still point at offset 12. Returns undefined
- * when even dns2 cannot make a single question of it.
- */
-export function parseQuerySlow(m: Buffer): Query | undefined {
-  let pkt: ReturnType<typeof dns2.Packet.parse>;
-  try {
-    pkt = dns2.Packet.parse(m);
-  } catch {
-    return undefined;
-  }
-  const errors = (pkt as unknown as { errors?: unknown[] }).errors ?? [];
-  const qs = pkt.questions as unknown as { name: string; type: number; class: number }[];
-  if (errors.length || qs.length !== 1 || typeof qs[0]?.name !== 'string') return undefined;
-  const q0 = qs[0];
-  if (q0.name.length > 253) return undefined;
-  const name = encodeName(q0.name);
-  const question = Buffer.alloc(name.length + 4);
-  name.copy(question, 0);
-  question.writeUInt16BE(q0.type & 0xffff, name.length);
-  question.writeUInt16BE(q0.class & 0xffff, name.length + 2);
-  const h = pkt.header as unknown as { id: number; opcode: number; rd: number };
-  const opt = (pkt.additionals as unknown as { type: number; udpPayloadSize?: number; class?: number; version?: number; doFlag?: boolean }[])
-    .find((r) => r && r.type === TYPE.OPT);
-  const edns = opt ? { udpSize: opt.udpPayloadSize ?? opt.class ?? 512, version: opt.version ?? 0, dnssecOk: !!opt.doFlag } : undefined;
-  return {
-    id: h.id, opcode: h.opcode ?? 0, rd: !!h.rd, key: name.toString('latin1').toLowerCase(),
-    qtype: q0.type, qclass: q0.class, question, edns,
-  };
 }

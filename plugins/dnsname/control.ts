@@ -1,0 +1,161 @@
+/**
+ * The plugin's side of the responder: find out whether it runs, start it when it does not, and
+ * ask it to reload, through a small control socket in its run directory:
+ *
+ * - `<runDir>/responder.lock`  flock'd by the running responder for its whole life (one per dir)
+ * - `<runDir>/responder.pid`   its pid (for `kill -HUP`, and to kill a hung one)
+ * - `<runDir>/responder.sock`  control socket: one line in (`ping` | `reload`), one JSON line out
+ *                              `{"ok":true,"pid":N,"networks":N,"listening":[...]}`
+ * - `<runDir>/responder.log`   its stderr (structured JSON lines)
+ *
+ * The plugin calls `ensureResponder` while holding the records directory lock, so twenty ADDs
+ * at once start exactly one responder: the first finds none and starts it, the others find it
+ * answering. Liveness is "the control socket answers", not "the pid exists" (pids are reused).
+ * This module stays light (no dns2): it runs in every plugin exec.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { CniCode, CniError } from '../core/cni/errors.ts';
+
+export const RUN_FILES = {
+  lock: 'responder.lock',
+  pid: 'responder.pid',
+  sock: 'responder.sock',
+  log: 'responder.log',
+} as const;
+
+/** What the responder answers on its control socket. */
+export interface ControlReply {
+  ok: boolean;
+  pid: number;
+  networks: number;
+  listening: string[];
+  error?: string;
+}
+
+/** Sends one command; resolves undefined when nothing (or nothing sensible) answers in time. */
+export function controlRequest(runDir: string, cmd: 'ping' | 'reload', timeoutMs: number): Promise<ControlReply | undefined> {
+  return new Promise((resolve) => {
+    const s = net.connect({ path: join(runDir, RUN_FILES.sock) });
+    let data = '';
+    let settled = false;
+    const finish = (r: ControlReply | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      s.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    s.on('error', () => finish(undefined));
+    s.on('connect', () => s.write(`${cmd}\n`));
+    s.on('data', (d) => {
+      data += d;
+      if (data.length > 65536) finish(undefined);
+    });
+    s.on('end', () => {
+      try {
+        const r = JSON.parse(data) as ControlReply;
+        finish(typeof r === 'object' && r && typeof r.pid === 'number' ? r : undefined);
+      } catch {
+        finish(undefined);
+      }
+    });
+  });
+}
+
+function readPid(runDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(runDir, RUN_FILES.pid), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isOurResponder(pid: number, runDir: string): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv.includes('--responder') && argv.includes(runDir);
+  } catch {
+    return false;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function tail(file: string, lines = 5): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+export interface EnsureOptions {
+  recordsDir: string;
+  runDir: string;
+  /** argv that starts this executable (`[node, bundle]`); `--responder ...` is appended. */
+  command: string[];
+  /** Env for the responder (inherits ours otherwise, minus CNI_*). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Makes sure a responder serves `recordsDir` and has read its current files. Must be called
+ * with the records lock held. A hung responder (pid alive, control socket silent) is killed and
+ * replaced. Returns the responder's reply to `reload`.
+ */
+export async function ensureResponder(o: EnsureOptions): Promise<ControlReply> {
+  const running = await controlRequest(o.runDir, 'reload', 3000);
+  if (running?.ok) return running;
+  // Not answering: either not running, exiting, or hung.
+  const old = readPid(o.runDir);
+  if (old && old !== running?.pid && alive(old) && isOurResponder(old, o.runDir)) {
+    try { process.kill(old, 'SIGKILL'); } catch { /* gone meanwhile */ }
+  }
+  if (old) for (let i = 0; i < 100 && alive(old) && isOurResponder(old, o.runDir); i++) await sleep(20);
+  return startResponder(o);
+}
+
+/** Starts a responder (detached, outliving this process) and waits until it answers. */
+export async function startResponder(o: EnsureOptions): Promise<ControlReply> {
+  mkdirSync(o.runDir, { recursive: true, mode: 0o700 });
+  try { unlinkSync(join(o.runDir, RUN_FILES.sock)); } catch { /* none */ }
+  const logFile = join(o.runDir, RUN_FILES.log);
+  const logFd = openSync(logFile, 'a', 0o600);
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(o.env ?? process.env)) if (!k.startsWith('CNI_')) env[k] = v;
+  const [cmd, ...args] = o.command;
+  let exited: string | undefined;
+  try {
+    const child = spawn(cmd!, [...args, '--responder', '--records', o.recordsDir, '--run-dir', o.runDir], {
+      detached: true, stdio: ['ignore', logFd, logFd], env, cwd: '/',
+    });
+    child.on('exit', (code, signal) => { exited = signal ? `killed by ${signal}` : `exited with code ${code}`; });
+    child.on('error', (err) => { exited = err.message; });
+    child.unref();
+  } finally {
+    closeSync(logFd);
+  }
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const r = await controlRequest(o.runDir, 'ping', 1000);
+    if (r?.ok) return r;
+    if (exited) break;
+    await sleep(15);
+  }
+  throw new CniError(CniCode.Internal, 'failed to start the DNS responder',
+    `${exited ?? 'no answer on its control socket within 10 s'}; last log lines of ${logFile}:\n${tail(logFile)}`);
+}

@@ -1,0 +1,298 @@
+/**
+ * The `dnsname` CNI plugin (chained after bridge, and portmap if present): a drop-in for the
+ * containers/dnsname plugin's config (`domainName`, capability `aliases` as a map network ->
+ * names), backed by cnikit's own responder instead of one dnsmasq per network.
+ *
+ * ADD writes the container's names (CNI_ARGS K8S_POD_NAME + this network's aliases) and
+ * addresses (prevResult) into `<recordsDir>/<network>.records` under the directory lock, makes
+ * sure one responder runs and has reloaded, and returns prevResult with the gateways as
+ * `dns.nameservers` and the domain in `dns.search`. DEL removes them (idempotent); CHECK verifies
+ * the records and asks the responder a real DNS question; GC drops records of attachments that
+ * are no longer valid. Extra keys (ours): `upstreams`, `port`, `recordsDir`, `runDir`.
+ *
+ * This file runs in every plugin exec, so it loads no DNS library (wire.ts is ours and small).
+ */
+import dgram from 'node:dgram';
+import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { KNOWN_CNI_ARGS, parseCniArgs } from '../core/cni/args.ts';
+import { CniCode, CniError, invalidConfig } from '../core/cni/errors.ts';
+import { type Result, parseResult } from '../core/cni/result.ts';
+import * as z from 'zod/mini';
+import { netConfBase, parseWith } from '../core/cni/schema.ts';
+import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
+import { formatIP, tryParseCidr, tryParseIP } from '../core/ip/cidr.ts';
+import { native } from '../core/native.ts';
+import { LockedDir } from '../core/store/locked-dir.ts';
+import { type ControlReply, controlRequest, ensureResponder } from './control.ts';
+import { type ContainerRecord, type NetworkRecords, RECORDS_SUFFIX, formatRecords, isValidDnsName, parseRecords, parseUpstream } from './records.ts';
+import { TYPE, encodeName } from './wire.ts';
+
+export const DEFAULT_RECORDS_DIR = '/run/cnikit/dns';
+export const DEFAULT_DOMAIN = 'dns.cnikit';
+
+const confSchema = z.object({
+  ...netConfBase,
+  domainName: z.optional(z.string()),
+  upstreams: z.optional(z.array(z.string())),
+  port: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(65535))),
+  recordsDir: z.optional(z.string()),
+  runDir: z.optional(z.string()),
+});
+
+/** The plugin's config after validation and defaults. */
+export interface DnsnameConf {
+  network: string;
+  cniVersion: string;
+  domain: string;
+  port: number;
+  upstreams: string[] | undefined;
+  recordsDir: string;
+  runDir: string;
+  raw: z.infer<typeof confSchema>;
+}
+
+/** Validates the config (code 7 naming the field); no side effects. */
+export function parseConf(a: CmdArgs): DnsnameConf {
+  const raw = parseWith(confSchema, a.conf);
+  const domain = (raw.domainName ?? DEFAULT_DOMAIN).replace(/\.$/, '').toLowerCase();
+  if (!isValidDnsName(domain)) throw invalidConfig(`domainName: "${raw.domainName}" is not a valid DNS domain`);
+  const bad = (raw.upstreams ?? []).filter((u) => !parseUpstream(u));
+  if (bad.length) throw invalidConfig(`upstreams: ${bad.map((b) => `"${b}"`).join(', ')} must be "IP" or "IP:port" ("[IPv6]:port")`);
+  const recordsDir = raw.recordsDir ?? DEFAULT_RECORDS_DIR;
+  const runDir = raw.runDir ?? recordsDir;
+  for (const [k, v] of [['recordsDir', recordsDir], ['runDir', runDir]] as const) {
+    if (!isAbsolute(v)) throw invalidConfig(`${k}: "${v}" must be an absolute path`);
+  }
+  if (Buffer.byteLength(join(runDir, 'responder.sock')) > 107) throw invalidConfig(`runDir: "${runDir}" is too long for a unix socket path`);
+  return { network: a.conf.name, cniVersion: a.conf.cniVersion, domain, port: raw.port ?? 53, upstreams: raw.upstreams, recordsDir, runDir, raw };
+}
+
+/** The container name from CNI_ARGS K8S_POD_NAME (code 4 when missing or unusable). */
+function containerName(a: CmdArgs): string {
+  const name = parseCniArgs(a.args, KNOWN_CNI_ARGS).get('K8S_POD_NAME');
+  if (!name) throw new CniError(CniCode.InvalidEnv, 'missing container name', 'dnsname needs K8S_POD_NAME in CNI_ARGS (e.g. "IgnoreUnknown=1;K8S_POD_NAME=web")');
+  if (!isValidDnsName(name)) throw new CniError(CniCode.InvalidEnv, `invalid container name "${name}"`, 'K8S_POD_NAME must be a DNS name: labels of letters, digits, "-" and "_", at most 63 characters each');
+  return name;
+}
+
+/** This network's aliases from runtimeConfig.aliases (Podman: {network: [names]}; spec: [names]). */
+function aliasesOf(conf: DnsnameConf): string[] {
+  const raw = conf.raw.runtimeConfig?.aliases;
+  if (raw === undefined) return [];
+  let list: unknown;
+  if (Array.isArray(raw)) list = raw;
+  else if (raw && typeof raw === 'object') list = (raw as Record<string, unknown>)[conf.network] ?? [];
+  else throw invalidConfig('runtimeConfig.aliases: expected a map of network name to a list of names');
+  if (!Array.isArray(list) || list.some((n) => typeof n !== 'string')) throw invalidConfig(`runtimeConfig.aliases.${conf.network}: expected a list of names`);
+  const bad = (list as string[]).filter((n) => !isValidDnsName(n));
+  if (bad.length) throw invalidConfig(`runtimeConfig.aliases.${conf.network}: invalid DNS names ${bad.map((b) => `"${b}"`).join(', ')}`);
+  return list as string[];
+}
+
+function requirePrev(conf: DnsnameConf): Result {
+  if (conf.raw.prevResult === undefined) {
+    throw new CniError(CniCode.InvalidConfig, 'must be called as chained plugin', 'dnsname needs a prevResult (put it after bridge in the plugin list)');
+  }
+  return parseResult(conf.raw.prevResult, conf.cniVersion, 'prevResult');
+}
+
+/** Container addresses (with prefix) and gateways from prevResult (CNI-NOTES §1.8, §6.1). */
+function addressesOf(prev: Result, ifName: string): { addresses: string[]; gateways: string[] } {
+  const addresses: string[] = [];
+  const gateways: string[] = [];
+  for (const ip of prev.ips ?? []) {
+    if (ip.interface !== undefined && ip.interface >= 0) {
+      const itf = prev.interfaces?.[ip.interface];
+      if (!itf?.sandbox || itf.name !== ifName) continue;
+    }
+    const c = tryParseCidr(ip.address);
+    if (!c) throw new CniError(CniCode.DecodingFailure, 'failed to parse prevResult', `ips: "${ip.address}" is not address/prefix`);
+    addresses.push(ip.address);
+    if (ip.gateway) {
+      if (!tryParseIP(ip.gateway)) throw new CniError(CniCode.DecodingFailure, 'failed to parse prevResult', `ips: gateway "${ip.gateway}" is not an IP address`);
+      if (!gateways.includes(ip.gateway)) gateways.push(ip.gateway);
+    }
+  }
+  if (!addresses.length) throw invalidConfig(`prevResult has no address of the container interface "${ifName}"`);
+  if (!gateways.length) throw invalidConfig('prevResult has no gateway: the DNS responder listens on the network\'s gateway address (set isGateway on the bridge)');
+  return { addresses, gateways };
+}
+
+/** Runs fn holding the records directory's flock (async-safe: released after fn settles). */
+async function withRecordsLock<T>(dir: string, fn: (d: LockedDir) => Promise<T>): Promise<T> {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const fd = openSync(join(dir, 'lock'), 'a', 0o600);
+  try {
+    native().flock(fd, true, true);
+    return await fn(new LockedDir(dir));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const fileOf = (network: string) => `${network}${RECORDS_SUFFIX}`;
+
+function readNetwork(d: LockedDir, conf: DnsnameConf): NetworkRecords | undefined {
+  const text = d.read(fileOf(conf.network));
+  if (text === undefined) return undefined;
+  const r = parseRecords(text, conf.network, join(d.dir, fileOf(conf.network)));
+  for (const p of r.problems) process.stderr.write(`dnsname: dropping bad record line ${p.file}:${p.line ?? ''}: ${p.msg}\n`);
+  return r.records;
+}
+
+/** Writes (or, when no container is left, removes) the network's record file. */
+function writeNetwork(d: LockedDir, rec: NetworkRecords): void {
+  if (rec.containers.length) d.writeAtomic(fileOf(rec.network), formatRecords(rec), 0o644);
+  else d.remove(fileOf(rec.network));
+}
+
+/** The argv that starts this plugin's executable (the responder is the same bundle). */
+function responderCommand(): string[] {
+  const self = process.argv[1] ?? '';
+  let script = self;
+  try {
+    const real = realpathSync(self);
+    script = basename(real) === 'dnsname' ? real : join(dirname(real), 'dnsname');
+  } catch { /* keep argv[1] */ }
+  return [process.execPath, script];
+}
+
+/** Tells a running responder to reload; starts none. */
+async function reloadIfRunning(conf: DnsnameConf): Promise<void> {
+  await controlRequest(conf.runDir, 'reload', 3000);
+}
+
+function ensure(conf: DnsnameConf): Promise<ControlReply> {
+  return ensureResponder({ recordsDir: conf.recordsDir, runDir: conf.runDir, command: responderCommand() });
+}
+
+function notListening(reply: ControlReply, gateways: string[], port: number): string[] {
+  return gateways.filter((g) => !reply.listening.includes(`${canonical(g)}|${port}`));
+}
+
+function canonical(ip: string): string {
+  const p = tryParseIP(ip);
+  return p ? formatIP(p) : ip;
+}
+
+async function cmdAdd(a: CmdArgs): Promise<Result> {
+  const conf = parseConf(a);
+  const name = containerName(a);
+  const aliases = aliasesOf(conf);
+  const prev = requirePrev(conf);
+  const { addresses, gateways } = addressesOf(prev, a.ifName);
+  const names: string[] = [];
+  for (const n of [name, ...aliases]) if (!names.some((m) => m.toLowerCase() === n.toLowerCase())) names.push(n);
+  const entry: ContainerRecord = { containerId: a.containerId, ifName: a.ifName, addresses, gateways, names };
+
+  await withRecordsLock(conf.recordsDir, async (d) => {
+    const before = d.read(fileOf(conf.network));
+    const rec = readNetwork(d, conf) ?? { network: conf.network, domain: conf.domain, port: conf.port, upstreams: conf.upstreams, containers: [] };
+    rec.domain = conf.domain;
+    rec.port = conf.port;
+    rec.upstreams = conf.upstreams;
+    rec.containers = rec.containers.filter((c) => !(c.containerId === a.containerId && c.ifName === a.ifName));
+    rec.containers.push(entry);
+    writeNetwork(d, rec);
+    try {
+      const reply = await ensure(conf);
+      const missing = notListening(reply, gateways, conf.port);
+      if (missing.length === gateways.length) {
+        throw new CniError(CniCode.Internal, `the DNS responder cannot listen on ${missing.map((g) => `${g}:${conf.port}`).join(', ')}`,
+          `is the gateway address on a host interface (bridge isGateway)? see ${join(conf.runDir, 'responder.log')}`);
+      }
+    } catch (err) {
+      // Undo: put the file back as it was, and let the responder forget the entry.
+      if (before === undefined) d.remove(fileOf(conf.network));
+      else d.writeAtomic(fileOf(conf.network), before, 0o644);
+      await reloadIfRunning(conf).catch(() => undefined);
+      throw err;
+    }
+  });
+
+  const out: Result = { ...prev, cniVersion: conf.cniVersion };
+  const dns = { ...(prev.dns ?? {}) };
+  dns.nameservers = [...gateways, ...(dns.nameservers ?? []).filter((n) => !gateways.includes(n))];
+  dns.search = [...(dns.search ?? []).filter((s) => s !== conf.domain), conf.domain];
+  out.dns = dns;
+  return out;
+}
+
+/** Removes entries matching `drop` from the network file; reloads the responder if anything changed. */
+async function removeEntries(conf: DnsnameConf, drop: (c: ContainerRecord) => boolean): Promise<void> {
+  await withRecordsLock(conf.recordsDir, async (d) => {
+    const rec = readNetwork(d, conf);
+    if (!rec) return;
+    const kept = rec.containers.filter((c) => !drop(c));
+    if (kept.length === rec.containers.length) return;
+    rec.containers = kept;
+    writeNetwork(d, rec);
+    await reloadIfRunning(conf);
+  });
+}
+
+async function cmdDel(a: CmdArgs): Promise<void> {
+  const conf = parseConf(a);
+  await removeEntries(conf, (c) => c.containerId === a.containerId && c.ifName === a.ifName);
+}
+
+async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
+  const conf = parseConf(a);
+  const keep = new Set(valid.map((v) => `${v.containerID}\n${v.ifname}`));
+  await removeEntries(conf, (c) => !keep.has(`${c.containerId}\n${c.ifName}`));
+}
+
+/** Asks `server:port` for `name` (type A or AAAA) over UDP; resolves the answer's addresses' count and rcode. */
+function probe(server: string, port: number, name: string, type: number, timeoutMs: number): Promise<{ rcode: number; answers: number } | undefined> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket(server.includes(':') ? 'udp6' : 'udp4');
+    const id = Math.floor(Math.random() * 0x10000);
+    const qname = encodeName(name);
+    const q = Buffer.alloc(12 + qname.length + 4);
+    q.writeUInt16BE(id, 0);
+    q.writeUInt16BE(0x0100, 2);
+    q.writeUInt16BE(1, 4);
+    qname.copy(q, 12);
+    q.writeUInt16BE(type, 12 + qname.length);
+    q.writeUInt16BE(1, 14 + qname.length);
+    const done = (r: { rcode: number; answers: number } | undefined) => { clearTimeout(t); s.close(); resolve(r); };
+    const t = setTimeout(() => done(undefined), timeoutMs);
+    s.on('error', () => done(undefined));
+    s.on('message', (m) => {
+      if (m.length >= 12 && m.readUInt16BE(0) === id) done({ rcode: m[3]! & 0xf, answers: m.readUInt16BE(6) });
+    });
+    s.send(q, port, server);
+  });
+}
+
+async function cmdCheck(a: CmdArgs): Promise<void> {
+  const conf = parseConf(a);
+  const prev = requirePrev(conf);
+  const { gateways } = addressesOf(prev, a.ifName);
+  let entry: ContainerRecord | undefined;
+  await withRecordsLock(conf.recordsDir, async (d) => {
+    entry = readNetwork(d, conf)?.containers.find((c) => c.containerId === a.containerId && c.ifName === a.ifName);
+    if (!entry) throw new CniError(CniCode.Internal, `container "${a.containerId}" (${a.ifName}) has no DNS records in network "${conf.network}"`, `expected in ${join(conf.recordsDir, fileOf(conf.network))}`);
+    await ensure(conf);
+  });
+  const e = entry!;
+  const v4 = e.addresses.some((x) => !x.includes(':'));
+  const server = gateways.find((g) => g.includes(':') !== v4) ?? gateways[0]!;
+  const fqdn = `${e.names[0]}.${conf.domain}`;
+  let r: { rcode: number; answers: number } | undefined;
+  for (let i = 0; i < 3 && !r; i++) r = await probe(server, conf.port, fqdn, v4 ? TYPE.A : TYPE.AAAA, 1000);
+  if (!r) throw new CniError(CniCode.Internal, `the DNS responder does not answer on ${server}:${conf.port}`, `see ${join(conf.runDir, 'responder.log')}`);
+  if (r.rcode !== 0 || r.answers === 0) throw new CniError(CniCode.Internal, `the DNS responder does not resolve "${fqdn}"`, `rcode ${r.rcode}, ${r.answers} answers`);
+}
+
+export const dnsnamePlugin: Plugin = {
+  about: 'cnikit dnsname: container names on the network, served by one cnikit DNS responder per host',
+  add: cmdAdd,
+  del: cmdDel,
+  check: cmdCheck,
+  gc: cmdGc,
+  async status(a: CmdArgs) {
+    parseConf(a);
+  },
+};
