@@ -20,25 +20,36 @@ const entries: Record<string, string> = {
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'package.json'), '{"type":"commonjs"}\n');
 const built: string[] = [];
+const failed: string[] = [];
+// Each entry is built on its own, so one broken executable does not keep the others from
+// being written; the build still fails at the end if any did.
 await Promise.all(Object.entries(entries).map(async ([name, entry]) => {
   if (!existsSync(join(root, entry))) return;
   const outfile = join(outDir, name);
-  await build({
-    entryPoints: [join(root, entry)],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node24',
-    format: 'cjs',
-    minify: true,
-    legalComments: 'none',
-    define: { 'import.meta.url': '__cnikit_url' },
-    banner: {
-      js: `#!${process.execPath}\nconst __cnikit_url=require("node:url").pathToFileURL(__filename).href;`,
-    },
-    logLevel: 'warning',
-  });
-  chmodSync(outfile, 0o755);
-  built.push(name);
+  try {
+    await build({
+      entryPoints: [join(root, entry)],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      target: 'node24',
+      format: 'cjs',
+      minify: true,
+      legalComments: 'none',
+      define: { 'import.meta.url': '__cnikit_url' },
+      banner: {
+        js: `#!${process.execPath}\nconst __cnikit_url=require("node:url").pathToFileURL(__filename).href;`,
+      },
+      logLevel: 'error',
+    });
+    chmodSync(outfile, 0o755);
+    built.push(name);
+  } catch {
+    failed.push(name);
+  }
 }));
 console.log(`built ${built.sort().join(', ')} into ${outDir}`);
+if (failed.length) {
+  console.error(`failed to build: ${failed.sort().join(', ')}`);
+  process.exitCode = 1;
+}
