@@ -1,5 +1,4 @@
 // dist/bin/host-local: the whole executable. Handlers live in plugin.ts (bridge runs them in-process).
-import { pluginMain } from '../core/cni/skel.ts';
-import { hostLocalPlugin } from './plugin.ts';
+import { executableMain } from '../core/cni/entry.ts';
 
-pluginMain(hostLocalPlugin);
+executableMain('cnikit host-local: IP address leases from configured ranges', async () => (await import('./plugin.ts')).hostLocalPlugin);
