@@ -65,7 +65,10 @@ export function execPlugin(file: string, command: string, env: NodeJS.ProcessEnv
   const child = spawnSync(file, [], {
     env: { ...env, CNI_COMMAND: command }, input: stdin, stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: 64 << 20,
   });
-  if (child.error) throw new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(child.error));
+  // EPIPE only means the plugin exited without reading all of stdin (the Go skel checks its env
+  // before it reads stdin): its exit status and error object are still there to report.
+  const epipe = (child.error as NodeJS.ErrnoException | undefined)?.code === 'EPIPE' && (child.status !== null || child.signal !== null);
+  if (child.error && !epipe) throw new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(child.error));
   const out = child.stdout.toString('utf8').trim();
   if (child.status !== 0) {
     let parsed: { code?: unknown; msg?: unknown; details?: unknown } | undefined;
