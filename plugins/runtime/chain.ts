@@ -19,6 +19,7 @@
  *   gives none, so `cnikit del` removes port mappings without repeating CAP_ARGS.
  */
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CniCode, CniError, describe } from '../core/cni/errors.ts';
 import { execPlugin, findInPath } from '../core/cni/invoke.ts';
 import { type Result, formatResult, parseResult } from '../core/cni/result.ts';
@@ -61,6 +62,12 @@ export interface RuntimeOptions {
   /** Base environment for plugins (the six CNI_* are set on top). Defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   onEvent?: (e: ChainEvent) => void;
+}
+
+/** One line for an error: a CniError's message and details (its cause chain is already in them). */
+export function errorText(err: unknown): string {
+  if (err instanceof CniError) return err.details ? `${err.message}: ${err.details}` : err.message;
+  return describe(err);
 }
 
 /** Splits a CNI_ARGS string as cnitool does: every `;` piece must be a non-empty `k=v`. */
@@ -107,7 +114,8 @@ export class CniRuntime {
   pluginVersions(type: string, asked: string): Promise<string[]> {
     let p = this.versionInfo.get(type);
     if (!p) {
-      p = versionOf(this.find(type), asked, this.env);
+      const file = this.find(type);
+      p = retryBusy(() => versionOf(file, asked, this.env));
       this.versionInfo.set(type, p);
     }
     return p;
@@ -158,13 +166,14 @@ export class CniRuntime {
     return Buffer.from(JSON.stringify(obj));
   }
 
-  private exec(list: NetworkConfigList, i: number, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC', version: string, prev: Result | undefined, rt: RuntimeConf | undefined, extra?: Record<string, unknown>): Result | undefined {
+  private async exec(list: NetworkConfigList, i: number, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC', version: string, prev: Result | undefined, rt: RuntimeConf | undefined, extra?: Record<string, unknown>): Promise<Result | undefined> {
     const plugin = list.plugins[i]!;
     this.onEvent({ op: command, network: list.name, type: plugin.type, index: i, total: list.plugins.length });
     try {
       const file = this.find(plugin.type);
       const stdin = this.buildConfig(list, plugin, version, prev, command === 'STATUS' || command === 'GC' ? undefined : rt, extra);
-      return execPlugin(file, command, this.pluginEnv(command, command === 'STATUS' || command === 'GC' ? undefined : rt), stdin, version);
+      const env = this.pluginEnv(command, command === 'STATUS' || command === 'GC' ? undefined : rt);
+      return await retryBusy(() => execPlugin(file, command, env, stdin, version));
     } catch (err) {
       const e = err instanceof CniError ? err : new CniError(CniCode.Internal, describe(err));
       throw new CniError(e.code, `plugin type="${plugin.type}" name="${list.name}" failed (${command.toLowerCase()}): ${e.message}`, e.details, { cause: err });
@@ -197,10 +206,10 @@ export class CniRuntime {
     try {
       for (let i = 0; i < list.plugins.length; i++) {
         reached = i;
-        result = this.exec(list, i, 'ADD', version, result, rt);
+        result = await this.exec(list, i, 'ADD', version, result, rt);
       }
     } catch (err) {
-      const undoErrors = this.rollback(list, version, reached, result, rt);
+      const undoErrors = await this.rollback(list, version, reached, result, rt);
       if (undoErrors.length && err instanceof CniError) {
         throw new CniError(err.code, err.message, [err.details, `rollback: ${undoErrors.join('; ')}`].filter(Boolean).join('; '), { cause: err });
       }
@@ -215,14 +224,14 @@ export class CniRuntime {
   }
 
   /** DELs plugins reached..0 after a failed ADD; returns the failures (never throws). */
-  private rollback(list: NetworkConfigList, version: string, reached: number, prev: Result | undefined, rt: RuntimeConf): string[] {
+  private async rollback(list: NetworkConfigList, version: string, reached: number, prev: Result | undefined, rt: RuntimeConf): Promise<string[]> {
     const errors: string[] = [];
     for (let i = reached; i >= 0; i--) {
       this.onEvent({ op: 'ROLLBACK', network: list.name, type: list.plugins[i]!.type, index: i, total: list.plugins.length });
       try {
-        this.exec(list, i, 'DEL', version, atLeast(version, '0.4.0') ? prev : undefined, rt);
+        await this.exec(list, i, 'DEL', version, atLeast(version, '0.4.0') ? prev : undefined, rt);
       } catch (err) {
-        errors.push(describe(err));
+        errors.push(errorText(err));
       }
     }
     return errors;
@@ -276,7 +285,7 @@ export class CniRuntime {
       }
     }
     const r = this.withCached(rt, cached);
-    for (let i = list.plugins.length - 1; i >= 0; i--) this.exec(list, i, 'DEL', version, prev, r);
+    for (let i = list.plugins.length - 1; i >= 0; i--) await this.exec(list, i, 'DEL', version, prev, r);
     this.cache.remove(list.name, rt.containerId, rt.ifName);
   }
 
@@ -296,7 +305,7 @@ export class CniRuntime {
     }
     const prev = this.cachedResult(list, cached, version);
     const r = this.withCached(rt, cached);
-    for (let i = 0; i < list.plugins.length; i++) this.exec(list, i, 'CHECK', version, prev, r);
+    for (let i = 0; i < list.plugins.length; i++) await this.exec(list, i, 'CHECK', version, prev, r);
   }
 
   /**
@@ -306,7 +315,7 @@ export class CniRuntime {
   async status(list: NetworkConfigList): Promise<boolean> {
     const version = await this.negotiate(list);
     if (!atLeast(version, '1.1.0')) return false;
-    for (let i = 0; i < list.plugins.length; i++) this.exec(list, i, 'STATUS', version, undefined, undefined);
+    for (let i = 0; i < list.plugins.length; i++) await this.exec(list, i, 'STATUS', version, undefined, undefined);
     return true;
   }
 
@@ -327,7 +336,7 @@ export class CniRuntime {
         await this.del(list, { containerId: c.containerId, ifName: c.ifName, netns: c.netns, args: c.cniArgs, capabilityArgs: c.capabilityArgs });
         removed.push(c);
       } catch (err) {
-        errors.push(describe(err));
+        errors.push(errorText(err));
       }
     }
     const version = await this.negotiate(list);
@@ -337,9 +346,9 @@ export class CniRuntime {
       const extra = { 'cni.dev/valid-attachments': attachments, 'cni.dev/attachments': attachments };
       for (let i = 0; i < list.plugins.length; i++) {
         try {
-          this.exec(list, i, 'GC', version, undefined, undefined, extra);
+          await this.exec(list, i, 'GC', version, undefined, undefined, extra);
         } catch (err) {
-          errors.push(describe(err));
+          errors.push(errorText(err));
         }
       }
     }
@@ -348,10 +357,27 @@ export class CniRuntime {
   }
 }
 
+/**
+ * Runs fn again while exec fails with ETXTBSY ("text file busy": the plugin file is being
+ * written, e.g. by an install or a build), at most 5 more times, 1 s apart, as libcni does.
+ */
+async function retryBusy<T>(fn: () => T | Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const busy = (err as { code?: unknown }).code === 'ETXTBSY' || /ETXTBSY/.test(errorText(err));
+      if (!busy || attempt >= 5) throw err;
+      await sleep(1000);
+    }
+  }
+}
+
 /** Runs `file` with VERSION and returns its supportedVersions. */
 function versionOf(file: string, asked: string, env: NodeJS.ProcessEnv): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    // libcni sets the other variables to "dummy" for VERSION.
+    // libcni sets the other variables to "dummy" for VERSION. spawn throws ETXTBSY synchronously,
+    // which rejects this promise (and retryBusy tries again).
     const child = spawn(file, [], {
       env: { ...env, CNI_COMMAND: 'VERSION', CNI_CONTAINERID: 'dummy', CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_PATH: 'dummy' },
       stdio: ['pipe', 'pipe', 'inherit'],

@@ -17,7 +17,7 @@ import { CniCode, CniError, describe } from '../core/cni/errors.ts';
 import { formatResult } from '../core/cni/result.ts';
 import { SUPPORTED_VERSIONS } from '../core/cni/version.ts';
 import { DEFAULT_CACHE_DIR } from './cache.ts';
-import { type Attachment, type ChainEvent, CniRuntime, type RuntimeConf, parseArgsEnv } from './chain.ts';
+import { type Attachment, type ChainEvent, CniRuntime, type RuntimeConf, errorText, parseArgsEnv } from './chain.ts';
 import { DEFAULT_NETCONF_PATH, resolveNetwork } from './conf.ts';
 import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from './exit-codes.ts';
 import { attachmentJson, attachmentText, attachmentsTable, resultTable } from './format.ts';
@@ -137,7 +137,7 @@ function hintFor(err: unknown, code: ExitCode): string | undefined {
 /** Prints an error with its hint and returns the exit code to use. */
 export function report(err: unknown): ExitCode {
   const code = exitCodeFor(err);
-  const msg = err instanceof CniError ? (err.details ? `${err.message}: ${err.details}` : err.message) : describe(err);
+  const msg = errorText(err);
   process.stderr.write(`cnikit: ${msg}\n`);
   const hint = hintFor(err, code);
   if (hint) process.stderr.write(`  hint: ${hint}\n`);

@@ -26,7 +26,7 @@ import type { Result } from '../core/cni/result.ts';
 import { parseCidr } from '../core/ip/cidr.ts';
 import { Netns } from '../core/netlink/netns.ts';
 import { RouteHandle } from '../core/netlink/route.ts';
-import { CniRuntime, type RuntimeConf } from './chain.ts';
+import { CniRuntime, type RuntimeConf, errorText } from './chain.ts';
 import { loadConfFile } from './conf.ts';
 import { ExitCode } from './exit-codes.ts';
 import { createNetns, deleteNetns, stopNetnsProcesses } from './netns.ts';
@@ -104,7 +104,7 @@ export async function demoOuter(o: { tmpDir: string }): Promise<number> {
     if (!interrupted) {
       code = await new Promise<number>((resolve) => {
         inner = spawn(process.execPath, [selfExe(), '__exec-in-netns', state.hostNetns, '--', process.execPath, selfExe(), 'demo', '--inner', join(tmp, 'state.json')], { stdio: 'inherit' });
-        inner.on('error', (err) => { process.stderr.write(`cnikit: cannot start the demo: ${describe(err)}\n`); resolve(ExitCode.Failure); });
+        inner.on('error', (err) => { process.stderr.write(`cnikit: cannot start the demo: ${errorText(err)}\n`); resolve(ExitCode.Failure); });
         inner.on('exit', (c, sig) => resolve(c ?? (sig ? 128 + 2 : 1)));
         // Bounded: the tour takes seconds; after 2 minutes something is stuck.
         setTimeout(() => { if (inner?.pid && inner.exitCode === null) { process.kill(inner.pid, 'SIGTERM'); } }, 120_000).unref();
@@ -114,7 +114,7 @@ export async function demoOuter(o: { tmpDir: string }): Promise<number> {
     for (const ns of [state.hostNetns, state.outNetns, ...(existsSync(nsDir) ? readdirSync(nsDir).map((n) => join(nsDir, n)) : [])]) {
       if (!existsSync(ns)) continue;
       await stopNetnsProcesses(ns, 1000);
-      try { deleteNetns(ns); } catch (err) { process.stderr.write(`cnikit: warning: cannot delete ${ns}: ${describe(err)}\n`); }
+      try { deleteNetns(ns); } catch (err) { process.stderr.write(`cnikit: warning: cannot delete ${ns}: ${errorText(err)}\n`); }
     }
     rmSync(tmp, { recursive: true, force: true });
     for (const s of SIGNALS) process.off(s, onSignal);
@@ -153,7 +153,7 @@ function makeUplink(s: DemoState): void {
 /** The conflist the tour uses; plugins that are not built are left out. */
 export function demoConflist(tmp: string, have: { portmap: boolean; dnsname: boolean }): Record<string, unknown> {
   const plugins: Record<string, unknown>[] = [{
-    type: 'bridge', bridge: BRIDGE, isGateway: true, ipMasq: true, hairpinMode: true,
+    type: 'bridge', bridge: BRIDGE, isGateway: true, hairpinMode: true,
     ipam: {
       type: 'host-local', dataDir: join(tmp, 'ipam'),
       ranges: [[{ subnet: SUBNET4 }], [{ subnet: SUBNET6 }]],
@@ -165,7 +165,7 @@ export function demoConflist(tmp: string, have: { portmap: boolean; dnsname: boo
     plugins.push({
       type: 'dnsname', domainName: DOMAIN, capabilities: { aliases: true },
       // Keep the responder's state in the temp dir and never forward outside the sandbox.
-      runDir: join(tmp, 'dns'), upstreams: [],
+      recordsDir: join(tmp, 'dns', 'records'), runDir: join(tmp, 'dns', 'run'), upstreams: [],
     });
   }
   return { cniVersion: '1.0.0', cniVersions: ['1.0.0', '1.1.0'], name: NETWORK, plugins };
@@ -188,6 +188,10 @@ class Tour {
     this.s = s;
     this.rt = rt;
     this.total = total;
+  }
+
+  get aborted(): boolean {
+    return this.abort.signal.aborted;
   }
 
   interrupt(): void {
@@ -274,10 +278,10 @@ class Tour {
           await this.rt.del(list, c.conf);
           c.attached = false;
         } catch (err) {
-          problems.push(`DEL ${c.name}: ${describe(err)}`);
+          problems.push(`DEL ${c.name}: ${errorText(err)}`);
         }
       }
-      try { deleteNetns(c.netns); } catch (err) { problems.push(`delete netns ${c.name}: ${describe(err)}`); }
+      try { deleteNetns(c.netns); } catch (err) { problems.push(`delete netns ${c.name}: ${errorText(err)}`); }
     }
     return problems;
   }
@@ -366,9 +370,13 @@ export async function demoInner(statePath: string): Promise<number> {
     }
   } catch (err) {
     if (err instanceof Interrupted) interrupted = true;
-    else {
+    else if (tour.aborted) {
+      // Ctrl-C reached the plugin that was running too; report the interruption, not its failure.
+      interrupted = true;
+      out(dim(`      interrupted during: ${errorText(err)}`));
+    } else {
       tour.failures++;
-      out(`${red('✗')} ${describe(err)}`);
+      out(`${red('✗')} ${errorText(err)}`);
     }
   } finally {
     const problems = await tour.teardown();

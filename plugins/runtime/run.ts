@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import { describe } from '../core/cni/errors.ts';
 import type { Result } from '../core/cni/result.ts';
-import { CniRuntime, type RuntimeConf } from './chain.ts';
+import { CniRuntime, type RuntimeConf, errorText } from './chain.ts';
 import { type NetworkConfigList, listNetworks, resolveNetwork } from './conf.ts';
 import { ExitCode } from './exit-codes.ts';
 import { createNetns, deleteNetns, stopNetnsProcesses } from './netns.ts';
@@ -109,11 +109,11 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
       try {
         await rt.del(list, conf);
       } catch (err) {
-        process.stderr.write(`cnikit: warning: DEL of ${id} from "${list.name}" failed: ${describe(err)}\n  hint: retry with: cnikit del ${list.file} ${netns} --container-id ${id}\n`);
+        process.stderr.write(`cnikit: warning: DEL of ${id} from "${list.name}" failed: ${errorText(err)}\n  hint: retry with: cnikit del ${list.file} ${netns} --container-id ${id}\n`);
       }
     }
     if (created) {
-      try { deleteNetns(netns); } catch (err) { process.stderr.write(`cnikit: warning: cannot delete ${netns}: ${describe(err)}\n`); }
+      try { deleteNetns(netns); } catch (err) { process.stderr.write(`cnikit: warning: cannot delete ${netns}: ${errorText(err)}\n`); }
     }
     p.done();
   };
@@ -140,7 +140,7 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
   const code = await new Promise<number>((resolve) => {
     child = spawn(process.execPath, [selfExe(), '__exec-in-netns', netns, '--', ...cmd], { stdio: 'inherit' });
     child.on('error', (err) => {
-      process.stderr.write(`cnikit: cannot start the command: ${describe(err)}\n`);
+      process.stderr.write(`cnikit: cannot start the command: ${errorText(err)}\n`);
       resolve(ExitCode.RunSetup);
     });
     child.on('exit', (c, sig) => resolve(c ?? 128 + (sig ? constants.signals[sig] ?? 0 : 0)));
