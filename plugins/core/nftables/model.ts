@@ -23,8 +23,8 @@ import { encodeAttrs } from '../netlink/message.ts';
 import { encodeExpr } from './expr/index.ts';
 import { type Nftables } from './handle.ts';
 import {
-  type ChainSpec, type ElementSpec, type NftMsg, type RuleSpec, type SetSpec, type TableRef,
-  addChain, addElements, addRule, addSet, addTable, concatLen, concatType, flushChain,
+  type ChainSpec, type ElementInfo, type ElementSpec, type NftMsg, type RuleSpec, type SetSpec, type TableRef,
+  addChain, addElements, addRule, addSet, addTable, concatLen, concatType, delElements, delTable, flushChain,
 } from './objects.ts';
 import { NFT_SET } from './consts.ts';
 
@@ -100,4 +100,54 @@ export function diffRuleset(nft: Nftables, rs: Ruleset): string[] {
     if (want.join(',') !== have.join(',')) problems.push(`chain ${c.name} does not hold the expected rules`);
   }
   return problems;
+}
+
+const ERESTART = 85;
+
+/** An element found in the kernel, with the set it lives in. */
+export interface FoundElement extends ElementInfo { set: string }
+
+/**
+ * Lists the elements of `sets` whose comment satisfies `pred` (a dump of each set: its cost grows
+ * with the number of elements, so this is for GC and for DEL without its port mappings).
+ */
+export function findElements(nft: Nftables, t: TableRef, sets: readonly string[], pred: (comment: string | undefined) => boolean): FoundElement[] {
+  const out: FoundElement[] = [];
+  for (const set of sets) for (const e of nft.listElements(t, set)) if (pred(e.comment)) out.push({ ...e, set });
+  return out;
+}
+
+/**
+ * Deletes elements in one transaction (one message per set). An element that vanished meanwhile
+ * makes the kernel refuse the whole batch (ENOENT); the caller's retry re-reads what is left.
+ */
+export function deleteElements(nft: Nftables, t: TableRef, elems: readonly (ElementSpec | FoundElement)[]): void {
+  const bySet = new Map<string, ElementSpec[]>();
+  for (const e of elems) {
+    const spec: ElementSpec = { set: e.set, key: e.key };
+    if (e.keyEnd) spec.keyEnd = e.keyEnd;
+    bySet.set(e.set, [...(bySet.get(e.set) ?? []), spec]);
+  }
+  nft.transact([...bySet].map(([set, list]) => delElements(t, set, list)));
+}
+
+/**
+ * Deletes table `t` when none of its sets holds an element, guarded by the ruleset generation:
+ * if anything changed between the check and the delete (another plugin added an element), the
+ * kernel refuses the batch (ERESTART) and the table stays. Returns true when it was deleted.
+ */
+export function removeTableIfEmpty(nft: Nftables, t: TableRef): boolean {
+  const gen = nft.generation();
+  const sets = nft.listSets(t);
+  if (!sets.length && !nft.listChains(t).length) return false;
+  for (const s of sets) if (nft.listElements(t, s.name).length) return false;
+  try {
+    nft.transact([delTable(t)], { genId: gen });
+    return true;
+  } catch (err) {
+    // ERESTART (85; Node has no name for it): the generation moved on. ENOENT: already gone.
+    const errno = (err as { errno?: number }).errno;
+    if (errno === ERESTART || errno === 2) return false;
+    throw err;
+  }
 }

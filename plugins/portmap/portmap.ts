@@ -1,0 +1,202 @@
+/**
+ * The portmap plugin (type `portmap`, chained after bridge): publishes container ports on the
+ * host with DNAT, as `docker run -p 8080:80` does, through nftables only (see rules.ts for the
+ * ruleset and why per-container state is set elements).
+ *
+ * ADD   validate; with snat and an IPv4 mapping, set route_localnet=1 on the interface that
+ *       routes to the container (so 127.0.0.1:hostPort works; shared and never undone, as
+ *       upstream); then ONE nftables transaction: table, sets, chains, fixed rules, and this
+ *       attachment's elements added exclusively. A host port someone else holds fails the whole
+ *       transaction (nothing of ours lands) with an error naming the holder; its mapping keeps
+ *       working. Echoes prevResult.
+ * DEL   removes exactly the elements whose owner tag is this attachment's: by point queries on
+ *       the keys derived from runtimeConfig + prevResult when both are there (cost independent of
+ *       the number of containers), else by scanning our sets. Idempotent; nothing there is fine.
+ * CHECK the fixed rules are in place and every element this attachment should own is there, ours,
+ *       and points at the container.
+ * GC    removes elements of this network whose attachment is not in cni.dev/valid-attachments,
+ *       then deletes table inet cnikit if no element of anyone is left.
+ *
+ * Not done: upstream flushes UDP conntrack entries of newly mapped host ports; cnikit does not yet
+ * (a UDP flow that existed before the mapping keeps its old path until it times out).
+ */
+import { CniCode, CniError, describe, invalidConfig, wrap } from '../core/cni/errors.ts';
+import type { Result } from '../core/cni/result.ts';
+import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
+import { type Cidr, contains } from '../core/ip/cidr.ts';
+import { log } from '../core/log.ts';
+import { native } from '../core/native.ts';
+import { RouteHandle, RT_TABLE_MAIN } from '../core/netlink/route.ts';
+import { type Nftables, isNftError, openNftables } from '../core/nftables/handle.ts';
+import {
+  CNIKIT_TABLE, deleteElements, diffRuleset, findElements, ownerTag, parseOwnerTag, removeTableIfEmpty, rulesetMessages,
+} from '../core/nftables/model.ts';
+import { getElement } from '../core/nftables/objects.ts';
+import { type PortmapConf, containerAddresses, parsePortmapConf } from './config.ts';
+import {
+  ALL_SETS, type OwnedElement, type PortmapInput, mappingsFor, portmapElements, portmapRuleset, portmapSkeleton,
+} from './rules.ts';
+
+/** What portmap touches outside itself; tests replace it to inject failures. */
+export interface PortmapDeps {
+  /** An nftables handle in the host namespace (where the plugin runs). */
+  openNft(): Nftables;
+  /** Sets route_localnet=1 on the interface that routes to `ip` in the host namespace. */
+  enableRouteLocalnet(ip: Cidr): void;
+}
+
+/** Finds the link the main table routes `ip` through (the bridge) and sets route_localnet on it. */
+function enableRouteLocalnet(ip: Cidr): void {
+  const rt = RouteHandle.open();
+  try {
+    let best: { oif: number; prefix: number } | undefined;
+    for (const r of rt.routeList(4)) {
+      if ((r.table ?? RT_TABLE_MAIN) !== RT_TABLE_MAIN || r.oif === undefined || !contains(r.dst, ip)) continue;
+      if (!best || r.dst.prefix > best.prefix) best = { oif: r.oif, prefix: r.dst.prefix };
+    }
+    if (!best) throw new Error('no route to the container address');
+    const link = rt.linkGetByIndex(best.oif);
+    if (!link) throw new Error(`link ${best.oif} vanished`);
+    native().sysctlWrite(null, `net/ipv4/conf/${link.name}/route_localnet`, '1');
+  } finally {
+    rt.close();
+  }
+}
+
+export const defaultDeps: PortmapDeps = { openNft: () => openNftables(), enableRouteLocalnet };
+
+function inputOf(conf: PortmapConf, a: CmdArgs): PortmapInput {
+  const addrs = containerAddresses(conf.prevResult, a.ifName);
+  return { network: conf.name, containerId: a.containerId, ifName: a.ifName, ...addrs, mappings: conf.mappings, snat: conf.snat, masqAll: conf.masqAll };
+}
+
+/** Turns a failed ADD transaction into a message naming the mapping and its current holder. */
+function explainAddError(nft: Nftables, err: unknown, elems: OwnedElement[], firstElem: number): CniError {
+  if (isNftError(err) && err.index >= firstElem) {
+    const e = elems[err.index - firstElem]!;
+    if (err.code === 'EEXIST' || err.code === 'ENOTEMPTY') {
+      let holder = 'another attachment';
+      try {
+        const [cur] = nft.getElements([getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)]);
+        const o = parseOwnerTag(cur?.comment);
+        if (o) holder = `container "${o.containerId}" (interface ${o.ifName}) of network "${o.network}"`;
+      } catch { /* the holder is only for the message */ }
+      const what = e.mapping ? `host port ${e.describe}` : e.describe;
+      return new CniError(CniCode.Internal, `failed to map ${what}`, `already mapped by ${holder}; nothing was changed`, { cause: err });
+    }
+    return wrap(err, `failed to add ${e.describe}`);
+  }
+  return wrap(err, 'failed to apply the portmap ruleset');
+}
+
+/** Creates the portmap Plugin over `deps`. */
+export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
+  return {
+    about: 'cnikit portmap: publish container ports with nftables (DNAT, hairpin and localhost SNAT)',
+
+    async add(a: CmdArgs): Promise<Result> {
+      const conf = parsePortmapConf(a.conf);
+      if (!conf.prevResult) throw invalidConfig('must be called as chained plugin: prevResult is missing');
+      if (!conf.mappings.length) return conf.prevResult;
+      const input = inputOf(conf, a);
+      if (!input.v4 && !input.v6) throw invalidConfig(`prevResult has no IP address of interface "${a.ifName}" to map ports to`);
+      if (conf.snat && input.v4 && mappingsFor(4, conf.mappings).length) {
+        try {
+          deps.enableRouteLocalnet(input.v4);
+        } catch (err) {
+          throw wrap(err, 'failed to enable route_localnet for localhost port mappings');
+        }
+      }
+      const rs = portmapRuleset(input);
+      const msgs = rulesetMessages(rs);
+      const nft = deps.openNft();
+      try {
+        nft.transact(msgs);
+      } catch (err) {
+        throw explainAddError(nft, err, rs.elements as OwnedElement[], msgs.length - rs.elements.length);
+      } finally {
+        nft.close();
+      }
+      return conf.prevResult;
+    },
+
+    async del(a: CmdArgs): Promise<void> {
+      const conf = parsePortmapConf(a.conf);
+      const owner = ownerTag(conf.name, a.containerId, a.ifName);
+      const input = inputOf(conf, a);
+      const nft = deps.openNft();
+      try {
+        // Two rounds at most: an element can vanish between the lookup and the delete only if
+        // something else deleted it, and then the second round sees what is really left.
+        for (let round = 0; ; round++) {
+          let victims: { set: string; key: Buffer; keyEnd?: Buffer }[];
+          if (conf.mappings.length && (input.v4 || input.v6)) {
+            const want = portmapElements(input);
+            const found = nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
+            victims = want.filter((_, i) => found[i]?.comment === owner);
+          } else {
+            victims = findElements(nft, CNIKIT_TABLE, ALL_SETS, (c) => c === owner);
+          }
+          try {
+            deleteElements(nft, CNIKIT_TABLE, victims);
+            return;
+          } catch (err) {
+            if ((err as { code?: string }).code !== 'ENOENT' || round >= 1) throw wrap(err, 'failed to remove port mappings');
+          }
+        }
+      } finally {
+        nft.close();
+      }
+    },
+
+    async check(a: CmdArgs): Promise<void> {
+      const conf = parsePortmapConf(a.conf);
+      if (!conf.prevResult) throw invalidConfig('Required prevResult missing');
+      if (!conf.mappings.length) return;
+      const input = inputOf(conf, a);
+      const owner = ownerTag(conf.name, a.containerId, a.ifName);
+      const nft = deps.openNft();
+      try {
+        const problems = diffRuleset(nft, portmapSkeleton());
+        const want = portmapElements(input);
+        const found = nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
+        want.forEach((e, i) => {
+          const f = found[i];
+          if (!f) problems.push(`${e.describe} is missing`);
+          else if (f.comment !== owner) problems.push(`${e.describe} belongs to ${f.comment ?? 'someone else'}`);
+          else if (e.data && (!f.data || !f.data.equals(e.data))) problems.push(`${e.describe} points elsewhere`);
+        });
+        if (problems.length) throw new CniError(CniCode.Internal, 'portmap: published ports are not in place', problems.join('; '));
+      } finally {
+        nft.close();
+      }
+    },
+
+    async gc(a: CmdArgs, valid: Attachment[]): Promise<void> {
+      const conf = parsePortmapConf(a.conf);
+      const keep = new Set(valid.map((v) => `${v.containerID}\n${v.ifname}`));
+      const nft = deps.openNft();
+      try {
+        const stale = findElements(nft, CNIKIT_TABLE, ALL_SETS, (c) => {
+          const o = parseOwnerTag(c);
+          return !!o && o.network === conf.name && !keep.has(`${o.containerId}\n${o.ifName}`);
+        });
+        try {
+          deleteElements(nft, CNIKIT_TABLE, stale);
+        } catch (err) {
+          throw wrap(err, `failed to remove ${stale.length} stale port mappings`);
+        }
+        try {
+          removeTableIfEmpty(nft, CNIKIT_TABLE);
+        } catch (err) {
+          // Harmless: an empty table costs nothing and the next GC tries again.
+          log.warn('portmap gc: could not remove the empty cnikit table', { error: describe(err) });
+        }
+      } finally {
+        nft.close();
+      }
+    },
+  };
+}
+
+export const portmapPlugin: Plugin = makePortmapPlugin();
