@@ -5,7 +5,9 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { type Cidr, type Family, formatCidr, formatIP, parseCidr, parseIP } from '../plugins/core/ip/cidr.ts';
+import { NLM_F_CREATE, NLM_F_EXCL, attr, encodeAttrs } from '../plugins/core/netlink/message.ts';
 import { Netns } from '../plugins/core/netlink/netns.ts';
+import { NETLINK_ROUTE, NetlinkSocket } from '../plugins/core/netlink/socket.ts';
 import { IFF_PROMISC, IFF_UP, OPER_STATES, type RouteEntry, RouteHandle } from '../plugins/core/netlink/route.ts';
 import { Sandbox, ip, ipJson, isRoot } from './lib/sandbox.ts';
 
@@ -307,4 +309,48 @@ rootTest('kernel errors surface as code/errno/op with the extended ACK', (t) => 
 
   // The socket is still usable after errors: the next request gets its own reply.
   t.is(w.host.linkGet('br0')?.index, br);
+});
+
+rootTest('a dump that spans many datagrams is read to the end', (t) => {
+  const w = world(t);
+  const { eth0 } = wire(w);
+  // 600 routes: their dump is well over one 32 KiB datagram.
+  for (let i = 0; i < 600; i++) w.inCtr.routeAdd({ dst: parseCidr(`10.${100 + (i >> 8)}.${i & 0xff}.0/24`), gw: parseIP('10.77.0.1') });
+  const ours = routesFromUs(w.inCtr, 4);
+  t.true(ours.length > 600);
+  t.deepEqual(ours, routesFromIp(w.ctr, 4));
+  t.is(w.inCtr.routeList(4).filter((r) => r.oif === eth0 && r.gw).length, 600);
+});
+
+/** rtmsg + RTA_DST + RTA_GATEWAY for `dst/24 via gw` in table main, written out by hand. */
+function routeBody(dst: string, gw: string): Buffer {
+  const rtmsg = Buffer.from([2 /* AF_INET */, 24, 0, 0, 254 /* main */, 3 /* boot */, 0 /* universe */, 1 /* unicast */, 0, 0, 0, 0]);
+  return Buffer.concat([rtmsg, encodeAttrs([attr.bytes(1, Buffer.from(dst.split('.').map(Number))), attr.bytes(5, Buffer.from(gw.split('.').map(Number)))])]);
+}
+
+rootTest('batch sends many rtnetlink requests in one datagram and names the one that failed', (t) => {
+  const w = world(t);
+  wire(w);
+  const sock = NetlinkSocket.open(NETLINK_ROUTE, Sandbox.path(w.ctr));
+  t.teardown(() => sock.close());
+  const RTM_NEWROUTE = 24;
+  const reqs = Array.from({ length: 40 }, (_, i) => ({
+    type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_EXCL, body: routeBody(`172.16.${i}.0`, '10.77.0.1'), op: `route ${i}`,
+  }));
+  t.deepEqual(sock.batch(reqs), [], 'only ACKs come back');
+  t.is(ipJson(w.ctr, 'route', 'show', 'via', '10.77.0.1').filter((r: any) => r.dst.startsWith('172.16.')).length, 40);
+
+  // Request 3 repeats route 0 (EEXIST), request 5 has an unreachable gateway: the first error is
+  // thrown with its own op, and the requests around it still took effect.
+  const mixed = Array.from({ length: 8 }, (_, i) => ({
+    type: RTM_NEWROUTE, flags: NLM_F_CREATE | NLM_F_EXCL,
+    body: i === 3 ? routeBody('172.16.0.0', '10.77.0.1') : i === 5 ? routeBody('172.17.5.0', '10.99.0.1') : routeBody(`172.17.${i}.0`, '10.77.0.1'),
+    op: `route ${i}`,
+  }));
+  const err = t.throws(() => sock.batch(mixed)) as any;
+  t.like(err, { code: 'EEXIST', op: 'route 3' });
+  const made = ipJson(w.ctr, 'route', 'show').map((r: any) => r.dst).filter((d: string) => d.startsWith('172.17.')).sort();
+  t.deepEqual(made, ['172.17.0.0/24', '172.17.1.0/24', '172.17.2.0/24', '172.17.4.0/24', '172.17.6.0/24', '172.17.7.0/24']);
+  // The socket still answers in order after the failed batch.
+  t.deepEqual(sock.batch(reqs.slice(0, 1).map((r) => ({ ...r, body: routeBody('172.18.0.0', '10.77.0.1') }))), []);
 });
