@@ -72,7 +72,6 @@ export function parseBridgeConf(a: CmdArgs): BridgeConf {
   if (c.enabledad) throw unsupported('enabledad', c.enabledad);
   if (c.disableContainerInterface) throw unsupported('disableContainerInterface', c.disableContainerInterface);
   if (c.portIsolation) throw unsupported('portIsolation', c.portIsolation);
-  if (c.ipMasq) throw unsupported('ipMasq', c.ipMasq);
   if (c.ipMasqBackend !== undefined && c.ipMasqBackend !== 'nftables') {
     throw new CniError(CniCode.UnsupportedField, `unsupported ipMasqBackend "${c.ipMasqBackend}"`, 'cnikit masquerades with nftables only; set ipMasqBackend to "nftables" or remove it');
   }

@@ -9,7 +9,7 @@ import { CniCode, CniError, wrap } from '../core/cni/errors.ts';
 import { delegate } from '../core/cni/invoke.ts';
 import { type Interface, type Result, parseResult } from '../core/cni/result.ts';
 import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
-import { type IP, cidrOf, formatIP, ipEquals, networkOf, parseCidr, parseIP } from '../core/ip/cidr.ts';
+import { type Cidr, type IP, cidrOf, formatIP, ipEquals, networkOf, parseCidr, parseIP } from '../core/ip/cidr.ts';
 import { isNotFound } from '../core/native.ts';
 import { Netns, netnsExists } from '../core/netlink/netns.ts';
 import { RouteHandle } from '../core/netlink/route.ts';
@@ -17,6 +17,14 @@ import { Rollback } from '../core/rollback.ts';
 import { type BridgeConf, parseBridgeConf } from './config.ts';
 import { completeIpam, configureContainer, ensureGatewayAddrs } from './addressing.ts';
 import { configurePort, createVeth, ensureBridge, ensureGatewayLink, trySysctl, waitOperUp } from './link.ts';
+import { openNftables } from '../core/nftables/handle.ts';
+import { checkIpMasq, gcIpMasq, setupIpMasq, teardownIpMasq } from './ipmasq.ts';
+
+/** The addresses of the container interface in a result (for ipMasq teardown and CHECK). */
+function containerCidrs(r: Result | undefined, ifName: string): Cidr[] {
+  const idx = r?.interfaces?.findIndex((i) => i.name === ifName && i.sandbox) ?? -1;
+  return (r?.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === idx).map((ip) => parseCidr(ip.address));
+}
 
 async function cmdAdd(a: CmdArgs): Promise<Result> {
   const conf = parseBridgeConf(a);
@@ -54,6 +62,21 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
       if (ipam.dns) result.dns = ipam.dns;
       configureContainer(ctr, netns.path, a.ifName, attached, routes);
       if (conf.isGateway) ensureGatewayAddrs(host, ensureGatewayLink(host, br, conf), attached, conf);
+      if (conf.ipMasq) {
+        const masq = { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: attached.map((x) => x.cidr) };
+        const nft = openNftables();
+        try {
+          setupIpMasq(nft, masq);
+        } catch (err) {
+          throw wrap(err, 'failed to set up IP masquerade');
+        } finally {
+          nft.close();
+        }
+        undo.push('remove IP masquerade', () => {
+          const n = openNftables();
+          try { teardownIpMasq(n, masq); } finally { n.close(); }
+        });
+      }
     } else {
       const l = ctr.linkGet(a.ifName);
       if (l) ctr.linkSetUp(l.index);
@@ -90,6 +113,18 @@ async function cmdDel(a: CmdArgs): Promise<void> {
     }
   }
   if (conf.ipamType) await delegate(conf.ipamType, 'DEL', a);
+  if (conf.ipMasq) {
+    // Addresses from the cached result when there is one (point lookups), else a scan by owner.
+    const prev = a.conf.prevResult ? parseResult(a.conf.prevResult, a.conf.cniVersion, 'prevResult') : undefined;
+    const nft = openNftables();
+    try {
+      teardownIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: containerCidrs(prev, a.ifName) });
+    } catch (err) {
+      throw wrap(err, 'failed to remove IP masquerade');
+    } finally {
+      nft.close();
+    }
+  }
 }
 
 function requirePrevResult(a: CmdArgs): Result {
@@ -146,6 +181,15 @@ async function cmdCheck(a: CmdArgs): Promise<void> {
       const found = rs.some((x) => x.dst.prefix === dst.prefix && x.dst.value === dst.value && (!gw || (x.gw !== undefined && ipEquals(x.gw, gw))));
       if (!found) throw checkFailed(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${a.netns}`);
     }
+    if (conf.ipMasq) {
+      const nft = openNftables();
+      try {
+        const problems = checkIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: containerCidrs(prev, a.ifName) });
+        if (problems.length) throw checkFailed('IP masquerade is not in place', problems.join('; '));
+      } finally {
+        nft.close();
+      }
+    }
   } finally {
     ctr.close();
     host.close();
@@ -158,9 +202,18 @@ async function cmdStatus(a: CmdArgs): Promise<void> {
   if (conf.ipamType) await delegate(conf.ipamType, 'STATUS', a);
 }
 
-async function cmdGc(a: CmdArgs, _valid: Attachment[]): Promise<void> {
+async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
   const conf = parseBridgeConf(a);
   if (conf.ipamType) await delegate(conf.ipamType, 'GC', a);
+  // Any network may have used ipMasq before its config changed, so GC always looks.
+  const nft = openNftables();
+  try {
+    gcIpMasq(nft, conf.name, valid);
+  } catch (err) {
+    throw wrap(err, 'failed to remove stale IP masquerade elements');
+  } finally {
+    nft.close();
+  }
 }
 
 export const bridgePlugin: Plugin = {

@@ -18,7 +18,6 @@
  * CHECK can tell whether the rules in the kernel are the ones we would write, and every element an
  * owner tag (`ownerTag()`), which is how DEL and GC find what belongs to an attachment.
  */
-import { createHash } from 'node:crypto';
 import { encodeAttrs } from '../netlink/message.ts';
 import { encodeExpr } from './expr/index.ts';
 import { type Nftables } from './handle.ts';
@@ -52,9 +51,19 @@ export function parseOwnerTag(comment: string | undefined): { network: string; c
   return m ? { network: m[1]!, containerId: m[2]!, ifName: m[3]! } : undefined;
 }
 
-/** The comment a rule carries: a fingerprint of its expressions. */
+/**
+ * The comment a rule carries: a fingerprint of its encoded expressions (two 32-bit FNV-1a
+ * hashes; no node:crypto, whose loading costs start-up time, and no secrecy is needed).
+ */
 export function ruleFingerprint(r: RuleSpec): string {
-  return 'cnikit:' + createHash('sha256').update(encodeAttrs(r.exprs.map(encodeExpr))).digest('hex').slice(0, 16);
+  const bytes = encodeAttrs(r.exprs.map(encodeExpr));
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ bytes.length;
+  for (const x of bytes) {
+    a = Math.imul(a ^ x, 0x01000193) >>> 0;
+    b = Math.imul(b ^ x ^ (a & 0xff), 0x01000193) >>> 0;
+  }
+  return `cnikit:${a.toString(16).padStart(8, '0')}${b.toString(16).padStart(8, '0')}`;
 }
 
 /** Computes the messages of one transaction that makes `rs` true (see the module header). */
