@@ -155,7 +155,10 @@ function act(fn: Action): (...args: unknown[]) => Promise<void> {
       const code = await fn(...args);
       process.exitCode = code ?? ExitCode.Ok;
     } catch (err) {
-      process.exitCode = report(err);
+      if (err instanceof CommanderError) {
+        process.stderr.write(`cnikit: ${err.message.replace(/^error: /, '')}\n`);
+        process.exitCode = ExitCode.Usage;
+      } else process.exitCode = report(err);
     }
   };
 }
@@ -382,6 +385,42 @@ Ctrl-C. Exit 0 means every check of the tour passed.`);
   demo.action(act(async (o: { tmpDir: string; inner?: string }) => {
     const { demoOuter, demoInner } = await import('./demo.ts');
     return o.inner ? demoInner(o.inner) : demoOuter({ tmpDir: o.tmpDir });
+  }));
+
+  const dns = program.command('dns').description('the DNS responder that serves container names (what the dnsname plugin runs)');
+  const serve = dns.command('serve').description('serve the names in a records directory, in the foreground, until Ctrl-C')
+    .requiredOption('--records <dir>', 'directory of <network>.records files (the dnsname plugin\'s recordsDir, default /run/cnikit/dns)')
+    .option('--listen <addr:port>', 'listen here (repeatable); default: on each network\'s gateway addresses, port 53', collect)
+    .option('--resolv-conf <file>', 'upstream resolvers for names outside the networks\' domains', '/etc/resolv.conf')
+    .option('--forward-timeout-ms <ms>', 'how long to wait for an upstream answer', (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${v}" is not a positive number of milliseconds`);
+      return n;
+    });
+  serve.addHelpText('after', `
+Examples:
+  $ sudo cnikit dns serve --records /run/cnikit/dns
+  $ cnikit dns serve --records ./records --listen 127.0.0.1:5353 &
+  $ dig @127.0.0.1 -p 5353 web.cnikit.internal
+With --listen every network's names are served on that address; otherwise each network is
+answered only on its own gateway addresses (isolation). The records directory is followed as it
+changes; SIGHUP forces a reload.`);
+  serve.action(act(async (o: { records: string; listen?: string[]; resolvConf: string; forwardTimeoutMs?: number }) => {
+    const { serveDns, parseListen } = await import('../dnsname/serve.ts');
+    let listen;
+    try {
+      listen = o.listen?.map(parseListen);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+    const svc = await serveDns({ recordsDir: o.records, listen, watch: true, resolvConf: o.resolvConf, forwardTimeoutMs: o.forwardTimeoutMs });
+    process.stderr.write(`cnikit: serving DNS from ${o.records}${listen ? ` on ${o.listen!.join(', ')}` : ' on the networks\' gateways'}; Ctrl-C stops\n`);
+    const stop = () => { void svc.close(); };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGHUP', () => { void svc.reload('SIGHUP'); });
+    await svc.done;
+    return ExitCode.Ok;
   }));
 
   return program;
