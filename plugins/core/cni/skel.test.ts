@@ -122,6 +122,9 @@ for (const command of [undefined, '']) {
 
 test('an unknown CNI_COMMAND fails with code 4', fails, { env: { CNI_COMMAND: 'add' } }, CniCode.InvalidEnv, 'unknown CNI_COMMAND: add');
 test('CNI_COMMAND FOO fails with code 4', fails, { env: { CNI_COMMAND: 'FOO' } }, CniCode.InvalidEnv, 'unknown CNI_COMMAND: FOO');
+for (const command of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) {
+  test(`CNI_COMMAND ${command} (an Object.prototype key) fails with code 4`, fails, { env: { CNI_COMMAND: command } }, CniCode.InvalidEnv, `unknown CNI_COMMAND: ${command}`);
+}
 
 // ---- Required environment (CNI-NOTES §1.1) ----
 

@@ -119,7 +119,7 @@ export async function runPlugin(plugin: Plugin, io: Io = processIo): Promise<num
       io.stdout(versionReply(io.readStdin().toString('utf8')));
       return 0;
     }
-    if (!(command in REQUIRED)) {
+    if (!Object.hasOwn(REQUIRED, command)) {
       throw new CniError(CniCode.InvalidEnv, `unknown CNI_COMMAND: ${command}`, 'CNI_COMMAND must be ADD, DEL, CHECK, STATUS, GC or VERSION');
     }
     const cmd = command as Exclude<Command, 'VERSION'>;
