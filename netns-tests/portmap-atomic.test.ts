@@ -1,0 +1,69 @@
+/**
+ * Atomicity of a portmap ADD against the real kernel: the plugin's handlers run in this process
+ * with an injected nftables transport, bound to the sandbox host namespace, that corrupts the
+ * second message of the transaction (an unknown message type, which nfnetlink refuses with
+ * EINVAL). The kernel must then apply none of the batch: no table on a fresh host, and no new
+ * element next to an existing attachment, whose mapping keeps working.
+ */
+import test from 'ava';
+import type { CmdArgs, RawConf } from '../plugins/core/cni/skel.ts';
+import { NLM_F_REQUEST, encodeMessage, parseMessages } from '../plugins/core/netlink/message.ts';
+import { NETLINK_NETFILTER, NetlinkSocket } from '../plugins/core/netlink/socket.ts';
+import { Nftables } from '../plugins/core/nftables/handle.ts';
+import { makePortmapPlugin } from '../plugins/portmap/portmap.ts';
+import { BIN, Sandbox, isRoot, tcpRequest } from './lib/sandbox.ts';
+import { NET_A, attach, bridgeConf, nftView, owners, portmapConf, serve } from './portmap-lib.ts';
+
+const netnsTest = isRoot ? test : test.serial.skip;
+if (!isRoot) test('netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
+
+/** A transport into `netns` whose batches get their message number `victim` (1 = first after BEGIN) garbled. */
+function corrupting(netns: string, victim: number): Nftables {
+  const sock = NetlinkSocket.open(NETLINK_NETFILTER, netns);
+  return new Nftables({
+    allocSeq: () => sock.allocSeq(),
+    receive: (op) => sock.receive(op),
+    close: () => sock.close(),
+    sendRaw(buf) {
+      const msgs = parseMessages(buf);
+      if (msgs[0]?.type !== 16 /* BATCH_BEGIN */) return sock.sendRaw(buf);
+      sock.sendRaw(Buffer.concat(msgs.map((m, i) => encodeMessage(i === victim ? (10 << 8) | 0x7f : m.type, m.flags | NLM_F_REQUEST, m.seq, m.payload))));
+    },
+  });
+}
+
+function args(ns: string, cid: string, conf: Record<string, unknown>): CmdArgs {
+  return {
+    command: 'ADD', containerId: cid, netns: Sandbox.path(ns), ifName: 'eth0', args: '', path: [BIN],
+    stdinData: Buffer.from(JSON.stringify(conf)), conf: conf as RawConf, env: {},
+  };
+}
+
+netnsTest('a netlink error on the second message of an ADD leaves nothing behind', async (t) => {
+  const sb = new Sandbox('a');
+  t.teardown(() => sb.cleanup());
+  const out = sb.outside();
+  const c1 = sb.container('c1');
+  const c2 = sb.container('c2');
+  const localnet: string[] = [];
+  const broken = makePortmapPlugin({ openNft: () => corrupting(sb.hostPath, 2), enableRouteLocalnet: (ip) => { localnet.push(String(ip.value)); } });
+
+  // Fresh host: the table itself is in the failing batch, so nothing at all may appear.
+  const br1 = sb.plugin('bridge', { command: 'ADD', containerId: 'ctr1', netns: Sandbox.path(c1), conf: bridgeConf(sb, NET_A) });
+  t.is(br1.code, 0, br1.stdout);
+  const err = await t.throwsAsync(broken.add(args(c1, 'ctr1', portmapConf(NET_A, [{ hostPort: 8080, containerPort: 80 }], br1.json))));
+  t.regex(err!.message, /failed to apply|failed to add/);
+  t.deepEqual(nftView(sb).tables, [], 'no table, chain, set or element');
+
+  // With state in place: another attachment's mapping survives and nothing of ctr2 lands.
+  attach(sb, NET_A, c2, 'ctr2', [{ hostPort: 9090, containerPort: 80, protocol: 'tcp' }]);
+  await serve(sb, c2, 'web2', 80);
+  const before = nftView(sb);
+  for (const victim of [2, 5, 20]) {
+    const plugin = makePortmapPlugin({ openNft: () => corrupting(sb.hostPath, victim), enableRouteLocalnet: () => {} });
+    await t.throwsAsync(plugin.add(args(c1, 'ctr1', portmapConf(NET_A, [{ hostPort: 8080, containerPort: 80 }, { hostPort: 8443, containerPort: 443 }], br1.json))));
+    t.deepEqual(nftView(sb), before, `victim message ${victim}: the ruleset is unchanged`);
+  }
+  t.deepEqual([...new Set(owners(before))], ['net=pmnet id=ctr2 if=eth0']);
+  t.is(tcpRequest(sb, out, '198.51.100.1', 9090), 'web2 198.51.100.2');
+});
