@@ -27,6 +27,9 @@ import { atLeast, compareVersions } from '../core/cni/version.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from '../core/cni/validate.ts';
 import { type CachedAttachment, ResultsCache } from './cache.ts';
 import type { NetworkConfigList, PluginConf } from './conf.ts';
+import { errorText, parseArgsEnv } from './self.ts';
+
+export { errorText, parseArgsEnv };
 
 /** Who and where: libcni's RuntimeConf. */
 export interface RuntimeConf {
@@ -62,22 +65,6 @@ export interface RuntimeOptions {
   /** Base environment for plugins (the six CNI_* are set on top). Defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   onEvent?: (e: ChainEvent) => void;
-}
-
-/** One line for an error: a CniError's message and details (its cause chain is already in them). */
-export function errorText(err: unknown): string {
-  if (err instanceof CniError) return err.details ? `${err.message}: ${err.details}` : err.message;
-  return describe(err);
-}
-
-/** Splits a CNI_ARGS string as cnitool does: every `;` piece must be a non-empty `k=v`. */
-export function parseArgsEnv(raw: string | undefined): [string, string][] {
-  if (!raw) return [];
-  return raw.split(';').map((pair) => {
-    const i = pair.indexOf('=');
-    if (i <= 0) throw new CniError(CniCode.InvalidEnv, `invalid CNI_ARGS pair "${pair}"`, 'CNI_ARGS is KEY=VALUE pairs separated by ";", e.g. IgnoreUnknown=1;K8S_POD_NAME=web');
-    return [pair.slice(0, i), pair.slice(i + 1)] as [string, string];
-  });
 }
 
 function joinArgs(args: [string, string][]): string {

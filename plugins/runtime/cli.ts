@@ -10,25 +10,22 @@
  * variable also has a flag; CNI_CONTAINERID/CNI_CACHE_DIR are honoured; `<network>` may be a
  * path to a config file; with CNI_PATH unset the directory cnikit lives in comes first.
  */
-import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CniCode, CniError, describe } from '../core/cni/errors.ts';
-import { formatResult } from '../core/cni/result.ts';
 import { SUPPORTED_VERSIONS } from '../core/cni/version.ts';
 import { DEFAULT_CACHE_DIR } from './cache.ts';
-import { type Attachment, type ChainEvent, CniRuntime, type RuntimeConf, errorText, parseArgsEnv } from './chain.ts';
-import { DEFAULT_NETCONF_PATH, resolveNetwork } from './conf.ts';
+import type { Attachment, ChainEvent, CniRuntime, RuntimeConf } from './chain.ts';
+import type { NetworkConfigList } from './conf.ts';
+import type { Result } from '../core/cni/result.ts';
 import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from './exit-codes.ts';
-import { attachmentJson, attachmentText, attachmentsTable, resultTable } from './format.ts';
-import { DEFAULT_NETNS_DIR } from './netns.ts';
-import { progressReporter, selfDir } from './self.ts';
+import { DEFAULT_NETCONF_PATH, DEFAULT_NETNS_DIR, errorText, parseArgsEnv, progressReporter, selfDir } from './self.ts';
 
 const VERSION = '0.1.0';
 
 /** cnitool's container id: "cnitool-" + the first 20 hex digits of SHA-512(absolute netns path). */
 export function cnitoolContainerId(netnsPath: string): string {
-  return `cnitool-${createHash('sha512').update(resolve(netnsPath)).digest('hex').slice(0, 20)}`;
+  return `cnitool-${process.getBuiltinModule('node:crypto').createHash('sha512').update(resolve(netnsPath)).digest('hex').slice(0, 20)}`;
 }
 
 /** CNI_PATH as cnikit uses it: the given list, or (unset) cnikit's own directory then /opt/cni/bin. */
@@ -87,8 +84,15 @@ interface CommonOpts {
   verbose?: boolean;
 }
 
-function runtimeOf(o: CommonOpts, onEvent?: (e: ChainEvent) => void): CniRuntime {
+// The engine (child processes, schemas, results, netlink) loads only for the commands that run it.
+async function runtimeOf(o: CommonOpts, onEvent?: (e: ChainEvent) => void): Promise<CniRuntime> {
+  const { CniRuntime } = await import('./chain.ts');
   return new CniRuntime({ path: cniPathOf(o.cniPath), cacheDir: o.cacheDir || DEFAULT_CACHE_DIR, onEvent });
+}
+
+async function networkOf(o: CommonOpts, nameOrPath: string): Promise<NetworkConfigList> {
+  const { resolveNetwork } = await import('./conf.ts');
+  return resolveNetwork(netconfDir(o), nameOrPath);
 }
 
 function netconfDir(o: CommonOpts): string {
@@ -163,9 +167,14 @@ function act(fn: Action): (...args: unknown[]) => Promise<void> {
   };
 }
 
-function printResult(o: CommonOpts, r: ReturnType<typeof formatResult>, internal: Parameters<typeof resultTable>[0]): void {
-  if (o.format === 'table') process.stdout.write(resultTable(internal));
-  else process.stdout.write(JSON.stringify(r, null, 4) + '\n');
+async function printResult(o: CommonOpts, r: Result): Promise<void> {
+  if (o.format === 'table') {
+    const { resultTable } = await import('./format.ts');
+    process.stdout.write(resultTable(r));
+  } else {
+    const { formatResult } = await import('../core/cni/result.ts');
+    process.stdout.write(JSON.stringify(formatResult(r, r.cniVersion), null, 4) + '\n');
+  }
 }
 
 const ENV_HELP = `
@@ -223,15 +232,15 @@ Examples:
 Needs cniVersion 0.4.0 or later and a cached ADD result.${ENV_HELP}`,
     }[verb]);
     cmd.action(act(async (network: string, netns: string, o: CommonOpts) => {
-      const list = resolveNetwork(netconfDir(o), network);
+      const list = await networkOf(o, network);
       const p = progressReporter(o);
-      const rt = runtimeOf(o, p.onEvent);
+      const rt = await runtimeOf(o, p.onEvent);
       const conf = runtimeConf(o, netns);
       try {
         if (verb === 'add') {
           const r = await rt.add(list, conf);
           p.done();
-          printResult(o, formatResult(r, r.cniVersion), r);
+          await printResult(o, r);
         } else if (verb === 'del') {
           await rt.del(list, conf);
         } else {
@@ -253,9 +262,9 @@ Examples:
 Exits 4 when a plugin says the network is not available (CNI code 50/51). Lists before
 cniVersion 1.1.0 have no STATUS; then nothing is asked and the exit code is 0.${ENV_HELP}`);
   status.action(act(async (network: string, _netns: string | undefined, o: CommonOpts) => {
-    const list = resolveNetwork(netconfDir(o), network);
+    const list = await networkOf(o, network);
     const p = progressReporter(o);
-    const asked = await runtimeOf(o, p.onEvent).status(list).finally(p.done);
+    const asked = await (await runtimeOf(o, p.onEvent)).status(list).finally(p.done);
     process.stdout.write(asked ? `network "${list.name}": available\n` : `network "${list.name}": cniVersion ${list.cniVersion} has no STATUS (needs 1.1.0); nothing asked\n`);
     return ExitCode.Ok;
   }));
@@ -271,9 +280,9 @@ Examples:
   $ sudo cnikit gc mynet                      like cnitool: nothing is valid, everything is removed
 ${ENV_HELP}`);
   gc.action(act(async (network: string, _netns: string | undefined, o: CommonOpts & { valid?: Attachment[]; keepCached?: boolean }) => {
-    const list = resolveNetwork(netconfDir(o), network);
+    const list = await networkOf(o, network);
     const p = progressReporter(o);
-    const rt = runtimeOf(o, p.onEvent);
+    const rt = await runtimeOf(o, p.onEvent);
     const valid = [...(o.valid ?? [])];
     if (o.keepCached) for (const c of rt.cache.list(list.name)) valid.push({ containerID: c.containerId, ifname: c.ifName });
     const removed = await rt.gc(list, valid).finally(p.done);
@@ -292,7 +301,7 @@ Examples:
   $ sudo cnikit ls --network cnikit --json | jq '.[].addresses'
 Entries written by cnitool, containerd or Podman (libcni) show up as well.`);
   ls.action(act(async (o: { cacheDir?: string; network?: string; json?: boolean }) => {
-    const { ResultsCache } = await import('./cache.ts');
+    const [{ ResultsCache }, { attachmentJson, attachmentsTable }] = await Promise.all([import('./cache.ts'), import('./format.ts')]);
     const list = new ResultsCache(o.cacheDir || DEFAULT_CACHE_DIR).list(o.network);
     if (o.json) process.stdout.write(JSON.stringify(list.map(attachmentJson), null, 2) + '\n');
     else process.stdout.write(list.length ? attachmentsTable(list) : 'no attachments\n');
@@ -309,7 +318,7 @@ Examples:
   $ sudo cnikit inspect /run/netns/ctr1 --json
 Exits 5 when nothing matches.`);
   inspect.action(act(async (id: string | undefined, o: { cacheDir?: string; json?: boolean }) => {
-    const { ResultsCache } = await import('./cache.ts');
+    const [{ ResultsCache }, { attachmentJson, attachmentText }] = await Promise.all([import('./cache.ts'), import('./format.ts')]);
     let list = new ResultsCache(o.cacheDir || DEFAULT_CACHE_DIR).list();
     if (id) {
       const exact = list.filter((a) => a.containerId === id || a.netns === id || a.netns.endsWith(`/${id}`) || a.netns === resolve(id));

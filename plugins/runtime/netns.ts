@@ -13,8 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../core/native.ts';
 import { RouteHandle } from '../core/netlink/route.ts';
 
-/** Where `ip netns` keeps named namespaces. */
-export const DEFAULT_NETNS_DIR = '/run/netns';
+export { DEFAULT_NETNS_DIR } from './self.ts';
 
 /**
  * Creates a namespace pinned at `path` with `lo` up. Throws EEXIST when the path exists; on any

@@ -11,7 +11,6 @@
  * filesystem isolation. It is a network sandbox for one command.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import { describe } from '../core/cni/errors.ts';
@@ -79,7 +78,7 @@ function summary(list: NetworkConfigList, conf: RuntimeConf, r: Result, o: RunOp
 /** Runs `cmd` in a new attached namespace; returns the exit code to use. */
 export async function runContainer(o: RunOptions, cmd: string[]): Promise<number> {
   const list = pickNetwork(o);
-  const id = o.containerId || `cnikit-${randomBytes(6).toString('hex')}`;
+  const id = o.containerId || `cnikit-${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}`;
   const netns = join(o.netnsDir, id);
   const { args, caps } = attachmentArgs(o, list.name);
   const conf: RuntimeConf = { containerId: id, netns, ifName: o.ifName, args, capabilityArgs: caps };
