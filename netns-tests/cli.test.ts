@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, NODE, Sandbox, ipJson, isRoot } from './lib/sandbox.ts';
 
@@ -203,6 +203,24 @@ test.serial('cnikit DELs what cnitool added: a libcni cache fixture gives prevRe
   t.deepEqual(ipJson(ctr, 'link', 'show').map((l: { ifname: string }) => l.ifname), ['lo']);
   t.deepEqual(leases(c, 'rtnet'), []);
   t.deepEqual(cacheFiles(c), []);
+});
+
+test.serial('DEL still works when the config file was removed after ADD: the cached config is used', (t) => {
+  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+  const c = setup(t);
+  const ctr = c.sb.container('c1');
+  const netns = Sandbox.path(ctr);
+  writeList(c, 'rt.conflist', { cniVersion: '1.0.0', name: 'rtnet', plugins: [bridgeConf(c)] });
+  t.is(cnikit(c, ['add', 'rtnet', netns]).code, 0);
+  rmSync(join(c.netconf, 'rt.conflist'));
+  const del = cnikit(c, ['del', 'rtnet', netns]);
+  t.is(del.code, 0, del.stderr);
+  t.regex(del.stderr, /no net configurations found in .*; using the config cached at ADD/);
+  t.deepEqual(ipJson(ctr, 'link', 'show').map((l: { ifname: string }) => l.ifname), ['lo']);
+  t.deepEqual(leases(c, 'rtnet'), []);
+  t.deepEqual(cacheFiles(c), []);
+  const again = cnikit(c, ['del', 'rtnet', netns]);
+  t.is(again.code, 3, 'with neither config nor cache, DEL says the config is missing');
 });
 
 test.serial('a chain whose third plugin fails is rolled back: nothing is left', (t) => {

@@ -90,6 +90,29 @@ async function runtimeOf(o: CommonOpts, onEvent?: (e: ChainEvent) => void): Prom
   return new CniRuntime({ path: cniPathOf(o.cniPath), cacheDir: o.cacheDir || DEFAULT_CACHE_DIR, onEvent });
 }
 
+/**
+ * The network for DEL: from NETCONFPATH as usual, or, when the config is gone or broken, the
+ * copy cached at ADD (libcni keeps the conflist bytes in the cache), so that removing a config
+ * file does not strand its containers.
+ */
+async function networkForDel(o: CommonOpts, nameOrPath: string, conf: RuntimeConf): Promise<NetworkConfigList> {
+  try {
+    return await networkOf(o, nameOrPath);
+  } catch (err) {
+    if (nameOrPath.includes('/')) throw err;
+    const [{ ResultsCache }, { parseConfList }] = await Promise.all([import('./cache.ts'), import('./conf.ts')]);
+    let cached;
+    try {
+      cached = new ResultsCache(o.cacheDir || DEFAULT_CACHE_DIR).read(nameOrPath, conf.containerId, conf.ifName);
+    } catch {
+      throw err;
+    }
+    if (!cached?.config.length) throw err;
+    process.stderr.write(`cnikit: warning: ${errorText(err)}; using the config cached at ADD (${cached.file})\n`);
+    return parseConfList(cached.config, `cached config in ${cached.file}`);
+  }
+}
+
 async function networkOf(o: CommonOpts, nameOrPath: string): Promise<NetworkConfigList> {
   const { resolveNetwork } = await import('./conf.ts');
   return resolveNetwork(netconfDir(o), nameOrPath);
@@ -225,17 +248,18 @@ Examples:
   $ sudo cnikit del mynet /run/netns/ctr1
   $ sudo cnikit del mynet /run/netns/ctr1 --container-id cnitool-0a1b2c3d4e5f60718293
 Without CNI_ARGS/CAP_ARGS, those cached at ADD are used again (cnitool needs them repeated).
-DEL works when the namespace is already gone.${ENV_HELP}`,
+DEL works when the namespace is already gone, and, using the config cached at ADD, when the
+network's config file was removed.${ENV_HELP}`,
       check: `
 Examples:
   $ sudo cnikit check mynet /run/netns/ctr1 && echo healthy
 Needs cniVersion 0.4.0 or later and a cached ADD result.${ENV_HELP}`,
     }[verb]);
     cmd.action(act(async (network: string, netns: string, o: CommonOpts) => {
-      const list = await networkOf(o, network);
+      const conf = runtimeConf(o, netns);
+      const list = verb === 'del' ? await networkForDel(o, network, conf) : await networkOf(o, network);
       const p = progressReporter(o);
       const rt = await runtimeOf(o, p.onEvent);
-      const conf = runtimeConf(o, netns);
       try {
         if (verb === 'add') {
           const r = await rt.add(list, conf);
@@ -396,7 +420,11 @@ Ctrl-C. Exit 0 means every check of the tour passed.`);
     return o.inner ? demoInner(o.inner) : demoOuter({ tmpDir: o.tmpDir });
   }));
 
-  const dns = program.command('dns').description('the DNS responder that serves container names (what the dnsname plugin runs)');
+  const dns = program.command('dns').description('the DNS responder that serves container names (what the dnsname plugin runs)')
+    .addHelpText('after', `
+Examples:
+  $ sudo cnikit dns serve --records /run/cnikit/dns
+  $ cnikit dns serve --records ./records --listen 127.0.0.1:5353`);
   const serve = dns.command('serve').description('serve the names in a records directory, in the foreground, until Ctrl-C')
     .requiredOption('--records <dir>', 'directory of <network>.records files (the dnsname plugin\'s recordsDir, default /run/cnikit/dns)')
     .option('--listen <addr:port>', 'listen here (repeatable); default: on each network\'s gateway addresses, port 53', collect)
