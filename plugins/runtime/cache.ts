@@ -23,6 +23,7 @@ import { CniCode, CniError } from '../core/cni/errors.ts';
 
 /** Where libcni keeps its cache when nothing else is configured. */
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';
+/** The `kind` of a current-format cache file; anything else is a legacy bare Result. */
 export const CACHE_KIND = 'cniCacheV1';
 
 /** One cache file as libcni writes it. */
@@ -65,6 +66,7 @@ function pairsOf(v: unknown): [string, string][] {
   return v.filter((p): p is [string, string] => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string');
 }
 
+/** The `results/` directory of a libcni cache dir. */
 export class ResultsCache {
   readonly dir: string;
   constructor(cacheDir: string) {

@@ -23,7 +23,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CniCode, CniError, describe } from '../core/cni/errors.ts';
 import { execPlugin, findInPath } from '../core/cni/invoke.ts';
 import { type Result, formatResult, parseResult } from '../core/cni/result.ts';
-import { atLeast, compareVersions } from '../core/cni/version.ts';
+import { atLeast } from '../core/cni/version.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from '../core/cni/validate.ts';
 import { type CachedAttachment, ResultsCache } from './cache.ts';
 import type { NetworkConfigList, PluginConf } from './conf.ts';
@@ -391,9 +391,4 @@ function versionOf(file: string, asked: string, env: NodeJS.ProcessEnv): Promise
     });
     child.stdin.end(JSON.stringify({ cniVersion: asked }));
   });
-}
-
-/** Sorts versions highest first (exported for the CLI's listing). */
-export function sortVersionsDesc(v: string[]): string[] {
-  return [...v].sort((a, b) => compareVersions(b, a));
 }

@@ -65,6 +65,18 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+const NAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+
+/** Checks a container name or alias: a DNS label, so it can go in CNI_ARGS and be resolved. */
+export function parseName(value: string): string {
+  if (!NAME_RE.test(value)) throw new InvalidArgumentError(`"${value}" is not a valid name: use letters, digits and "-" (a DNS label, at most 63 characters)`);
+  return value;
+}
+
+function collectName(value: string, previous: string[] = []): string[] {
+  return [...previous, parseName(value)];
+}
+
 function parseValid(value: string, previous: Attachment[] = []): Attachment[] {
   const i = value.lastIndexOf(':');
   if (i <= 0 || i === value.length - 1) throw new InvalidArgumentError(`"${value}" is not CONTAINERID:IFNAME, e.g. cnitool-0a1b2c3d4e5f60718293:eth0`);
@@ -360,9 +372,9 @@ Exits 5 when nothing matches.`);
   const run = cniOptions(program.command('run').description('run a command in a new network namespace attached to a network; detach and delete it on exit')
     .argument('<command...>', 'the command and its arguments (put them after --)')
     .option('--network <name>', 'network name or config file (default: the first network in NETCONFPATH)')
-    .option('--name <name>', 'container name: K8S_POD_NAME for the plugins, the DNS name on networks with dnsname')
+    .option('--name <name>', 'container name: K8S_POD_NAME for the plugins, the DNS name on networks with dnsname', parseName)
     .option('-p, --publish <[hostip:]host:container[/proto]>', 'publish a port (repeatable), needs portmap in the chain', parsePublish)
-    .option('--alias <name>', 'extra DNS name (repeatable)', collect)
+    .option('--alias <name>', 'extra DNS name (repeatable)', collectName)
     .addOption(new Option('--netns-dir <dir>', 'where the namespace is pinned').default(DEFAULT_NETNS_DIR))
     .passThroughOptions(), { attachment: true });
   run.addHelpText('after', `

@@ -216,8 +216,3 @@ export function listNetworks(dir: string): NetworkConfigList[] {
   }
   return out;
 }
-
-/** The short label libcni puts in chain errors: `type="bridge" name="appnet"`. */
-export function describePlugin(list: NetworkConfigList, index: number): string {
-  return `type="${list.plugins[index]?.type}" name="${list.name}"`;
-}

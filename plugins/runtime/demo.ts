@@ -21,7 +21,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CniCode, CniError, describe } from '../core/cni/errors.ts';
+import { CniCode, CniError } from '../core/cni/errors.ts';
 import type { Result } from '../core/cni/result.ts';
 import { parseCidr } from '../core/ip/cidr.ts';
 import { Netns } from '../core/netlink/netns.ts';

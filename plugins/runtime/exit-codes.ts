@@ -6,6 +6,7 @@
  */
 import { CniCode, CniError } from '../core/cni/errors.ts';
 
+/** Every exit status the cnikit command uses. */
 export const ExitCode = {
   /** Done. */
   Ok: 0,

@@ -13,7 +13,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { constants } from 'node:os';
-import { describe } from '../core/cni/errors.ts';
 import type { Result } from '../core/cni/result.ts';
 import { CniRuntime, type RuntimeConf, errorText } from './chain.ts';
 import { type NetworkConfigList, listNetworks, resolveNetwork } from './conf.ts';
