@@ -193,16 +193,17 @@ netnsTest('a VLAN puts the port in that VLAN and the gateway on <bridge>.<vlan>'
 });
 
 /** Bad inputs: each gives the right code and leaves no veth and no lease. */
-const badCases: { title: string; code: number; msg: RegExp; conf: (sb: Sandbox) => unknown; env?: Record<string, string> }[] = [
+/** `delFails`: the DEL a runtime sends after the failed ADD cannot succeed either (no config to act on). */
+const badCases: { title: string; code: number; msg: RegExp; conf: (sb: Sandbox) => unknown; env?: Record<string, string>; delFails?: boolean }[] = [
   { title: 'macspoofchk (not implemented)', code: 2, msg: /macspoofchk/, conf: (sb) => netConf(sb, { macspoofchk: true }) },
   { title: 'hairpin and promisc together', code: 7, msg: /invalid network config/, conf: (sb) => netConf(sb, { hairpinMode: true, promiscMode: true }) },
   { title: 'vlan out of range', code: 7, msg: /invalid network config/, conf: (sb) => netConf(sb, { vlan: 5000 }) },
   { title: 'mtu of the wrong type', code: 7, msg: /invalid network config/, conf: (sb) => netConf(sb, { mtu: 'big' }) },
   { title: 'subnet with host bits', code: 7, msg: /.*/, conf: (sb) => netConf(sb, {}, { ranges: [[{ subnet: '10.77.0.5/24' }]] }) },
-  { title: 'stdin is not JSON', code: 6, msg: /parse/, conf: () => '{nope' },
+  { title: 'stdin is not JSON', code: 6, msg: /parse/, conf: () => '{nope', delFails: true },
   { title: 'unknown CNI_ARGS key', code: 4, msg: /unknown args/, conf: (sb) => netConf(sb), env: { CNI_ARGS: 'FOO=bar' } },
-  { title: 'bad ifname', code: 4, msg: /interface name/, conf: (sb) => netConf(sb), env: { CNI_IFNAME: 'eth0/x' } },
-  { title: 'unknown IPAM type', code: 999, msg: /failed to find plugin "no-such-ipam"/, conf: (sb) => netConf(sb, {}, { type: 'no-such-ipam' }) },
+  { title: 'bad ifname', code: 4, msg: /interface name/, conf: (sb) => netConf(sb), env: { CNI_IFNAME: 'eth0/x' }, delFails: true },
+  { title: 'unknown IPAM type', code: 999, msg: /failed to find plugin "no-such-ipam"/, conf: (sb) => netConf(sb, {}, { type: 'no-such-ipam' }), delFails: true },
 ];
 for (const c of badCases) {
   netnsTest(`bad input: ${c.title} -> code ${c.code}, nothing left`, (t) => {
@@ -216,6 +217,9 @@ for (const c of badCases) {
     t.deepEqual(hostVeths(sb), []);
     t.deepEqual(ipJson(ns, 'link', 'show', 'type', 'veth'), []);
     t.deepEqual(leases(sb), []);
+    // A runtime DELs after every failed ADD; with nothing to undo, that DEL must succeed.
+    const del = sb.plugin('bridge', { command: 'DEL', containerId: 'c', netns: Sandbox.path(ns), conf: c.conf(sb), env: c.env });
+    t.is(del.code, c.delFails ? 1 : 0, del.stdout);
   });
 }
 

@@ -33,6 +33,14 @@ const schema = z.object({
   ipam: z.optional(z.looseObject({ type: z.optional(z.string()) })),
 });
 
+/** What DEL, GC and STATUS read: only the keys that say what to undo. */
+const delSchema = z.looseObject({
+  name: z.string(),
+  bridge: z.optional(z.string()),
+  ipMasq: z.optional(z.boolean()),
+  ipam: z.optional(z.looseObject({ type: z.optional(z.string()) })),
+});
+
 export interface BridgeConf {
   name: string;
   cniVersion: string;
@@ -58,8 +66,14 @@ function unsupported(key: string, value: unknown): CniError {
   return new CniError(CniCode.UnsupportedField, `unsupported config field "${key}"`, `cnikit bridge does not implement ${key}=${JSON.stringify(value)} yet; remove it or set it to its default`);
 }
 
-/** Parses and checks the bridge config of a command; throws CniError before any side effect. */
-export function parseBridgeConf(a: CmdArgs): BridgeConf {
+/**
+ * Parses and checks the bridge config of a command; throws CniError before any side effect.
+ * With `forAdd` false (DEL, GC, STATUS) only the shape is checked: the checks that stop an ADD
+ * (unsupported keys, ranges, CNI_ARGS) must not stop the DEL that a runtime sends after that
+ * failed ADD, which has nothing to undo and must succeed (SPEC: DEL is idempotent).
+ */
+export function parseBridgeConf(a: CmdArgs, forAdd = true): BridgeConf {
+  if (!forAdd) return toBridgeConf(a, parseWith(delSchema, a.conf), undefined);
   const c = parseWith(schema, a.conf);
   if (c.mtu !== undefined && (!Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535)) throw invalidConfig(`mtu ${c.mtu} is not an integer between 68 and 65535`);
   if (c.vlan !== undefined && (!Number.isInteger(c.vlan) || c.vlan < 0 || c.vlan > 4094)) throw invalidConfig(`invalid VLAN ID ${c.vlan} (must be between 0 and 4094)`);
@@ -83,6 +97,10 @@ export function parseBridgeConf(a: CmdArgs): BridgeConf {
   if (mac !== undefined && !MAC_RE.test(mac)) throw invalidConfig(`invalid MAC address "${mac}": use the form 0a:58:0a:00:00:05`);
   if (mac !== undefined && (parseInt(mac.slice(0, 2), 16) & 1)) throw invalidConfig(`MAC address "${mac}" is a multicast address`);
 
+  return toBridgeConf(a, c, mac?.toLowerCase());
+}
+
+function toBridgeConf(a: CmdArgs, c: Partial<z.infer<typeof schema>> & { name: string }, mac: string | undefined): BridgeConf {
   const isDefaultGateway = c.isDefaultGateway ?? false;
   return {
     name: c.name,
@@ -98,7 +116,7 @@ export function parseBridgeConf(a: CmdArgs): BridgeConf {
     vlan: c.vlan ?? 0,
     preserveDefaultVlan: c.preserveDefaultVlan ?? false,
     ipamType: c.ipam?.type || undefined,
-    mac: mac?.toLowerCase(),
+    mac,
     dns: c.dns,
   };
 }

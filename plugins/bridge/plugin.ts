@@ -97,7 +97,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
 }
 
 async function cmdDel(a: CmdArgs): Promise<void> {
-  const conf = parseBridgeConf(a);
+  const conf = parseBridgeConf(a, false);
   // Per the spec, DEL succeeds when the namespace or the interface is already gone; IPAM is
   // released whatever happened to the link.
   if (a.netns && netnsExists(a.netns)) {
@@ -198,12 +198,12 @@ async function cmdCheck(a: CmdArgs): Promise<void> {
 }
 
 async function cmdStatus(a: CmdArgs): Promise<void> {
-  const conf = parseBridgeConf(a);
+  const conf = parseBridgeConf(a, false);
   if (conf.ipamType) await delegate(conf.ipamType, 'STATUS', a);
 }
 
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
-  const conf = parseBridgeConf(a);
+  const conf = parseBridgeConf(a, false);
   if (conf.ipamType) await delegate(conf.ipamType, 'GC', a);
   // Any network may have used ipMasq before its config changed, so GC always looks.
   const nft = openNftables();

@@ -183,6 +183,18 @@ function checkRangeSet(raws: RawRange[], index: number): RangeSet {
  * Reads and checks host-local's config from a plugin config (`conf.ipam`, `conf.runtimeConfig`).
  * Throws CniError 7 naming the range set and subnet on any problem; touches nothing.
  */
+/**
+ * Returns where the network's leases live, reading nothing else of the config: DEL and GC use
+ * it so that they succeed, releasing what there is, even for a config whose ranges an ADD would
+ * reject (a runtime DELs after every failed ADD, and keeps retrying a DEL that fails).
+ */
+export function loadStoreLocation(conf: RawConf): { name: string; dataDir: string } {
+  validateNetworkName(conf.name);
+  const ipam = conf.ipam as { dataDir?: unknown } | undefined;
+  const dataDir = ipam && typeof ipam === 'object' && typeof ipam.dataDir === 'string' && ipam.dataDir ? ipam.dataDir : DEFAULT_DATA_DIR;
+  return { name: conf.name, dataDir };
+}
+
 export function loadIpamConf(conf: RawConf): IpamConf {
   if (conf.ipam === undefined || conf.ipam === null) throw invalidConfig(`IPAM config missing 'ipam' key`);
   validateNetworkName(conf.name);

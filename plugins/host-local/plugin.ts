@@ -22,7 +22,7 @@ import type { Result } from '../core/cni/result.ts';
 import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
 import { formatCidr, formatIP } from '../core/ip/cidr.ts';
 import { allocate, collectGarbage, exhaustedSets, findAttachment, releaseAttachment } from './allocator.ts';
-import { formatRangeSet, loadIpamConf, loadResolvConf, placeRequested, requestedIPs } from './config.ts';
+import { formatRangeSet, loadIpamConf, loadResolvConf, loadStoreLocation, placeRequested, requestedIPs } from './config.ts';
 import { DiskStore } from './disk-store.ts';
 
 async function cmdAdd(a: CmdArgs): Promise<Result> {
@@ -47,7 +47,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
 }
 
 async function cmdDel(a: CmdArgs): Promise<void> {
-  const conf = loadIpamConf(a.conf);
+  const conf = loadStoreLocation(a.conf);
   const store = new DiskStore(conf.dataDir, conf.name);
   if (!store.present()) return;
   try {
@@ -76,7 +76,7 @@ async function cmdStatus(a: CmdArgs): Promise<void> {
 }
 
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
-  const conf = loadIpamConf(a.conf);
+  const conf = loadStoreLocation(a.conf);
   const store = new DiskStore(conf.dataDir, conf.name);
   if (!store.present()) return;
   store.withLock(() => collectGarbage(store, valid));
