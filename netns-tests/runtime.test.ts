@@ -50,6 +50,14 @@ for (const [who, path, expected] of [['reference plugins (≤1.0.0)', REF, '1.0.
     t.is(del.code, 0, del.stderr);
     t.notRegex(del.stderr, /VERSION/, 'DEL reuses the version of the cached result');
     t.deepEqual(leases(join(sb.tmp, 'ipam', 'negnet')), []);
+    const remembered = JSON.parse(readFileSync(join(sb.tmp, 'cache', 'cnikit', 'plugin-versions.json'), 'utf8'));
+    t.true(Object.values(remembered).every((e: any) => e.versions.includes(expected)));
+    // The answers are remembered: a second ADD negotiates the same version without asking again.
+    const add2 = run(sb, ['add', file, netns, '-v'], env);
+    t.is(add2.code, 0, add2.stderr);
+    t.notRegex(add2.stderr, /VERSION/);
+    t.is(JSON.parse(add2.stdout).cniVersion, expected);
+    t.is(run(sb, ['del', file, netns], env).code, 0);
   });
 }
 

@@ -19,6 +19,8 @@
  *   gives none, so `cnikit del` removes port mappings without repeating CAP_ARGS.
  */
 import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CniCode, CniError, describe } from '../core/cni/errors.ts';
 import { execPlugin, findInPath } from '../core/cni/invoke.ts';
@@ -78,12 +80,14 @@ export class CniRuntime {
   private readonly env: NodeJS.ProcessEnv;
   private readonly onEvent: (e: ChainEvent) => void;
   private readonly versionInfo = new Map<string, Promise<string[]>>();
+  private readonly versionStore: VersionStore;
 
   constructor(o: RuntimeOptions) {
     this.path = o.path;
     this.cache = new ResultsCache(o.cacheDir);
     this.env = o.env ?? process.env;
     this.onEvent = o.onEvent ?? (() => {});
+    this.versionStore = new VersionStore(join(o.cacheDir, 'cnikit', 'plugin-versions.json'));
   }
 
   /** Returns the plugin executable for `type`, or throws naming CNI_PATH. */
@@ -95,14 +99,20 @@ export class CniRuntime {
   }
 
   /**
-   * Asks a plugin which spec versions it supports (VERSION). Results are memoised per type for
-   * the life of this runtime object.
+   * Asks a plugin which spec versions it supports (VERSION). Answers are memoised per type for
+   * the life of this object and on disk in `<cacheDir>/cnikit/plugin-versions.json`, keyed by
+   * the plugin's real path, size and mtime (a rebuilt or reinstalled plugin is asked again), so
+   * negotiation costs no exec once a plugin has answered.
    */
   pluginVersions(type: string, asked: string): Promise<string[]> {
     let p = this.versionInfo.get(type);
     if (!p) {
       const file = this.find(type);
-      p = retryBusy(() => versionOf(file, asked, this.env));
+      const known = this.versionStore.get(file);
+      p = known ? Promise.resolve(known) : retryBusy(() => versionOf(file, asked, this.env)).then((v) => {
+        this.versionStore.set(file, v);
+        return v;
+      });
       this.versionInfo.set(type, p);
     }
     return p;
@@ -116,8 +126,9 @@ export class CniRuntime {
     const cand = list.candidateVersions;
     if (preferred && cand.includes(preferred)) return preferred;
     if (cand.length === 1) return cand[0]!;
-    this.onEvent({ op: 'VERSION', network: list.name, total: list.plugins.length });
     const types = [...new Set(list.plugins.map((p) => p.type))];
+    const unknown = types.filter((t) => !this.versionInfo.has(t) && !this.versionStore.get(this.find(t)));
+    if (unknown.length) this.onEvent({ op: 'VERSION', network: list.name, total: unknown.length });
     const supported = await Promise.all(types.map((t) => this.pluginVersions(t, cand[0]!)));
     for (const v of cand) if (supported.every((s) => s.includes(v))) return v;
     const detail = types.map((t, i) => `${t}: [${supported[i]!.join(' ')}]`).join('; ');
@@ -391,4 +402,62 @@ function versionOf(file: string, asked: string, env: NodeJS.ProcessEnv): Promise
     });
     child.stdin.end(JSON.stringify({ cniVersion: asked }));
   });
+}
+
+/**
+ * Plugins' VERSION answers kept on disk between runs. Best effort: an unreadable or unwritable
+ * file only means the plugin is asked again.
+ */
+type VersionEntry = { size: number; mtimeMs: number; versions: string[] };
+
+class VersionStore {
+  private readonly file: string;
+  private data: Record<string, VersionEntry> | undefined;
+  constructor(file: string) {
+    this.file = file;
+  }
+
+  private key(plugin: string): { path: string; size: number; mtimeMs: number } | undefined {
+    try {
+      const path = realpathSync(plugin);
+      const st = statSync(path);
+      return { path, size: st.size, mtimeMs: st.mtimeMs };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private load(): Record<string, VersionEntry> {
+    if (!this.data) {
+      try {
+        const raw = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
+        this.data = raw && typeof raw === 'object' && !Array.isArray(raw) ? raw as Record<string, VersionEntry> : {};
+      } catch {
+        this.data = {};
+      }
+    }
+    return this.data;
+  }
+
+  get(plugin: string): string[] | undefined {
+    const k = this.key(plugin);
+    const e = k && this.load()[k.path];
+    if (!k || !e || e.size !== k.size || e.mtimeMs !== k.mtimeMs || !Array.isArray(e.versions)) return undefined;
+    return e.versions.filter((v): v is string => typeof v === 'string');
+  }
+
+  set(plugin: string, versions: string[]): void {
+    const k = this.key(plugin);
+    if (!k) return;
+    const data = this.load();
+    data[k.path] = { size: k.size, mtimeMs: k.mtimeMs, versions };
+    try {
+      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
+      const tmp = `${this.file}.tmp${process.pid}`;
+      writeFileSync(tmp, JSON.stringify(data), { mode: 0o600 });
+      renameSync(tmp, this.file);
+    } catch {
+      // Not being able to remember only costs a VERSION exec next time.
+    }
+  }
 }
