@@ -14,7 +14,7 @@ import { makePortmapPlugin } from '../plugins/portmap/portmap.ts';
 import { BIN, Sandbox, isRoot, tcpRequest } from './lib/sandbox.ts';
 import { NET_A, attach, bridgeConf, nftView, owners, portmapConf, serve } from './portmap-lib.ts';
 
-const netnsTest = isRoot ? test : test.serial.skip;
+const netnsTest = isRoot ? test : test.skip;
 if (!isRoot) test('netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
 
 /** A transport into `netns` whose batches get their message number `victim` (1 = first after BEGIN) garbled. */

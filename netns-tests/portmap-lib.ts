@@ -44,10 +44,10 @@ export function portmapConf(n: NetSpec, mappings: Mapping[] | undefined, prevRes
 export interface Attached { ns: string; cid: string; result: any; ip4: string; ip6: string }
 
 /** Runs bridge ADD then portmap ADD for container namespace `ns`; throws with the plugin output on failure. */
-export function attach(sb: Sandbox, n: NetSpec, ns: string, cid: string, mappings: Mapping[], bridgeExtra: Record<string, unknown> = {}): Attached {
+export function attach(sb: Sandbox, n: NetSpec, ns: string, cid: string, mappings: Mapping[], bridgeExtra: Record<string, unknown> = {}, portmapExtra: Record<string, unknown> = {}): Attached {
   const br = sb.plugin('bridge', { command: 'ADD', containerId: cid, netns: Sandbox.path(ns), conf: bridgeConf(sb, n, bridgeExtra) });
   if (br.code !== 0) throw new Error(`bridge ADD ${cid}: ${br.stdout}${br.stderr}`);
-  const pm = sb.plugin('portmap', { command: 'ADD', containerId: cid, netns: Sandbox.path(ns), conf: portmapConf(n, mappings, br.json) });
+  const pm = sb.plugin('portmap', { command: 'ADD', containerId: cid, netns: Sandbox.path(ns), conf: portmapConf(n, mappings, br.json, portmapExtra) });
   if (pm.code !== 0) throw new Error(`portmap ADD ${cid}: ${pm.stdout}${pm.stderr}`);
   const ips = (pm.json.ips as { address: string }[]).map((i) => i.address.split('/')[0]!);
   return { ns, cid, result: pm.json, ip4: ips.find((i) => !i.includes(':'))!, ip6: ips.find((i) => i.includes(':'))! };
@@ -70,7 +70,7 @@ export function serve(sb: Sandbox, ns: string, name: string, port: number, proto
     : `const d=require('dgram');let n=0;for(const t of ['udp4','udp6']){const s=d.createSocket({type:t,ipv6Only:t==='udp6'});s.on('message',(m,r)=>s.send(${JSON.stringify(name)}+' '+r.address,r.port,r.address));s.bind(${port},()=>{if(++n===2)console.log('ready')})}`;
   return new Promise((resolve, reject) => {
     const child = spawn('ip', ['netns', 'exec', ns, NODE, '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => { child.kill(); reject(new Error(`server in ${ns} did not start`)); }, 10_000);
+    const timer = setTimeout(() => { child.kill(); reject(new Error(`server in ${ns} did not start`)); }, 30_000);
     let err = '';
     child.stderr.on('data', (d) => { err += d; });
     child.stdout.on('data', (d) => { if (String(d).includes('ready')) { clearTimeout(timer); resolve(); } });

@@ -7,7 +7,8 @@ import test from 'ava';
 import { Sandbox, isRoot, tcpRequest } from './lib/sandbox.ts';
 import { NET_A, NET_B, NFT, attach, bridgeConf, detach, nftView, owners, portmapConf, serve, udpRequest } from './portmap-lib.ts';
 
-const netnsTest = isRoot ? test : test.skip;
+// Serial: each test starts several Node servers and clients; run together on two cores they starve.
+const netnsTest = isRoot ? test.serial : test.skip;
 if (!isRoot) test('netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
 
 const OWNER = (cid: string, net = NET_A.name) => `net=${net} id=${cid} if=eth0`;
@@ -153,6 +154,26 @@ netnsTest('two networks: GC of one removes only its stale mappings; the last GC 
   t.is(tcpRequest(sb, out, '198.51.100.1', 8082), 'webb 198.51.100.2');
   t.is(gc(NET_B, []).code, 0);
   t.deepEqual(nftView(sb).tables, [], 'no element left anywhere: table inet cnikit is gone');
+});
+
+netnsTest('masqAll: every published connection is masqueraded; snat false: no hairpin element', async (t) => {
+  const sb = new Sandbox('q');
+  t.teardown(() => sb.cleanup());
+  const out = sb.outside();
+  const c1 = sb.container('c1');
+  const c2 = sb.container('c2');
+  const a1 = attach(sb, NET_A, c1, 'ctr1', WEB, {}, { masqAll: true });
+  const maps2 = [{ hostPort: 8090, containerPort: 80, protocol: 'tcp' }];
+  const a2 = attach(sb, NET_A, c2, 'ctr2', maps2, {}, { snat: false });
+  await serve(sb, c1, 'web1', 80);
+  await serve(sb, c2, 'web2', 80);
+  t.is(tcpRequest(sb, out, '198.51.100.1', 8080), 'web1 10.77.0.1', 'outside peer masqueraded to the bridge address');
+  t.is(tcpRequest(sb, out, '198.51.100.1', 8090), 'web2 198.51.100.2', 'snat false: the peer address is kept');
+  const v = nftView(sb);
+  t.deepEqual(v.elements.portmap_hairpin4, [OWNER('ctr1')], 'only the masqAll attachment has a masquerade element');
+  t.is(detach(sb, NET_A, a1, WEB).pm.code, 0);
+  t.is(detach(sb, NET_A, a2, maps2).pm.code, 0);
+  t.deepEqual(owners(nftView(sb)), []);
 });
 
 netnsTest('bad config is refused with the right code and changes nothing', (t) => {
