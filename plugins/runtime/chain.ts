@@ -400,6 +400,9 @@ function versionOf(file: string, asked: string, env: NodeJS.ProcessEnv): Promise
         reject(new CniError(CniCode.DecodingFailure, `cannot read the VERSION output of ${file}`, out.trim().slice(0, 200)));
       }
     });
+    // Some plugins answer VERSION without reading stdin (the reference ones do) and may be gone
+    // before it is written: EPIPE here is harmless, the answer is on stdout.
+    child.stdin.on('error', () => {});
     child.stdin.end(JSON.stringify({ cniVersion: asked }));
   });
 }
