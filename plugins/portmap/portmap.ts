@@ -71,7 +71,7 @@ function inputOf(conf: PortmapConf, a: CmdArgs): PortmapInput {
 }
 
 /** Turns a failed ADD transaction into a message naming the mapping and its current holder. */
-function explainAddError(nft: Nftables, err: unknown, elems: OwnedElement[], firstElem: number): CniError {
+function explainAddError(nft: Nftables, err: unknown, elems: OwnedElement[], firstElem: number, owner: string): CniError {
   if (isNftError(err) && err.index >= firstElem) {
     const e = elems[err.index - firstElem]!;
     if (err.code === 'EEXIST' || err.code === 'ENOTEMPTY') {
@@ -79,7 +79,8 @@ function explainAddError(nft: Nftables, err: unknown, elems: OwnedElement[], fir
       try {
         const [cur] = nft.getElements([getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)]);
         const o = parseOwnerTag(cur?.comment);
-        if (o) holder = `container "${o.containerId}" (interface ${o.ifName}) of network "${o.network}"`;
+        if (cur?.comment === owner) holder = 'this very attachment (ADD repeated without DEL)';
+        else if (o) holder = `container "${o.containerId}" (interface ${o.ifName}) of network "${o.network}"`;
       } catch { /* the holder is only for the message */ }
       const what = e.mapping ? `host port ${e.describe}` : e.describe;
       return new CniError(CniCode.Internal, `failed to map ${what}`, `already mapped by ${holder}; nothing was changed`, { cause: err });
@@ -113,7 +114,7 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
       try {
         nft.transact(msgs);
       } catch (err) {
-        throw explainAddError(nft, err, rs.elements as OwnedElement[], msgs.length - rs.elements.length);
+        throw explainAddError(nft, err, rs.elements as OwnedElement[], msgs.length - rs.elements.length, ownerTag(conf.name, a.containerId, a.ifName));
       } finally {
         nft.close();
       }
