@@ -21,6 +21,8 @@ test.serial('demo: containers reach each other by name, the published port answe
   t.is(r.status, 0, r.stdout + r.stderr);
   t.regex(r.stdout, /✓ \[4\/6\] client -> web by name/);
   t.regex(r.stdout, /resolved web\.demo\.internal -> 10\.99\.0\.\d+/);
+  t.regex(r.stdout, /resolved client\.demo\.internal -> 10\.99\.0\.\d+/);
+  t.regex(r.stdout, /resolved www\.demo\.internal -> 10\.99\.0\.\d+/);
   t.regex(r.stdout, /✓ \[5\/6\] outside peer .* \(published port\) -> web:80\n\s+hello from web \(10\.99\.0\.\d+\), you are 198\.51\.100\.2/);
   t.regex(r.stdout, /✓ \[6\/6\] teardown/);
   t.notRegex(r.stdout, /✗/);

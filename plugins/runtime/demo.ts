@@ -315,6 +315,26 @@ const { Resolver } = require('node:dns').promises;
 `;
 }
 
+/** The veths left in the sandbox host (this process's namespace) besides the uplink. */
+function leftoverVeths(): string[] {
+  const rt = RouteHandle.open();
+  try {
+    return rt.linkList().filter((l) => l.kind === 'veth' && l.name !== 'uplink0').map((l) => l.name);
+  } finally {
+    rt.close();
+  }
+}
+
+function lookupScript(dns: string, names: string[]): string {
+  return `
+const r = new (require('node:dns').promises.Resolver)({ timeout: 2000, tries: 2 });
+r.setServers([${JSON.stringify(dns)}]);
+(async () => {
+  for (const n of ${JSON.stringify(names)}) console.log('resolved ' + n + ' -> ' + (await r.resolve4(n))[0]);
+})().catch((e) => { console.error(String(e)); process.exit(1); });
+`;
+}
+
 function ipsOf(r: Result): string[] {
   return (r.ips ?? []).map((ip) => ip.address);
 }
@@ -357,9 +377,13 @@ export async function demoInner(statePath: string): Promise<number> {
     const byName = have.dnsname
       ? await tour.exec(tour.containers[1]!.netns, [process.execPath, '-e', clientScript({ name: `web.${DOMAIN}`, dns: gw, port: 80 })])
       : await tour.exec(tour.containers[1]!.netns, [process.execPath, '-e', clientScript({ host: v4(web), port: 80 })]);
-    tour.say(byName.code === 0 && byName.stdout.includes('hello from web'),
-      have.dnsname ? `client -> web by name (DNS at ${gw})` : 'client -> web by address (no dnsname)',
-      (byName.stdout + byName.stderr).trim());
+    // And the other way round: web finds client (and its own alias) by name.
+    const back = have.dnsname
+      ? await tour.exec(tour.containers[0]!.netns, [process.execPath, '-e', lookupScript(gw, [`client.${DOMAIN}`, `www.${DOMAIN}`])])
+      : { code: 0, stdout: '', stderr: '' };
+    tour.say(byName.code === 0 && byName.stdout.includes('hello from web') && back.code === 0 && back.stdout.includes(`client.${DOMAIN} -> ${v4(client)}`),
+      have.dnsname ? `client -> web by name, and web finds client by name (DNS at ${gw})` : 'client -> web by address (no dnsname)',
+      (byName.stdout + byName.stderr + back.stdout + back.stderr).trim());
 
     if (have.portmap) {
       const outside = await tour.exec(s.outNetns, [process.execPath, '-e', clientScript({ host: s.uplinkV4, port: HOST_PORT })]);
@@ -382,10 +406,12 @@ export async function demoInner(statePath: string): Promise<number> {
     const problems = await tour.teardown();
     const leases = existsSync(join(s.tmp, 'ipam', NETWORK)) ? readdirSync(join(s.tmp, 'ipam', NETWORK)).filter((f) => /^[0-9a-f.:]+$/i.test(f)) : [];
     const cached = rt.cache.list().length;
-    const clean = problems.length === 0 && leases.length === 0 && cached === 0;
+    const veths = leftoverVeths();
+    const clean = problems.length === 0 && leases.length === 0 && cached === 0 && veths.length === 0;
     tour.step = total - 1;
-    tour.say(clean, 'teardown: DEL client and web (veths, leases, port rules, DNS records), containers removed',
-      clean ? undefined : [...problems, leases.length ? `leases left: ${leases.join(' ')}` : '', cached ? `${cached} cache entries left` : ''].filter(Boolean).join('\n'));
+    tour.say(clean, 'teardown: DEL web and client; no veth, lease or cache entry is left, containers removed',
+      clean ? undefined : [...problems, leases.length ? `leases left: ${leases.join(' ')}` : '', cached ? `${cached} cache entries left` : '',
+        veths.length ? `veths left: ${veths.join(' ')}` : ''].filter(Boolean).join('\n'));
     for (const sig of SIGNALS) process.off(sig, onSignal);
   }
   if (interrupted) return ExitCode.Interrupted;

@@ -55,7 +55,7 @@ export function progressReporter(o: { quiet?: boolean; verbose?: boolean }): { o
     onEvent: (e) => {
       const step = e.index !== undefined ? ` [${e.index + 1}/${e.total}] ${e.type}` : e.op === 'VERSION' ? ` asking ${e.total} plugin(s) for their versions` : '';
       const text = `${e.op === 'ROLLBACK' ? 'ADD failed, undoing' : e.op} ${e.network}:${step}`;
-      if (o.verbose || !tty) process.stderr.write(`cnikit: ${text}\n`);
+      if (o.verbose || !tty) process.stderr.write(`cnikit: +${Math.round(performance.now())}ms ${text}\n`);
       else {
         process.stderr.write(`\r\x1b[K${text}`);
         shown = true;
