@@ -79,6 +79,22 @@ netnsTest('UDP mapping from the outside; hostIP-only mapping answers only on tha
   t.deepEqual(owners(nftView(sb)), []);
 });
 
+netnsTest('a UDP flow that began before the mapping is mapped after ADD (stale conntrack entry flushed)', async (t) => {
+  const sb = new Sandbox('f');
+  t.teardown(() => sb.cleanup());
+  const out = sb.outside();
+  const c1 = sb.container('c1');
+  const c2 = sb.container('c2');
+  // A first mapping makes the host's nat hooks (and so conntrack) active.
+  attach(sb, NET_A, c1, 'ctr1', WEB);
+  t.is(udpRequest(sb, out, '198.51.100.1', 5353, 700, 40053), '', 'nothing answers yet; conntrack now holds the flow');
+  const maps = [{ hostPort: 5353, containerPort: 53, protocol: 'udp' }];
+  const a2 = attach(sb, NET_A, c2, 'ctr2', maps);
+  await serve(sb, c2, 'dns2', 53, 'udp');
+  t.is(udpRequest(sb, out, '198.51.100.1', 5353, 2000, 40053), 'dns2 198.51.100.2', 'the same 5-tuple now reaches the container');
+  t.is(detach(sb, NET_A, a2, maps).pm.code, 0);
+});
+
 netnsTest('a host port held by another container: clear error, nothing of the second ADD lands, the first keeps working', async (t) => {
   const sb = new Sandbox('c');
   t.teardown(() => sb.cleanup());

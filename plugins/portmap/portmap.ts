@@ -17,8 +17,8 @@
  * GC    removes elements of this network whose attachment is not in cni.dev/valid-attachments,
  *       then deletes table inet cnikit if no element of anyone is left.
  *
- * Not done: upstream flushes UDP conntrack entries of newly mapped host ports; cnikit does not yet
- * (a UDP flow that existed before the mapping keeps its old path until it times out).
+ *       Then, like upstream, deletes the conntrack entries of UDP flows to newly mapped host
+ *       ports, so that a client already sending there is mapped too (conntrack.ts).
  */
 import { CniCode, CniError, describe, invalidConfig, wrap } from '../core/cni/errors.ts';
 import type { Result } from '../core/cni/result.ts';
@@ -33,6 +33,7 @@ import {
 } from '../core/nftables/model.ts';
 import { getElement } from '../core/nftables/objects.ts';
 import { type PortmapConf, containerAddresses, parsePortmapConf } from './config.ts';
+import { flushUdpPort } from './conntrack.ts';
 import {
   ALL_SETS, type OwnedElement, type PortmapInput, mappingsFor, portmapElements, portmapRuleset, portmapSkeleton,
 } from './rules.ts';
@@ -43,6 +44,8 @@ export interface PortmapDeps {
   openNft(): Nftables;
   /** Sets route_localnet=1 on the interface that routes to `ip` in the host namespace. */
   enableRouteLocalnet(ip: Cidr): void;
+  /** Deletes conntrack entries of UDP flows to a host port (absent: skipped). */
+  flushUdp?(family: 4 | 6, port: number): void;
 }
 
 /** Finds the link the main table routes `ip` through (the bridge) and sets route_localnet on it. */
@@ -63,7 +66,7 @@ function enableRouteLocalnet(ip: Cidr): void {
   }
 }
 
-export const defaultDeps: PortmapDeps = { openNft: () => openNftables(), enableRouteLocalnet };
+export const defaultDeps: PortmapDeps = { openNft: () => openNftables(), enableRouteLocalnet, flushUdp: flushUdpPort };
 
 function inputOf(conf: PortmapConf, a: CmdArgs): PortmapInput {
   const addrs = containerAddresses(conf.prevResult, a.ifName);
@@ -117,6 +120,17 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
         throw explainAddError(nft, err, rs.elements as OwnedElement[], msgs.length - rs.elements.length, ownerTag(conf.name, a.containerId, a.ifName));
       } finally {
         nft.close();
+      }
+      for (const f of [4, 6] as const) {
+        if (!(f === 4 ? input.v4 : input.v6)) continue;
+        for (const m of mappingsFor(f, conf.mappings).filter((x) => x.protocol === 'udp')) {
+          try {
+            deps.flushUdp?.(f, m.hostPort);
+          } catch (err) {
+            // Informative only (as upstream): every new flow is mapped; an old one times out.
+            log.warn(`portmap: could not flush UDP conntrack entries of port ${m.hostPort}`, { error: describe(err) });
+          }
+        }
       }
       return conf.prevResult;
     },
