@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { threadId } from 'node:worker_threads';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'dist/bin');
@@ -61,7 +62,9 @@ export class Sandbox {
   private readonly namespaces: string[] = [];
 
   constructor(tag = 't') {
-    this.id = `cnk${process.pid.toString(36)}${(counter++).toString(36)}${tag}`.slice(0, 12);
+    // ava runs test files in worker threads of one process: the thread id keeps two files'
+    // sandboxes apart (the module-level counter starts at 0 in each).
+    this.id = `cnk${process.pid.toString(36)}${threadId.toString(36)}${(counter++).toString(36)}${tag}`.slice(0, 12);
     this.host = `${this.id}-h`;
     this.tmp = mkdtempSync(join(tmpdir(), `cnikit-${this.id}-`));
     this.addNetns(this.host);
