@@ -234,18 +234,40 @@ Napi::Value NetnsDelete(const Napi::CallbackInfo& info) {
 // child process made for that purpose (`cnikit run`); it never returns on success.
 Napi::Value ExecInNetns(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Usage(env, info.Length() == 2 && info[0].IsString() && info[1].IsArray(), "execInNetns(netnsPath: string, argv: string[])");
+  Usage(env, (info.Length() == 2 || (info.Length() == 3 && info[2].IsArray())) && info[0].IsString() && info[1].IsArray(),
+        "execInNetns(netnsPath: string, argv: string[], binds?: [src: string, dst: string][])");
   std::string ns = info[0].As<Napi::String>().Utf8Value();
   Napi::Array arr = info[1].As<Napi::Array>();
   std::vector<std::string> args;
   for (uint32_t i = 0; i < arr.Length(); i++) args.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
   if (args.empty()) throw Napi::TypeError::New(env, "execInNetns: empty argv");
+  std::vector<std::pair<std::string, std::string>> binds;
+  if (info.Length() == 3) {
+    Napi::Array b = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < b.Length(); i++) {
+      Napi::Value pair = b.Get(i);
+      Usage(env, pair.IsArray() && pair.As<Napi::Array>().Length() == 2, "execInNetns: binds are [src, dst] pairs");
+      binds.emplace_back(pair.As<Napi::Array>().Get(0u).As<Napi::String>().Utf8Value(), pair.As<Napi::Array>().Get(1u).As<Napi::String>().Utf8Value());
+    }
+  }
   int nsfd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) throw ErrnoError(env, errno, "open", ns);
   // Why: this thread is about to be replaced by execvp; the namespace switch dies with it if
   // exec fails, because the caller exits right after.
   if (setns(nsfd, CLONE_NEWNET) < 0) { int e = errno; close(nsfd); throw ErrnoError(env, e, "setns", ns); }
   close(nsfd);
+  if (!binds.empty()) {
+    // Why: like `ip netns exec` with /etc/netns/NAME/: a private mount namespace for the command
+    // (unshare CLONE_NEWNS is allowed on one thread of a multithreaded process; exec makes it the
+    // process's), slave so that nothing mounted here reaches the caller's, then /sys of the new
+    // netns and the bind mounts (resolv.conf, hosts).
+    if (unshare(CLONE_NEWNS) < 0) throw ErrnoError(env, errno, "unshare", "CLONE_NEWNS");
+    if (mount("", "/", "none", MS_SLAVE | MS_REC, nullptr) < 0) throw ErrnoError(env, errno, "mount", "/ rslave");
+    if (umount2("/sys", MNT_DETACH) == 0) mount("sysfs", "/sys", "sysfs", 0, nullptr);  // best effort, as ip netns exec
+    for (auto& [src, dst] : binds) {
+      if (mount(src.c_str(), dst.c_str(), "none", MS_BIND, nullptr) < 0) throw ErrnoError(env, errno, "mount", dst);
+    }
+  }
   // Why: Node marks fds 0-2 close-on-exec at startup and ignores SIGPIPE/SIGXFSZ; an exec'd
   // command must get the caller's stdio and default signal handling, as under a shell.
   for (int fd = 0; fd <= 2; fd++) {

@@ -97,3 +97,34 @@ test.serial('run -p 8080:80: the published port answers from an outside namespac
   t.deepEqual(leftovers(c), []);
   t.is(tcpRequest(c.sb, outside, '198.51.100.1', 8080, 'hello', 1000), '', 'the port is closed after teardown');
 });
+
+test.serial('run --name on a network with dnsname: another run finds it by plain name through its own resolv.conf', async (t) => {
+  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+  if (!existsSync(join(BIN, 'dnsname'))) return t.pass('skipped: dnsname is not built');
+  const c = setup(t);
+  writeFileSync(join(c.netconf, 'run.conflist'), JSON.stringify({
+    cniVersion: '1.0.0', name: 'runnet', plugins: [
+      { type: 'bridge', bridge: 'cnkbr0', isGateway: true, ipam: { type: 'host-local', dataDir: c.ipam, ranges: [[{ subnet: '10.124.0.0/24' }]] } },
+      { type: 'dnsname', domainName: 'run.internal', recordsDir: join(c.sb.tmp, 'dns', 'records'), runDir: join(c.sb.tmp, 'dns', 'run'), upstreams: [] },
+    ],
+  }));
+  const server = `require('net').createServer(s=>{s.on('data',d=>s.end('pong:'+d))}).listen(80,()=>console.log('ready'))`;
+  const web = spawn('ip', ['netns', 'exec', c.sb.host, CNIKIT, 'run', '--netns-dir', c.netnsDir, '--name', 'web', '--', NODE, '-e', server], { env: env(c) });
+  let stderr = '';
+  web.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise<number | null>((resolve) => web.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`not ready: ${stderr}`)), 20_000);
+    web.stdout.on('data', (d) => { out += d; if (out.includes('ready')) { clearTimeout(timer); resolve(); } });
+    web.on('exit', () => { clearTimeout(timer); reject(new Error(`exited early: ${stderr}`)); });
+  });
+  const client = `const fs=require('fs');console.log(fs.readFileSync('/etc/resolv.conf','utf8').trim().split('\\n').slice(1).join('|'));console.log(fs.readFileSync('/etc/hosts','utf8').includes('client')?'hosts ok':'no hosts');require('net').connect({host:'web',port:80},function(){this.end('hi')}).on('data',d=>{console.log(String(d));process.exit(0)}).on('error',e=>{console.log(String(e));process.exit(1)})`;
+  const r = c.sb.exec(c.sb.host, CNIKIT, ['run', '-q', '--netns-dir', c.netnsDir, '--name', 'client', '--', NODE, '-e', client], { env: env(c) });
+  t.is(r.status, 0, r.stdout + r.stderr);
+  t.deepEqual(r.stdout.trim().split('\n'), ['nameserver 10.124.0.1|search run.internal', 'hosts ok', 'pong:hi']);
+  web.kill('SIGTERM');
+  t.is(await exited, 143, stderr);
+  t.deepEqual(leftovers(c), []);
+  t.deepEqual(readdirSync('/tmp').filter((f) => /^cnikit-[0-9a-f]{12}-/.test(f) && stderr.includes(f.slice(0, 19))), [], 'the resolv.conf/hosts dir is removed');
+});

@@ -21,7 +21,12 @@ export interface NativeBinding {
   funlock(fd: number): void;
   netnsCreate(path: string): void;
   netnsDelete(path: string): void;
-  execInNetns(netnsPath: string, argv: string[]): never;
+  /**
+   * Joins the netns on this thread and execs argv (never returns on success). With `binds`, the
+   * command also gets a private mount namespace with /sys of the netns and each [src, dst]
+   * bind-mounted (like `ip netns exec` does with /etc/netns/NAME/resolv.conf).
+   */
+  execInNetns(netnsPath: string, argv: string[], binds?: [string, string][]): never;
 }
 
 let binding: NativeBinding | undefined;

@@ -382,9 +382,10 @@ Examples:
   $ sudo cnikit run -- ip addr
   $ sudo cnikit run --network cnikit --name web -p 8080:80 -- python3 -m http.server 80
   $ sudo cnikit run --name db --alias postgres -- sleep infinity
-The command runs with the caller's mount namespace (/etc/resolv.conf is the host's); cnikit
-prints the DNS server of the network so you can query it. Ctrl-C stops the command; the
-network and namespace are removed whatever way it ends. Exit status is the command's.${ENV_HELP}`);
+On a network with DNS (dnsname) the command gets the network's resolv.conf, so other
+containers are found by name (curl http://web/); with --name it also gets an /etc/hosts entry.
+Ctrl-C stops the command; the network and namespace are removed whatever way it ends. Exit
+status is the command's.${ENV_HELP}`);
   run.action(async (command: string[], o: CommonOpts & { network?: string; name?: string; publish?: PortMapping[]; alias?: string[]; netnsDir: string }) => {
     const { runContainer } = await import('./run.ts');
     try {

@@ -6,11 +6,15 @@
  * cnikit gets SIGINT/SIGTERM/SIGHUP, stops what is left in the namespace, DELs the network and
  * deletes the namespace. The exit status is the command's (128+N when a signal killed it).
  *
- * What it does not do: no mount namespace (the command sees the host's /etc/resolv.conf, so
- * container names are resolved by asking the DNS server printed at start), no cgroups, no
- * filesystem isolation. It is a network sandbox for one command.
+ * Name resolution works as in a container: when the network's result carries DNS servers (the
+ * dnsname plugin adds the gateway and its domain), the command gets its own /etc/resolv.conf,
+ * and with --name its own /etc/hosts, bind-mounted in a private mount namespace (files in a temp
+ * dir removed at the end). What it does not do: no cgroups, no filesystem isolation beyond
+ * those two files. It is a network sandbox for one command.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { Result } from '../core/cni/result.ts';
@@ -63,6 +67,31 @@ export function attachmentArgs(o: RunOptions, network: string): { args: [string,
   return { args, caps };
 }
 
+/**
+ * Writes the command's resolv.conf (when the result has DNS servers) and hosts (when it has a
+ * name) into `dir`; returns the [file, target] pairs to bind-mount.
+ */
+export function containerFiles(dir: string, r: Result, o: Pick<RunOptions, 'name' | 'aliases'>, network: string): [string, string][] {
+  const binds: [string, string][] = [];
+  const dns = r.dns;
+  if (dns?.nameservers?.length) {
+    const lines = [`# written by cnikit run (network "${network}")`, ...dns.nameservers.map((n) => `nameserver ${n}`)];
+    const search = [...(dns.search ?? []), ...(dns.domain && !dns.search?.includes(dns.domain) ? [dns.domain] : [])];
+    if (search.length) lines.push(`search ${search.join(' ')}`);
+    if (dns.options?.length) lines.push(`options ${dns.options.join(' ')}`);
+    writeFileSync(join(dir, 'resolv.conf'), lines.join('\n') + '\n', { mode: 0o644 });
+    binds.push([join(dir, 'resolv.conf'), '/etc/resolv.conf']);
+  }
+  if (o.name) {
+    const names = [o.name, ...o.aliases].join(' ');
+    const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback',
+      ...(r.ips ?? []).map((ip) => `${ip.address.split('/')[0]}\t${names}`)];
+    writeFileSync(join(dir, 'hosts'), lines.join('\n') + '\n', { mode: 0o644 });
+    binds.push([join(dir, 'hosts'), '/etc/hosts']);
+  }
+  return binds;
+}
+
 function summary(list: NetworkConfigList, conf: RuntimeConf, r: Result, o: RunOptions): string {
   const addrs = (r.ips ?? []).map((ip) => ip.address).join(', ') || 'no addresses';
   const lines = [`cnikit: ${conf.containerId} on network "${list.name}": ${conf.ifName} ${addrs}`];
@@ -101,6 +130,8 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
 
   let attached = false;
   let created = false;
+  let filesDir: string | undefined;
+  let binds: [string, string][] = [];
   const teardown = async () => {
     if (created) await stopNetnsProcesses(netns);
     if (attached) {
@@ -113,6 +144,7 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
     if (created) {
       try { deleteNetns(netns); } catch (err) { process.stderr.write(`cnikit: warning: cannot delete ${netns}: ${errorText(err)}\n`); }
     }
+    if (filesDir) rmSync(filesDir, { recursive: true, force: true });
     p.done();
   };
 
@@ -123,6 +155,8 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
       const r = await rt.add(list, conf);
       attached = true;
       p.done();
+      filesDir = mkdtempSync(join(tmpdir(), `${id}-`));
+      binds = containerFiles(filesDir, r, o, list.name);
       say(summary(list, conf, r, o));
     }
     if (interrupted) {
@@ -136,7 +170,8 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
   }
 
   const code = await new Promise<number>((resolve) => {
-    child = spawn(process.execPath, [selfExe(), '__exec-in-netns', netns, '--', ...cmd], { stdio: 'inherit' });
+    const bindArgs = binds.flatMap(([src, dst]) => ['--bind', src, dst]);
+    child = spawn(process.execPath, [selfExe(), '__exec-in-netns', netns, ...bindArgs, '--', ...cmd], { stdio: 'inherit' });
     child.on('error', (err) => {
       process.stderr.write(`cnikit: cannot start the command: ${errorText(err)}\n`);
       resolve(ExitCode.RunSetup);
