@@ -67,3 +67,16 @@ netnsTest('a netlink error on the second message of an ADD leaves nothing behind
   t.deepEqual([...new Set(owners(before))], ['net=pmnet id=ctr2 if=eth0']);
   t.is(tcpRequest(sb, out, '198.51.100.1', 9090), 'web2 198.51.100.2');
 });
+
+netnsTest('a failure after the transaction (route_localnet) takes the new elements out again', async (t) => {
+  const sb = new Sandbox('r');
+  t.teardown(() => sb.cleanup());
+  const c1 = sb.container('c1');
+  const br = sb.plugin('bridge', { command: 'ADD', containerId: 'ctr1', netns: Sandbox.path(c1), conf: bridgeConf(sb, NET_A) });
+  t.is(br.code, 0, br.stdout);
+  const sock = () => { const s = NetlinkSocket.open(NETLINK_NETFILTER, sb.hostPath); return new Nftables(s); };
+  const plugin = makePortmapPlugin({ openNft: sock, enableRouteLocalnet: () => { throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }); } });
+  const err = await t.throwsAsync(plugin.add(args(c1, 'ctr1', portmapConf(NET_A, [{ hostPort: 8080, containerPort: 80 }], br.json))));
+  t.is(err!.message, 'failed to enable route_localnet for localhost port mappings');
+  t.deepEqual(owners(nftView(sb)), [], 'no element of ctr1 is left');
+});

@@ -3,12 +3,15 @@
  * host with DNAT, as `docker run -p 8080:80` does, through nftables only (see rules.ts for the
  * ruleset and why per-container state is set elements).
  *
- * ADD   validate; with snat and an IPv4 mapping, set route_localnet=1 on the interface that
- *       routes to the container (so 127.0.0.1:hostPort works; shared and never undone, as
- *       upstream); then ONE nftables transaction: table, sets, chains, fixed rules, and this
+ * ADD   validate; then ONE nftables transaction: table, sets, chains, fixed rules, and this
  *       attachment's elements added exclusively. A host port someone else holds fails the whole
  *       transaction (nothing of ours lands) with an error naming the holder; its mapping keeps
- *       working. Echoes prevResult.
+ *       working. Then, with snat and an IPv4 mapping, route_localnet=1 on the interface that
+ *       routes to the container, so that 127.0.0.1:hostPort works (shared by the bridge's other
+ *       containers and never undone, as upstream; if it fails, our elements are removed again).
+ *       Last, like upstream, deletes the conntrack entries of UDP flows to newly mapped host
+ *       ports, so that a client already sending there is mapped too (conntrack.ts). Echoes
+ *       prevResult.
  * DEL   removes exactly the elements whose owner tag is this attachment's: by point queries on
  *       the keys derived from runtimeConfig + prevResult when both are there (cost independent of
  *       the number of containers), else by scanning our sets. Idempotent; nothing there is fine.
@@ -16,9 +19,6 @@
  *       and points at the container.
  * GC    removes elements of this network whose attachment is not in cni.dev/valid-attachments,
  *       then deletes table inet cnikit if no element of anyone is left.
- *
- *       Then, like upstream, deletes the conntrack entries of UDP flows to newly mapped host
- *       ports, so that a client already sending there is mapped too (conntrack.ts).
  */
 import { CniCode, CniError, describe, invalidConfig, wrap } from '../core/cni/errors.ts';
 import type { Result } from '../core/cni/result.ts';
@@ -104,20 +104,24 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
       if (!conf.mappings.length) return conf.prevResult;
       const input = inputOf(conf, a);
       if (!input.v4 && !input.v6) throw invalidConfig(`prevResult has no IP address of interface "${a.ifName}" to map ports to`);
-      if (conf.snat && input.v4 && mappingsFor(4, conf.mappings).length) {
-        try {
-          deps.enableRouteLocalnet(input.v4);
-        } catch (err) {
-          throw wrap(err, 'failed to enable route_localnet for localhost port mappings');
-        }
-      }
       const rs = portmapRuleset(input);
       const msgs = rulesetMessages(rs);
       const nft = deps.openNft();
       try {
-        nft.transact(msgs);
-      } catch (err) {
-        throw explainAddError(nft, err, rs.elements as OwnedElement[], msgs.length - rs.elements.length, ownerTag(conf.name, a.containerId, a.ifName));
+        try {
+          nft.transact(msgs);
+        } catch (err) {
+          throw explainAddError(nft, err, rs.elements as OwnedElement[], msgs.length - rs.elements.length, ownerTag(conf.name, a.containerId, a.ifName));
+        }
+        if (conf.snat && input.v4 && mappingsFor(4, conf.mappings).length) {
+          try {
+            deps.enableRouteLocalnet(input.v4);
+          } catch (err) {
+            // Roll back: take our elements out again (the shared skeleton may stay).
+            try { deleteElements(nft, CNIKIT_TABLE, rs.elements); } catch (e) { log.warn('rollback: failed to remove port mappings', { error: describe(e) }); }
+            throw wrap(err, 'failed to enable route_localnet for localhost port mappings');
+          }
+        }
       } finally {
         nft.close();
       }
