@@ -68,6 +68,9 @@ test.serial('run: command not found exits 127, a bad -p exits 2, an unknown netw
   const r2 = c.sb.exec(c.sb.host, CNIKIT, ['run', '-p', '80', '--', 'true'], { env: env(c) });
   t.is(r2.status, 2);
   t.regex(r2.stderr, /"80" is not HOST:CONTAINER/);
+  const r4 = c.sb.exec(c.sb.host, CNIKIT, ['run', '-p', '8080:80', '--netns-dir', c.netnsDir, '--', 'true'], { env: env(c) });
+  t.is(r4.status, 125);
+  t.regex(r4.stderr, /network "runnet" cannot publish ports: no plugin in .* declares the portMappings capability/);
   const r3 = c.sb.exec(c.sb.host, CNIKIT, ['run', '--network', 'nosuch', '--netns-dir', c.netnsDir, '--', 'true'], { env: env(c) });
   t.is(r3.status, 125);
   t.regex(r3.stderr, /no net configuration with name "nosuch"/);

@@ -106,6 +106,14 @@ function summary(list: NetworkConfigList, conf: RuntimeConf, r: Result, o: RunOp
 /** Runs `cmd` in a new attached namespace; returns the exit code to use. */
 export async function runContainer(o: RunOptions, cmd: string[]): Promise<number> {
   const list = pickNetwork(o);
+  const hasCap = (cap: string) => list.plugins.some((pl) => pl.capabilities?.[cap] === true);
+  if (o.publish.length && !hasCap('portMappings')) {
+    throw new CniError(CniCode.InvalidConfig, `network "${list.name}" cannot publish ports`,
+      `no plugin in ${list.file} declares the portMappings capability; add {"type": "portmap", "capabilities": {"portMappings": true}} to its plugins, or drop -p`);
+  }
+  if (o.aliases.length && !hasCap('aliases')) {
+    process.stderr.write(`cnikit: warning: no plugin of network "${list.name}" declares the aliases capability; --alias has no effect\n`);
+  }
   const id = o.containerId || `cnikit-${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}`;
   const netns = join(o.netnsDir, id);
   const { args, caps } = attachmentArgs(o, list.name);
