@@ -4,9 +4,10 @@
  * (/usr/lib/cni, whose portmap drives iptables; iptables-nft here). Runnable alone:
  * `node bench/portmap.ts [--runs N]`; `npm run bench` runs it through bench/run.ts.
  *
- * Everything happens in throwaway namespaces: for each (implementation, N) a fresh sandbox host
- * netns plus one container netns, and the timing loop re-executes this file inside the host
- * netns so that each plugin is exec'd directly (no `ip netns exec` in the measured time).
+ * Everything happens in throwaway namespaces: for each (implementation, N) a sandbox host netns
+ * plus one container netns, each with a worker (this file re-executed inside the host netns, so
+ * that each plugin is exec'd directly, without `ip netns exec` in the measured time). The cells
+ * are sampled round-robin, one ADD+DEL each per round, so machine load drift hits all alike.
  *
  * The N background mappings are written in bulk, in the form each implementation's own ADD
  * leaves them (1000 sequential iptables-based ADDs would take many minutes): for cnikit the
@@ -16,7 +17,7 @@
  * containers have no veth: the bench measures how the port-mapping state scales.
  */
 import { createHash } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,31 +61,82 @@ function portmapConf(prevResult: unknown): Record<string, unknown> {
   };
 }
 
-/** Runs inside the sandbox host netns: RUNS times ADD (bridge, portmap) then DEL (portmap, bridge). */
-function inner(impl: Impl, ctrNs: string): void {
+interface Sample { add: number; del: number; bridgeAdd: number; portmapAdd: number; portmapDel: number; bridgeDel: number }
+
+/**
+ * Runs inside a sandbox host netns as a long-lived worker: for every line on stdin, one ADD
+ * (bridge, then portmap with bridge's result) and one DEL (portmap, then bridge) of a container,
+ * answered with one JSON line of timings. The orchestrator drives all cells round-robin, so
+ * load drift on the machine hits every cell alike.
+ */
+function worker(impl: Impl, ctrNs: string): void {
   const dir = impl === 'cnikit' ? OURS : REF;
   const tmp = mkdtempSync(join(tmpdir(), 'cnikit-benchpm-'));
-  const add: number[] = [];
-  const del: number[] = [];
-  try {
-    const bconf = JSON.stringify(bridgeConf(join(tmp, 'ipam')));
-    for (let i = -2; i < RUNS; i++) { // two warm-up rounds (they also create the bridge and skeleton)
-      const env = { PATH, CNI_IFNAME: 'eth0', CNI_CONTAINERID: `measured${i + 2}`, CNI_NETNS: `/run/netns/${ctrNs}`, CNI_PATH: dir, CNI_ARGS: '' };
-      const b = call(join(dir, 'bridge'), { ...env, CNI_COMMAND: 'ADD' }, bconf);
-      if (b.status !== 0) throw new Error(`${impl} bridge ADD: ${b.out}`);
-      const pconf = JSON.stringify(portmapConf(JSON.parse(b.out)));
-      const p = call(join(dir, 'portmap'), { ...env, CNI_COMMAND: 'ADD' }, pconf);
-      if (p.status !== 0) throw new Error(`${impl} portmap ADD: ${p.out}`);
-      const pd = call(join(dir, 'portmap'), { ...env, CNI_COMMAND: 'DEL' }, pconf);
-      if (pd.status !== 0) throw new Error(`${impl} portmap DEL: ${pd.out}`);
-      const bd = call(join(dir, 'bridge'), { ...env, CNI_COMMAND: 'DEL' }, bconf);
-      if (bd.status !== 0) throw new Error(`${impl} bridge DEL: ${bd.out}`);
-      if (i >= 0) { add.push(b.ms + p.ms); del.push(pd.ms + bd.ms); }
+  const bconf = JSON.stringify(bridgeConf(join(tmp, 'ipam')));
+  let i = 0;
+  const once = (): Sample => {
+    const env = { PATH, CNI_IFNAME: 'eth0', CNI_CONTAINERID: `measured${i++}`, CNI_NETNS: `/run/netns/${ctrNs}`, CNI_PATH: dir, CNI_ARGS: '' };
+    const b = call(join(dir, 'bridge'), { ...env, CNI_COMMAND: 'ADD' }, bconf);
+    if (b.status !== 0) throw new Error(`${impl} bridge ADD: ${b.out}`);
+    const pconf = JSON.stringify(portmapConf(JSON.parse(b.out)));
+    const p = call(join(dir, 'portmap'), { ...env, CNI_COMMAND: 'ADD' }, pconf);
+    if (p.status !== 0) throw new Error(`${impl} portmap ADD: ${p.out}`);
+    const pd = call(join(dir, 'portmap'), { ...env, CNI_COMMAND: 'DEL' }, pconf);
+    if (pd.status !== 0) throw new Error(`${impl} portmap DEL: ${pd.out}`);
+    const bd = call(join(dir, 'bridge'), { ...env, CNI_COMMAND: 'DEL' }, bconf);
+    if (bd.status !== 0) throw new Error(`${impl} bridge DEL: ${bd.out}`);
+    return { add: b.ms + p.ms, del: pd.ms + bd.ms, bridgeAdd: b.ms, portmapAdd: p.ms, portmapDel: pd.ms, bridgeDel: bd.ms };
+  };
+  let buf = '';
+  process.stdin.on('data', (d) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      buf = buf.slice(nl + 1);
+      try {
+        process.stdout.write(JSON.stringify(once()) + '\n');
+      } catch (err) {
+        process.stdout.write(JSON.stringify({ error: String(err) }) + '\n');
+      }
     }
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
+  });
+  process.stdin.on('end', () => rmSync(tmp, { recursive: true, force: true }));
+}
+
+/** A worker process in a cell's host netns, asked for one sample at a time. */
+class Cell {
+  readonly child: ChildProcessWithoutNullStreams;
+  private lines: string[] = [];
+  private waiting: ((line: string) => void) | undefined;
+  constructor(host: string, impl: Impl, ctr: string) {
+    this.child = spawn('ip', ['netns', 'exec', host, process.execPath, fileURLToPath(import.meta.url), '--worker', impl, ctr]);
+    let buf = '';
+    this.child.stdout.on('data', (d) => {
+      buf += d;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (this.waiting) { const w = this.waiting; this.waiting = undefined; w(line); } else this.lines.push(line);
+      }
+    });
   }
-  process.stdout.write(JSON.stringify({ add: stats(add), del: stats(del) }));
+
+  sample(): Promise<Sample> {
+    this.child.stdin.write('go\n');
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('worker did not answer within 120 s')), 120_000);
+      const take = (line: string) => {
+        clearTimeout(timer);
+        const r = JSON.parse(line) as Sample & { error?: string };
+        if (r.error) reject(new Error(r.error)); else resolve(r);
+      };
+      const queued = this.lines.shift();
+      if (queued !== undefined) take(queued); else this.waiting = take;
+    });
+  }
+
+  stop(): void {
+    this.child.stdin.end();
+  }
 }
 
 const bgIp = (i: number): string => `10.99.${i >> 8}.${i & 255}`;
@@ -144,48 +196,62 @@ function ipCmd(...args: string[]): void {
   execFileSync('ip', args, { stdio: 'ignore' });
 }
 
-export type PortmapBench = Record<Impl, Record<number, { add: Stats; del: Stats }>>;
+type Part = keyof Sample;
+export type PortmapBench = Record<Impl, Record<number, Record<Part, Stats>>>;
 
-/** Runs every (implementation, N) cell in its own sandbox, prints the table, returns the numbers. */
+/** Prepares every (implementation, N) cell, samples them round-robin, prints the table, returns the numbers. */
 export async function benchPortmap(): Promise<PortmapBench> {
-  const res = { cnikit: {}, reference: {} } as PortmapBench;
   const id = `cnkp${process.pid.toString(36)}`;
-  let cell = 0;
-  for (const n of SIZES) {
-    for (const impl of ['cnikit', 'reference'] as const) {
-      const host = `${id}${cell}-h`;
-      const ctr = `${id}${cell++}-c`;
-      const made: string[] = [];
-      try {
+  const made: string[] = [];
+  const cells: { impl: Impl; n: number; cell: Cell; samples: Sample[] }[] = [];
+  try {
+    let k = 0;
+    for (const n of SIZES) {
+      for (const impl of ['cnikit', 'reference'] as const) {
+        const host = `${id}${k}-h`;
+        const ctr = `${id}${k++}-c`;
         for (const ns of [host, ctr]) { ipCmd('netns', 'add', ns); made.push(ns); }
         ipCmd('-n', host, 'link', 'set', 'lo', 'up');
         if (impl === 'cnikit') await populateOurs(`/run/netns/${host}`, n);
         else populateReference(host, n);
-        const r = spawnSync('ip', ['netns', 'exec', host, process.execPath, fileURLToPath(import.meta.url), '--inner', impl, ctr, '--runs', String(RUNS)],
-          { encoding: 'utf8', timeout: 900_000 });
-        if (r.status !== 0) throw new Error(`bench ${impl} N=${n} failed: ${r.stderr || r.stdout}`);
-        res[impl][n] = JSON.parse(r.stdout);
-      } finally {
-        for (const ns of made.reverse()) { try { ipCmd('netns', 'del', ns); } catch { /* gone */ } }
+        cells.push({ impl, n, cell: new Cell(host, impl, ctr), samples: [] });
       }
     }
+    for (let r = -2; r < RUNS; r++) { // two warm-up rounds: page cache, bridge and skeleton creation
+      for (const c of r % 2 ? [...cells].reverse() : cells) {
+        const s = await c.cell.sample();
+        if (r >= 0) c.samples.push(s);
+      }
+    }
+  } finally {
+    for (const c of cells) c.cell.stop();
+    await new Promise((res) => setTimeout(res, 300));
+    for (const ns of made.reverse()) { try { ipCmd('netns', 'del', ns); } catch { /* gone */ } }
+  }
+  const res = { cnikit: {}, reference: {} } as PortmapBench;
+  for (const c of cells) {
+    const out = {} as Record<Part, Stats>;
+    for (const p of ['add', 'del', 'bridgeAdd', 'portmapAdd', 'portmapDel', 'bridgeDel'] as const) out[p] = stats(c.samples.map((s) => s[p]));
+    res[c.impl][c.n] = out;
   }
   const f = (x: number) => x.toFixed(1).padStart(8);
-  console.log(`\nbridge + host-local + portmap (one mapping), ${RUNS} runs per cell, median wall ms (sum of the two plugin calls)`);
-  console.log(`${'already mapped'.padEnd(15)} ${'ADD ours'.padStart(9)} ${'ADD ref'.padStart(9)} ${'DEL ours'.padStart(9)} ${'DEL ref'.padStart(9)}`);
+  console.log(`\nbridge + host-local + portmap (one mapping), ${RUNS} rounds over all cells, median wall ms per call (exec to exit)`);
+  console.log(`${'mapped'.padEnd(7)} ${'impl'.padEnd(10)} ${'ADD'.padStart(8)} ${'DEL'.padStart(8)}   ${'bridge ADD'.padStart(10)} ${'portmap ADD'.padStart(11)} ${'portmap DEL'.padStart(11)} ${'bridge DEL'.padStart(10)}`);
   for (const n of SIZES) {
-    const o = res.cnikit[n]!;
-    const r = res.reference[n]!;
-    console.log(`${String(n).padEnd(15)} ${f(o.add.median)} ${f(r.add.median)} ${f(o.del.median)} ${f(r.del.median)}`);
+    for (const impl of ['cnikit', 'reference'] as const) {
+      const o = res[impl][n]!;
+      console.log(`${String(n).padEnd(7)} ${impl.padEnd(10)} ${f(o.add.median)} ${f(o.del.median)}   ${f(o.bridgeAdd.median).padStart(10)} ${f(o.portmapAdd.median).padStart(11)} ${f(o.portmapDel.median).padStart(11)} ${f(o.bridgeDel.median).padStart(10)}`);
+    }
   }
-  const ratio = (impl: Impl, k: 'add' | 'del') => res[impl][1000]![k].median / res[impl][0]![k].median;
-  console.log(`ratio 1000/0: ours ADD ${ratio('cnikit', 'add').toFixed(2)} DEL ${ratio('cnikit', 'del').toFixed(2)}; reference ADD ${ratio('reference', 'add').toFixed(2)} DEL ${ratio('reference', 'del').toFixed(2)}  (target for ours: <= 1.10)`);
+  const ratio = (impl: Impl, k: Part) => (res[impl][1000]![k].median / res[impl][0]![k].median).toFixed(2);
+  console.log(`ratio 1000/0 (median): ours ADD ${ratio('cnikit', 'add')} DEL ${ratio('cnikit', 'del')} (portmap alone ${ratio('cnikit', 'portmapAdd')} / ${ratio('cnikit', 'portmapDel')}); ` +
+    `reference ADD ${ratio('reference', 'add')} DEL ${ratio('reference', 'del')} (portmap alone ${ratio('reference', 'portmapAdd')} / ${ratio('reference', 'portmapDel')}); target for ours <= 1.10`);
   return res;
 }
 
-if (process.argv.includes('--inner')) {
-  const i = process.argv.indexOf('--inner');
-  inner(process.argv[i + 1] as Impl, process.argv[i + 2]!);
+if (process.argv.includes('--worker')) {
+  const i = process.argv.indexOf('--worker');
+  worker(process.argv[i + 1] as Impl, process.argv[i + 2]!);
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await benchPortmap();
 }
