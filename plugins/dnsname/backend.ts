@@ -11,19 +11,28 @@
  * For `cnikit dns serve` on an explicit address, `hostView` merges every network: clients
  * inside a network's subnet still see only that network, others (the host) see all of them.
  */
-import { type Cidr, type IP, contains, formatIP, ipToBytes, networkOf, tryParseIP } from '../core/ip/cidr.ts';
+import { isIP } from 'node:net';
+import { type Cidr, type IP, contains, formatIP, ipFromBytes, ipToBytes, tryParseIP } from '../core/ip/cidr.ts';
 import { type NetworkRecords, parseUpstream } from './records.ts';
 import { RCODE, TYPE, answerRecord, encodeName, keyInZone, keyLabels, nameKey, namedRecord, soaRdata } from './wire.ts';
 
 /** TTL of our answers: 0, as dnsmasq's local-ttl, since container names come and go. */
 export const ANSWER_TTL = 0;
 
+/**
+ * The answers for one name. Short and qualified keys share the entry. A and AAAA records are
+ * each one Buffer of concatenated pre-encoded records (16 and 28 bytes): two small objects per
+ * name instead of one per record keeps 10,000 names in a few MB.
+ */
 interface NameEntry {
-  a: Buffer[];
-  aaaa: Buffer[];
+  a: Buffer | undefined;
+  aaaa: Buffer | undefined;
   /** Rotation counter (the only mutable state in a View). */
   next: number;
 }
+
+const A_RR = 16;
+const AAAA_RR = 28;
 
 /** A zone we are authoritative for: a network's domain. */
 export interface Zone {
@@ -55,7 +64,7 @@ export interface View {
 
 /** The outcome of a lookup. */
 export type Lookup =
-  | { kind: 'reply'; rcode: number; aa: boolean; answers: readonly Buffer[]; authority: readonly Buffer[] }
+  | { kind: 'reply'; rcode: number; aa: boolean; answers: readonly Buffer[]; ancount?: number; authority: readonly Buffer[] }
   | { kind: 'forward' }
   | { kind: 'refused' };
 
@@ -98,68 +107,113 @@ export function addressOfReverse(key: string): IP | undefined {
   return undefined;
 }
 
+/** Address text -> network-order bytes (4 or 16), without ip-address: build speed matters at 10,000 names. */
+export function addressBytes(s: string): Buffer | undefined {
+  const fam = s.includes('%') ? 0 : isIP(s);
+  if (fam === 4) return Buffer.from(s.split('.').map(Number));
+  if (fam !== 6) return undefined;
+  const out = Buffer.alloc(16);
+  let text = s;
+  let tail: number[] = [];
+  const lastColon = text.lastIndexOf(':');
+  if (text.includes('.', lastColon)) { // embedded IPv4 (::ffff:1.2.3.4)
+    tail = text.slice(lastColon + 1).split('.').map(Number);
+    text = text.slice(0, lastColon + 1) + '0:0';
+  }
+  const [head, rest] = text.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
+  const groups = rest === undefined ? h : [...h, ...Array(8 - h.length - r.length).fill('0'), ...r];
+  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] ?? '0', 16), i * 2);
+  if (tail.length === 4) for (let i = 0; i < 4; i++) out[12 + i] = tail[i]!;
+  return out;
+}
+
+function reverseKey(b: Buffer): string {
+  if (b.length === 4) return nameKey(`${b[3]}.${b[2]}.${b[1]}.${b[0]}.in-addr.arpa`);
+  const hex = b.toString('hex');
+  const parts: string[] = [];
+  for (let i = 31; i >= 0; i--) parts.push(hex[i]!);
+  parts.push('ip6', 'arpa');
+  return nameKey(parts.join('.'));
+}
+
+function networkKey(b: Buffer, prefix: number): string {
+  const n = Buffer.from(b);
+  for (let i = 0; i < n.length; i++) {
+    const bits = Math.max(0, Math.min(8, prefix - i * 8));
+    n[i]! &= (0xff << (8 - bits)) & 0xff;
+  }
+  return `${n.toString('hex')}/${prefix}`;
+}
+
 function emptyView(name: string): View {
   return { name, listen: [], subnets: [], zones: [], upstreams: undefined, names: new Map(), ptr: new Map(), clients: new Map() };
 }
 
-function addName(view: View, key: string, rr: Buffer, family: 4 | 6): void {
-  let e = view.names.get(key);
-  if (!e) {
-    e = { a: [], aaaa: [], next: 0 };
-    view.names.set(key, e);
-  }
-  const list = family === 4 ? e.a : e.aaaa;
-  if (!list.some((b) => b.equals(rr))) list.push(rr);
-}
-
-function addSubnet(view: View, c: Cidr): void {
-  const net = networkOf(c);
-  if (!view.subnets.some((s) => s.family === net.family && s.prefix === net.prefix && s.value === net.value)) view.subnets.push(net);
-}
-
 /** Adds one network's records to `view` (also used to merge all networks into the host view). */
-function fillView(view: View, r: NetworkRecords, serial: number): void {
+function fillView(view: View, r: NetworkRecords, serial: number, subnetKeys: Set<string>): void {
   const zoneKey = nameKey(r.domain);
   if (!view.zones.some((z) => z.key === zoneKey)) {
     const soa = namedRecord(encodeName(r.domain), TYPE.SOA, ANSWER_TTL, soaRdata(`ns.${r.domain}`, `hostmaster.${r.domain}`, serial, ANSWER_TTL));
     view.zones.push({ key: zoneKey, soa });
   }
+  const suffix = `.${r.domain}`;
+  // name (lowercase) -> address bytes; assembled into NameEntry buffers at the end.
+  const byName = new Map<string, { v4: Buffer[]; v6: Buffer[] }>();
   for (const c of r.containers) {
-    const ips: IP[] = [];
+    let ptrRecord: Buffer | undefined; // one record for all of the container's addresses
     for (const a of c.addresses) {
       const slash = a.indexOf('/');
-      const ip = tryParseIP(a.slice(0, slash));
-      if (!ip) continue;
-      ips.push(ip);
-      addSubnet(view, { ...ip, prefix: Number(a.slice(slash + 1)) });
+      const bytes = addressBytes(a.slice(0, slash));
+      if (!bytes) continue;
+      const sk = networkKey(bytes, Number(a.slice(slash + 1)));
+      if (!subnetKeys.has(sk)) {
+        subnetKeys.add(sk);
+        const [hex, prefix] = sk.split('/') as [string, string];
+        view.subnets.push({ ...ipFromBytes(Buffer.from(hex, 'hex')), prefix: Number(prefix) } as Cidr);
+      }
+      for (const n of c.names) {
+        const lower = n.toLowerCase();
+        let e = byName.get(lower);
+        if (!e) byName.set(lower, e = { v4: [], v6: [] });
+        const list = bytes.length === 4 ? e.v4 : e.v6;
+        if (!list.some((x) => x.equals(bytes))) list.push(bytes);
+      }
+      const rev = reverseKey(bytes);
+      if (!view.ptr.has(rev)) view.ptr.set(rev, ptrRecord ??= answerRecord(TYPE.PTR, ANSWER_TTL, encodeName(`${c.names[0]}${suffix}`.toLowerCase())));
     }
     for (const g of c.gateways) {
-      const gw = tryParseIP(g);
+      const gw = addressBytes(g);
       if (!gw) continue;
-      const address = formatIP(gw);
+      const address = gw.length === 4 ? g : formatIP(ipFromBytes(gw));
       if (!view.listen.some((l) => l.address === address && l.port === r.port)) view.listen.push({ address, port: r.port });
     }
-    const qualified = `${c.names[0]}.${r.domain}`;
-    const ptrRdata = encodeName(qualified.toLowerCase());
-    for (const ip of ips) {
-      const rr = answerRecord(ip.family === 4 ? TYPE.A : TYPE.AAAA, ANSWER_TTL, ipToBytes(ip));
-      for (const n of c.names) {
-        addName(view, nameKey(n), rr, ip.family);
-        addName(view, nameKey(`${n}.${r.domain}`), rr, ip.family);
-      }
-      const rev = nameKey(reverseName(ip));
-      if (!view.ptr.has(rev)) view.ptr.set(rev, answerRecord(TYPE.PTR, ANSWER_TTL, ptrRdata));
+  }
+  for (const [lower, ips] of byName) {
+    let shared: NameEntry | undefined;
+    for (const key of [nameKey(lower), nameKey(`${lower}${suffix}`)]) {
+      const old = view.names.get(key);
+      if (old) view.names.set(key, { a: records(TYPE.A, ips.v4, old.a), aaaa: records(TYPE.AAAA, ips.v6, old.aaaa), next: 0 });
+      else view.names.set(key, shared ??= { a: records(TYPE.A, ips.v4, undefined), aaaa: records(TYPE.AAAA, ips.v6, undefined), next: 0 });
     }
   }
 }
 
-function rotated(list: Buffer[], e: NameEntry): readonly Buffer[] {
-  const n = list.length;
-  if (n <= 1) return n === 0 ? NOTHING : list;
-  const start = e.next++ % n;
+/** Concatenated answer records for `ips` (appended to `old`, the host view's merge). */
+function records(type: number, ips: Buffer[], old: Buffer | undefined): Buffer | undefined {
+  if (!ips.length) return old;
+  return Buffer.concat([...(old ? [old] : []), ...ips.map((ip) => answerRecord(type, ANSWER_TTL, ip))]);
+}
+
+/** The records of `block` (`size` bytes each), starting at the entry's rotation point. */
+function rotated(block: Buffer | undefined, size: number, e: NameEntry): readonly Buffer[] {
+  if (!block) return NOTHING;
+  const n = block.length / size;
+  if (n === 1) return [block];
+  const start = (e.next++ % n) * size;
   if (e.next > 0x3fffffff) e.next = 0;
-  if (start === 0) return list;
-  return [...list.slice(start), ...list.slice(0, start)];
+  return start === 0 ? [block] : [block.subarray(start), block.subarray(0, start)];
 }
 
 /** The immutable set of views built from one reading of the records directory. */
@@ -170,20 +224,22 @@ export class Backend {
   /** All networks merged (standalone resolver, clients outside every network). */
   readonly hostView: View;
 
-  constructor(networks: NetworkRecords[], serial = 1) {
+  /** `withHostView`: also build the merged view (the standalone resolver needs it). */
+  constructor(networks: NetworkRecords[], serial = 1, withHostView = true) {
     this.views = new Map();
     this.byListen = new Map();
     this.hostView = emptyView('(host)');
+    const hostSubnets = new Set<string>();
     for (const r of networks) {
       const v = emptyView(r.network);
       v.upstreams = upstreamsOf(r.upstreams);
-      fillView(v, r, serial);
+      fillView(v, r, serial, new Set());
       this.views.set(r.network, v);
       for (const l of v.listen) {
         const k = `${l.address}|${l.port}`;
         if (!this.byListen.has(k)) this.byListen.set(k, v);
       }
-      fillView(this.hostView, r, serial);
+      if (withHostView) fillView(this.hostView, r, serial, hostSubnets);
       if (v.upstreams && !this.hostView.upstreams) this.hostView.upstreams = v.upstreams;
     }
   }
@@ -221,11 +277,14 @@ export function lookup(view: View, key: string, qtype: number, qclass: number): 
   const e = view.names.get(key);
   if (e) {
     let answers: readonly Buffer[];
-    if (qtype === TYPE.A) answers = rotated(e.a, e);
-    else if (qtype === TYPE.AAAA) answers = rotated(e.aaaa, e);
-    else if (qtype === TYPE.ANY) answers = [...e.a, ...e.aaaa];
-    else answers = NOTHING;
-    if (answers.length) return { kind: 'reply', rcode: RCODE.NOERROR, aa: true, answers, authority: NOTHING };
+    let ancount = 0;
+    if (qtype === TYPE.A) { answers = rotated(e.a, A_RR, e); ancount = (e.a?.length ?? 0) / A_RR; }
+    else if (qtype === TYPE.AAAA) { answers = rotated(e.aaaa, AAAA_RR, e); ancount = (e.aaaa?.length ?? 0) / AAAA_RR; }
+    else if (qtype === TYPE.ANY) {
+      answers = [...rotated(e.a, A_RR, e), ...rotated(e.aaaa, AAAA_RR, e)];
+      ancount = (e.a?.length ?? 0) / A_RR + (e.aaaa?.length ?? 0) / AAAA_RR;
+    } else answers = NOTHING;
+    if (ancount) return { kind: 'reply', rcode: RCODE.NOERROR, aa: true, answers, ancount, authority: NOTHING };
     return { kind: 'reply', rcode: RCODE.NOERROR, aa: true, answers: NOTHING, authority: soaFor(view, key) };
   }
   if (qtype === TYPE.PTR) {

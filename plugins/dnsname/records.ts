@@ -25,7 +25,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Cidr, type IP, tryParseCidr, tryParseIP } from '../core/ip/cidr.ts';
+import { isIP } from 'node:net';
 
 /** File name suffix of a network's record file. */
 export const RECORDS_SUFFIX = '.records';
@@ -66,12 +66,26 @@ export function isValidDnsName(s: string): boolean {
   return s.length > 0 && s.length <= 253 && NAME_RE.test(s);
 }
 
+/** True for a bare IPv4 or IPv6 address (no zone, no prefix). Fast: the responder checks thousands. */
+export function isAddress(s: string): boolean {
+  return !s.includes('%') && isIP(s) !== 0;
+}
+
+/** True for `address/prefix` with a prefix that fits the family. */
+export function isCidr(s: string): boolean {
+  const i = s.lastIndexOf('/');
+  if (i < 0) return false;
+  const a = s.slice(0, i);
+  const p = s.slice(i + 1);
+  if (!isAddress(a) || !/^\d{1,3}$/.test(p)) return false;
+  return Number(p) <= (isIP(a) === 4 ? 32 : 128);
+}
+
 /** Parses an upstream server "IP" or "IP:port" ("[v6]:port" for IPv6 with a port). */
 export function parseUpstream(s: string): { address: string; port: number } | undefined {
-  const ip = tryParseIP(s);
-  if (ip) return { address: s, port: 53 };
+  if (isAddress(s)) return { address: s, port: 53 };
   const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:]+):(\d{1,5})$/.exec(s);
-  if (!m || !tryParseIP(m[1]!)) return undefined;
+  if (!m || !isAddress(m[1]!)) return undefined;
   const port = Number(m[2]);
   if (port < 1 || port > 65535) return undefined;
   return { address: m[1]!, port };
@@ -151,21 +165,12 @@ function parseContainerLine(f: string[]): ContainerRecord | string {
   const [, id, ifName, addrs, gws, names] = f as [string, string, string, string, string, string];
   if (!ID_RE.test(id)) return `invalid container id "${id}"`;
   const addresses = addrs.split(',');
-  if (addresses.some((a) => !tryParseCidr(a))) return `invalid address list "${addrs}"`;
+  if (addresses.some((a) => !isCidr(a))) return `invalid address list "${addrs}"`;
   const gateways = gws.split(',');
-  if (gateways.some((g) => !tryParseIP(g))) return `invalid gateway list "${gws}"`;
+  if (gateways.some((g) => !isAddress(g))) return `invalid gateway list "${gws}"`;
   const nameList = names.split(',');
   if (nameList.some((n) => !isValidDnsName(n))) return `invalid name list "${names}"`;
   return { containerId: id, ifName, addresses, gateways, names: nameList };
-}
-
-/** Parsed addresses of a container record (for the backend). */
-export function containerCidrs(c: ContainerRecord): Cidr[] {
-  return c.addresses.map((a) => tryParseCidr(a)!).filter(Boolean);
-}
-
-export function containerGateways(c: ContainerRecord): IP[] {
-  return c.gateways.map((g) => tryParseIP(g)!).filter(Boolean);
 }
 
 /**

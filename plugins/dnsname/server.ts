@@ -247,7 +247,7 @@ export class DnsServer {
   async reload(reason: string): Promise<{ networks: number; problems: number }> {
     const { networks, problems } = loadRecordsDir(this.opts.recordsDir);
     for (const p of problems) log.warn('skipping bad records', { file: p.file, line: p.line, problem: p.msg });
-    const next = new Backend(networks, (Date.now() / 1000 + this.serial++) >>> 0);
+    const next = new Backend(networks, (Date.now() / 1000 + this.serial++) >>> 0, this.opts.listen !== undefined);
     const wanted: ListenAddr[] = this.opts.listen ?? [...next.byListen.keys()].map((k) => {
       const [address, port] = k.split('|') as [string, string];
       return { address, port: Number(port) };

@@ -134,7 +134,10 @@ export function encodeName(name: string): Buffer {
 
 /** The backend's map key of a dotted name: its lowercase wire form as a latin1 string. */
 export function nameKey(name: string): string {
-  return encodeName(name.toLowerCase()).toString('latin1');
+  const parts: string[] = [];
+  for (const l of name.toLowerCase().split('.')) if (l !== '') parts.push(String.fromCharCode(l.length), l);
+  parts.push('\x00');
+  return parts.join(''); // a flat string: `+=` would keep a rope of small strings alive per key
 }
 
 /** Turns a wire key back into a dotted name (for logs and the slow path). */
@@ -169,7 +172,7 @@ export function keyInZone(key: string, zone: string): boolean {
 
 /** A resource record with owner 0xC00C (the question name): `type class ttl rdlength rdata`. */
 export function answerRecord(type: number, ttl: number, rdata: Buffer): Buffer {
-  const out = Buffer.alloc(12 + rdata.length);
+  const out = Buffer.allocUnsafe(12 + rdata.length); // every byte is written below; pooled = small
   out.writeUInt16BE(0xc00c, 0);
   out.writeUInt16BE(type, 2);
   out.writeUInt16BE(CLASS_IN, 4);
@@ -213,7 +216,10 @@ export interface Reply {
   rcode: number;
   /** Authoritative answer (names in our domains). */
   aa: boolean;
+  /** Encoded answer records; a Buffer may hold several records back to back (see ancount). */
   answers: readonly Buffer[];
+  /** Number of records in `answers` when a Buffer holds more than one (default: answers.length). */
+  ancount?: number;
   authority: readonly Buffer[];
 }
 
@@ -245,15 +251,17 @@ export function encodeResponse(q: Query, r: Reply, maxSize: number): Buffer {
   const badVers = q.edns !== undefined && q.edns.version !== 0;
   const rcode = badVers ? 0 : r.rcode; // BADVERS = 16: low bits 0, high bits 1 in the OPT
   let size = 12 + q.question.length + (q.edns ? 11 : 0);
-  let an = badVers ? 0 : r.answers.length;
+  let na = badVers ? 0 : r.answers.length;
   let ns = badVers ? 0 : r.authority.length;
-  for (let i = 0; i < an; i++) size += r.answers[i]!.length;
+  let an = badVers ? 0 : r.ancount ?? na;
+  for (let i = 0; i < na; i++) size += r.answers[i]!.length;
   for (let i = 0; i < ns; i++) size += r.authority[i]!.length;
   let tc = false;
   if (size > maxSize) {
     tc = true;
-    for (let i = 0; i < an; i++) size -= r.answers[i]!.length;
+    for (let i = 0; i < na; i++) size -= r.answers[i]!.length;
     for (let i = 0; i < ns; i++) size -= r.authority[i]!.length;
+    na = 0;
     an = 0;
     ns = 0;
   }
@@ -268,7 +276,7 @@ export function encodeResponse(q: Query, r: Reply, maxSize: number): Buffer {
   out.writeUInt16BE(ns, 8);
   out.writeUInt16BE(q.edns ? 1 : 0, 10);
   let p = 12 + q.question.copy(out, 12);
-  for (let i = 0; i < an; i++) p += r.answers[i]!.copy(out, p);
+  for (let i = 0; i < na; i++) p += r.answers[i]!.copy(out, p);
   for (let i = 0; i < ns; i++) p += r.authority[i]!.copy(out, p);
   if (q.edns) writeOpt(out, p, badVers ? 1 : 0, q.edns.dnssecOk);
   return out;
