@@ -23,7 +23,7 @@ import { PRIORITY } from '../core/nftables/consts.ts';
 import type { Nftables } from '../core/nftables/handle.ts';
 import { addrInPrefix, concatKey, inSet, masquerade, nfproto, ret } from '../core/nftables/match.ts';
 import {
-  CNIKIT_TABLE, type Ruleset, deleteElements, findElements, ownerTag, parseOwnerTag, removeTableIfEmpty, rulesetMessages,
+  CNIKIT_TABLE, type Ruleset, applyRuleset, deleteElements, findElements, ownerTag, parseOwnerTag, removeTableIfEmpty,
 } from '../core/nftables/model.ts';
 import { type ElementSpec, getElement } from '../core/nftables/objects.ts';
 
@@ -77,7 +77,7 @@ export function ipMasqElements(c: IpMasqInput): ElementSpec[] {
 /** Adds the masquerade for an attachment in one transaction (the skeleton is idempotent). */
 export function setupIpMasq(nft: Nftables, c: IpMasqInput): void {
   if (!c.addrs.length) return;
-  nft.transact(rulesetMessages({ ...ipMasqSkeleton(), elements: ipMasqElements(c) }));
+  applyRuleset(nft, { ...ipMasqSkeleton(), elements: ipMasqElements(c) });
 }
 
 /**

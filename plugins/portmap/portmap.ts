@@ -29,7 +29,7 @@ import { native } from '../core/native.ts';
 import { RouteHandle, RT_TABLE_MAIN } from '../core/netlink/route.ts';
 import { type Nftables, isNftError, openNftables } from '../core/nftables/handle.ts';
 import {
-  CNIKIT_TABLE, deleteElements, diffRuleset, findElements, ownerTag, parseOwnerTag, removeTableIfEmpty, rulesetMessages,
+  CNIKIT_TABLE, applyRuleset, deleteElements, diffRuleset, findElements, ownerTag, parseOwnerTag, removeTableIfEmpty,
 } from '../core/nftables/model.ts';
 import { getElement } from '../core/nftables/objects.ts';
 import { type PortmapConf, containerAddresses, parsePortmapConf } from './config.ts';
@@ -74,9 +74,10 @@ function inputOf(conf: PortmapConf, a: CmdArgs): PortmapInput {
 }
 
 /** Turns a failed ADD transaction into a message naming the mapping and its current holder. */
-function explainAddError(nft: Nftables, err: unknown, elems: OwnedElement[], firstElem: number, owner: string): CniError {
-  if (isNftError(err) && err.index >= firstElem) {
-    const e = elems[err.index - firstElem]!;
+function explainAddError(nft: Nftables, err: unknown, elems: OwnedElement[], owner: string): CniError {
+  // Elements come last in either form of the transaction (see applyRuleset).
+  if (isNftError(err) && err.index >= err.count - elems.length) {
+    const e = elems[err.index - (err.count - elems.length)]!;
     if (err.code === 'EEXIST' || err.code === 'ENOTEMPTY') {
       let holder = 'another attachment';
       try {
@@ -105,13 +106,12 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
       const input = inputOf(conf, a);
       if (!input.v4 && !input.v6) throw invalidConfig(`prevResult has no IP address of interface "${a.ifName}" to map ports to`);
       const rs = portmapRuleset(input);
-      const msgs = rulesetMessages(rs);
       const nft = deps.openNft();
       try {
         try {
-          nft.transact(msgs);
+          applyRuleset(nft, rs);
         } catch (err) {
-          throw explainAddError(nft, err, rs.elements as OwnedElement[], msgs.length - rs.elements.length, ownerTag(conf.name, a.containerId, a.ifName));
+          throw explainAddError(nft, err, rs.elements as OwnedElement[], ownerTag(conf.name, a.containerId, a.ifName));
         }
         if (conf.snat && input.v4 && mappingsFor(4, conf.mappings).length) {
           try {

@@ -34,8 +34,11 @@ export interface NftTransport {
   close(): void;
 }
 
-/** A failed transaction: the kernel's error, naming the message that caused it. */
-export interface NftError extends SysError { index: number }
+/**
+ * A failed transaction: the kernel's error, naming the message that caused it (`op`, `index`;
+ * -1 when the batch as a whole was refused) among the `count` messages sent.
+ */
+export interface NftError extends SysError { index: number; count: number }
 
 export function isNftError(err: unknown): err is NftError {
   return err instanceof Error && typeof (err as NftError).index === 'number' && typeof (err as NftError).errno === 'number';
@@ -88,12 +91,12 @@ export class Nftables {
         if (r.type !== NLMSG_ERROR) continue;
         if (r.seq === beginSeq) {
           const { errno, extack } = parseError(r);
-          throw Object.assign(netlinkError(errno, 'nftables transaction', extack), { index: -1 }) as NftError;
+          throw Object.assign(netlinkError(errno, 'nftables transaction', extack), { index: -1, count: msgs.length }) as NftError;
         }
         const i = index.get(r.seq);
         if (i === undefined || !pending.delete(r.seq)) continue;
         const { errno, extack } = parseError(r);
-        if (errno !== 0 && (!first || i < first.index)) first = Object.assign(netlinkError(errno, msgs[i]!.what, extack), { index: i }) as NftError;
+        if (errno !== 0 && (!first || i < first.index)) first = Object.assign(netlinkError(errno, msgs[i]!.what, extack), { index: i, count: msgs.length }) as NftError;
       }
     }
     if (first) throw first;

@@ -82,9 +82,30 @@ export function rulesetMessages(rs: Ruleset): NftMsg[] {
   return msgs;
 }
 
-/** Applies `rs` as one transaction. Throws the kernel's error (NftError) naming the object. */
-export function applyRuleset(nft: Nftables, rs: Ruleset): void {
-  nft.transact(rulesetMessages(rs));
+/**
+ * Applies `rs` as one transaction and returns the messages sent (elements last, so an NftError's
+ * `index` maps to `rs.elements[index - (sent.length - rs.elements.length)]`).
+ *
+ * Fast path: when the fixed part is already in place (three dumps of constant size: sets,
+ * chains, rules; never elements), only the elements are sent. Besides sending less, this keeps
+ * deletions (the chain flushes) out of the transaction: when a socket that changed the ruleset is
+ * released, nf_tables waits for its pending destroy work, an RCU grace period of several ms, and
+ * only a transaction that deleted something leaves such work. If the elements-only transaction
+ * fails with ENOENT (a GC removed the table meanwhile), the full ruleset is sent once more.
+ */
+export function applyRuleset(nft: Nftables, rs: Ruleset): NftMsg[] {
+  const full = rulesetMessages(rs);
+  if (rs.elements.length && diffRuleset(nft, rs).length === 0) {
+    const fast = full.slice(full.length - rs.elements.length);
+    try {
+      nft.transact(fast);
+      return fast;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
+  }
+  nft.transact(full);
+  return full;
 }
 
 /**
@@ -101,11 +122,13 @@ export function diffRuleset(nft: Nftables, rs: Ruleset): string[] {
       problems.push(`set ${s.name} has another type`);
     }
   }
+  if (problems.length === rs.sets.length && rs.sets.length) return problems; // no table: skip the other dumps
   const chains = new Set(nft.listChains(rs.table).map((c) => c.name));
+  const rules = nft.listRules(rs.table);
   for (const c of rs.chains) {
     if (!chains.has(c.name)) { problems.push(`chain ${c.name} is missing`); continue; }
     const want = rs.rules.filter((r) => r.chain === c.name).map((r) => r.comment ?? ruleFingerprint(r));
-    const have = nft.listRules(rs.table, c.name).map((r) => r.comment ?? '');
+    const have = rules.filter((r) => r.chain === c.name).map((r) => r.comment ?? '');
     if (want.join(',') !== have.join(',')) problems.push(`chain ${c.name} does not hold the expected rules`);
   }
   return problems;
