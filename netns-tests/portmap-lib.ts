@@ -82,7 +82,7 @@ export function serve(sb: Sandbox, ns: string, name: string, port: number, proto
  * Sends a UDP datagram from `ns` (again every 300 ms, as a UDP client would: the first one can
  * be lost while neighbour discovery runs) and returns the first reply ('' when none came).
  */
-export function udpRequest(sb: Sandbox, ns: string, host: string, port: number, timeoutMs = 2000, srcPort = 0): string {
+export function udpRequest(sb: Sandbox, ns: string, host: string, port: number, timeoutMs = 4000, srcPort = 0): string {
   const script = `const s=require('dgram').createSocket(${JSON.stringify(host.includes(':') ? 'udp6' : 'udp4')});s.on('message',m=>{process.stdout.write(m);process.exit(0)});setTimeout(()=>process.exit(2),${timeoutMs});const go=()=>s.send('ping',${port},${JSON.stringify(host)});s.bind(${srcPort},()=>{go();setInterval(go,300)});`;
   const r = sb.exec(ns, NODE, ['-e', script], { timeout: timeoutMs + 5000 });
   return r.status === 0 ? r.stdout : '';

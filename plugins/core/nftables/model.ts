@@ -18,8 +18,6 @@
  * CHECK can tell whether the rules in the kernel are the ones we would write, and every element an
  * owner tag (`ownerTag()`), which is how DEL and GC find what belongs to an attachment.
  */
-import { encodeAttrs } from '../netlink/message.ts';
-import { encodeExpr } from './expr/index.ts';
 import { type Nftables } from './handle.ts';
 import {
   type ChainSpec, type ElementInfo, type ElementSpec, type NftMsg, type RuleSpec, type SetSpec, type TableRef,
@@ -51,19 +49,30 @@ export function parseOwnerTag(comment: string | undefined): { network: string; c
   return m ? { network: m[1]!, containerId: m[2]!, ifName: m[3]! } : undefined;
 }
 
+const fingerprints = new WeakMap<RuleSpec, string>();
+
 /**
- * The comment a rule carries: a fingerprint of its encoded expressions (two 32-bit FNV-1a
- * hashes; no node:crypto, whose loading costs start-up time, and no secrecy is needed).
+ * The comment a rule carries: a fingerprint of its expressions (two 32-bit FNV-1a hashes over
+ * their JSON form, memoised per rule object). Cheap on purpose: it is computed for every fixed
+ * rule on every ADD, in a process that lives for one call, and it needs no secrecy (no
+ * node:crypto, whose loading alone costs start-up time). It only has to match what this same
+ * code wrote; a different cnikit version may write other fingerprints, and then rewrites the
+ * chains once, which is what should happen.
  */
 export function ruleFingerprint(r: RuleSpec): string {
-  const bytes = encodeAttrs(r.exprs.map(encodeExpr));
+  const known = fingerprints.get(r);
+  if (known) return known;
+  const text = JSON.stringify(r.exprs, (_k, v: unknown) => (v && typeof v === 'object' && (v as { type?: unknown }).type === 'Buffer' ? Buffer.from((v as { data: number[] }).data).toString('hex') : v));
   let a = 0x811c9dc5;
-  let b = 0x01000193 ^ bytes.length;
-  for (const x of bytes) {
+  let b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const x = text.charCodeAt(i);
     a = Math.imul(a ^ x, 0x01000193) >>> 0;
     b = Math.imul(b ^ x ^ (a & 0xff), 0x01000193) >>> 0;
   }
-  return `cnikit:${a.toString(16).padStart(8, '0')}${b.toString(16).padStart(8, '0')}`;
+  const out = `cnikit:${a.toString(16).padStart(8, '0')}${b.toString(16).padStart(8, '0')}`;
+  fingerprints.set(r, out);
+  return out;
 }
 
 /** Computes the messages of one transaction that makes `rs` true (see the module header). */
@@ -86,17 +95,16 @@ export function rulesetMessages(rs: Ruleset): NftMsg[] {
  * Applies `rs` as one transaction and returns the messages sent (elements last, so an NftError's
  * `index` maps to `rs.elements[index - (sent.length - rs.elements.length)]`).
  *
- * Fast path: when the fixed part is already in place (three dumps of constant size: sets,
- * chains, rules; never elements), only the elements are sent. Besides sending less, this keeps
+ * Fast path: when the fixed part is already in place (two dumps of constant size: sets and
+ * rules; never elements), only the elements are sent. Besides sending less, this keeps
  * deletions (the chain flushes) out of the transaction: when a socket that changed the ruleset is
  * released, nf_tables waits for its pending destroy work, an RCU grace period of several ms, and
  * only a transaction that deleted something leaves such work. If the elements-only transaction
  * fails with ENOENT (a GC removed the table meanwhile), the full ruleset is sent once more.
  */
 export function applyRuleset(nft: Nftables, rs: Ruleset): NftMsg[] {
-  const full = rulesetMessages(rs);
   if (rs.elements.length && diffRuleset(nft, rs).length === 0) {
-    const fast = full.slice(full.length - rs.elements.length);
+    const fast = rs.elements.map((e) => addElements(rs.table, e.set, [e], true));
     try {
       nft.transact(fast);
       return fast;
@@ -104,6 +112,7 @@ export function applyRuleset(nft: Nftables, rs: Ruleset): NftMsg[] {
       if ((err as { code?: string }).code !== 'ENOENT') throw err;
     }
   }
+  const full = rulesetMessages(rs);
   nft.transact(full);
   return full;
 }
@@ -123,8 +132,10 @@ export function diffRuleset(nft: Nftables, rs: Ruleset): string[] {
     }
   }
   if (problems.length === rs.sets.length && rs.sets.length) return problems; // no table: skip the other dumps
-  const chains = new Set(nft.listChains(rs.table).map((c) => c.name));
   const rules = nft.listRules(rs.table);
+  // A chain that holds rules exists; list chains only when one is meant to be empty.
+  const chains = new Set(rules.map((r) => r.chain));
+  if (rs.chains.some((c) => !rs.rules.some((r) => r.chain === c.name))) for (const c of nft.listChains(rs.table)) chains.add(c.name);
   for (const c of rs.chains) {
     if (!chains.has(c.name)) { problems.push(`chain ${c.name} is missing`); continue; }
     const want = rs.rules.filter((r) => r.chain === c.name).map((r) => r.comment ?? ruleFingerprint(r));
