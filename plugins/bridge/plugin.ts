@@ -115,7 +115,12 @@ async function cmdDel(a: CmdArgs): Promise<void> {
   if (conf.ipamType) await delegate(conf.ipamType, 'DEL', a);
   if (conf.ipMasq) {
     // Addresses from the cached result when there is one (point lookups), else a scan by owner.
-    const prev = a.conf.prevResult ? parseResult(a.conf.prevResult, a.conf.cniVersion, 'prevResult') : undefined;
+    let prev: Result | undefined;
+    try {
+      prev = a.conf.prevResult ? parseResult(a.conf.prevResult, a.conf.cniVersion, 'prevResult') : undefined;
+    } catch {
+      prev = undefined; // DEL must not fail on an unreadable cached result: the scan finds our elements anyway
+    }
     const nft = openNftables();
     try {
       teardownIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: containerCidrs(prev, a.ifName) });
