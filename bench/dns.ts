@@ -15,6 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, NODE, Sandbox, ip } from '../netns-tests/lib/sandbox.ts';
+import { RESPONDER_NODE_FLAGS } from '../plugins/dnsname/control.ts';
 import { formatRecords } from '../plugins/dnsname/records.ts';
 
 const AARDVARK = '/usr/lib/podman/aardvark-dns';
@@ -45,7 +46,7 @@ const servers: Server[] = [
         containerId: `c${i}`, ifName: 'eth0', addresses: [`${v4(i)}/16`, `${v6(i)}/64`], gateways: [GW], names: [`c${i}`],
       }));
       writeFileSync(join(dir, 'bench.records'), formatRecords({ network: 'bench', domain: DOMAIN, port: 53, upstreams: [], containers }));
-      return [NODE, join(BIN, 'dnsname'), '--responder', '--records', dir, '--run-dir', dir];
+      return [NODE, ...RESPONDER_NODE_FLAGS, join(BIN, 'dnsname'), '--responder', '--records', dir, '--run-dir', dir];
     },
   },
   {

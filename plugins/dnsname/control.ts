@@ -26,6 +26,13 @@ export const RUN_FILES = {
   log: 'responder.log',
 } as const;
 
+/**
+ * Node flags for the responder process: a small young generation keeps a 10,000-name responder
+ * near 100 MB resident instead of ~170 MB (the default 16 MB semi-spaces stay committed after
+ * the reload's garbage is gone), at no measurable cost in queries per second.
+ */
+export const RESPONDER_NODE_FLAGS = ['--max-semi-space-size=2'];
+
 /** What the responder answers on its control socket. */
 export interface ControlReply {
   ok: boolean;

@@ -1,12 +1,13 @@
 /**
  * dist/bin/dnsname: the dnsname CNI plugin; started with `--responder` (as the plugin does,
- * detached, with the same bundle) it is the long-lived DNS responder instead. The responder's
- * code (and dns2) is loaded only in that case, so a plugin exec stays light.
+ * detached, with the same bundle) it is the long-lived DNS responder instead, and with
+ * `--serve --records DIR --listen ADDR:PORT` the standalone resolver (what `cnikit dns serve`
+ * runs). The responder's code (and dns2) is loaded only then, so a plugin exec stays light.
  */
 import { pluginMain } from '../core/cni/skel.ts';
 import { dnsnamePlugin } from './plugin.ts';
 
-if (process.argv.includes('--responder')) {
+if (process.argv.includes('--responder') || process.argv.includes('--serve')) {
   void import('./serve.ts').then((m) => m.responderMain(process.argv.slice(2)));
 } else {
   pluginMain(dnsnamePlugin);

@@ -24,7 +24,7 @@ import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
 import { formatIP, tryParseCidr, tryParseIP } from '../core/ip/cidr.ts';
 import { native } from '../core/native.ts';
 import { LockedDir } from '../core/store/locked-dir.ts';
-import { type ControlReply, controlRequest, ensureResponder } from './control.ts';
+import { type ControlReply, RESPONDER_NODE_FLAGS, controlRequest, ensureResponder } from './control.ts';
 import { type ContainerRecord, type NetworkRecords, RECORDS_SUFFIX, formatRecords, isValidDnsName, parseRecords, parseUpstream } from './records.ts';
 import { TYPE, encodeName } from './wire.ts';
 
@@ -155,7 +155,7 @@ function responderCommand(): string[] {
     const real = realpathSync(self);
     script = basename(real) === 'dnsname' ? real : join(dirname(real), 'dnsname');
   } catch { /* keep argv[1] */ }
-  return [process.execPath, script];
+  return [process.execPath, ...RESPONDER_NODE_FLAGS, script];
 }
 
 /** Tells a running responder to reload; starts none. */

@@ -252,8 +252,10 @@ export class DnsServer {
       const [address, port] = k.split('|') as [string, string];
       return { address, port: Number(port) };
     });
-    this.hostUpstreams = resolvConfNameservers(this.opts.resolvConf ?? '/etc/resolv.conf')
-      .filter((u) => !wanted.some((w) => w.address === u.address));
+    // Never forward to ourselves (a loop that would fill the pending table).
+    const notUs = (u: Upstream) => !wanted.some((w) => w.address === u.address && w.port === u.port);
+    this.hostUpstreams = resolvConfNameservers(this.opts.resolvConf ?? '/etc/resolv.conf').filter(notUs);
+    for (const v of [...next.views.values(), next.hostView]) if (v.upstreams) v.upstreams = v.upstreams.filter(notUs);
     this.backend = next;
     this.stats.reloads++;
     const keys = new Set(wanted.map((w) => `${w.address}|${w.port}`));
