@@ -215,3 +215,21 @@ netnsTest('bad config is refused with the right code and changes nothing', (t) =
   t.deepEqual(echo.json.ips, prev.ips);
   t.deepEqual(nftView(sb).tables, []);
 });
+
+netnsTest('20 concurrent ADDs then 20 concurrent DELs: every mapping lands once, fixed rules are not duplicated', async (t) => {
+  const sb = new Sandbox('z');
+  t.teardown(() => sb.cleanup());
+  const ns = sb.container('c');
+  // portmap only reads addresses from prevResult; the containers need not exist for this.
+  const prev = (i: number) => ({ cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: Sandbox.path(ns) }], ips: [{ address: `10.90.${i}.2/24`, interface: 0 }] });
+  const maps = (i: number) => [{ hostPort: 10000 + i, containerPort: 80, protocol: 'tcp' }];
+  const run = (command: string, i: number) => sb.pluginAsync('portmap', { command, containerId: `par${i}`, netns: Sandbox.path(ns), conf: portmapConf(NET_A, maps(i), prev(i)) });
+  const adds = await Promise.all(Array.from({ length: 20 }, (_, i) => run('ADD', i)));
+  t.deepEqual(adds.filter((r) => r.code !== 0).map((r) => r.stdout), []);
+  const v = nftView(sb);
+  t.is(v.rules, 9, 'the fixed rules exist once');
+  t.is(owners(v).length, 40, 'a map element and a hairpin element per container');
+  const dels = await Promise.all(Array.from({ length: 20 }, (_, i) => run('DEL', i)));
+  t.deepEqual(dels.filter((r) => r.code !== 0).map((r) => r.stdout), []);
+  t.deepEqual(owners(nftView(sb)), []);
+});

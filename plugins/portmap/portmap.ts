@@ -48,7 +48,10 @@ export interface PortmapDeps {
   flushUdp?(family: 4 | 6, port: number): void;
 }
 
-/** Finds the link the main table routes `ip` through (the bridge) and sets route_localnet on it. */
+/**
+ * Finds the link the main table routes `ip` through (the bridge) and sets route_localnet on it;
+ * does nothing when no route leads there.
+ */
 function enableRouteLocalnet(ip: Cidr): void {
   const rt = RouteHandle.open();
   try {
@@ -57,7 +60,8 @@ function enableRouteLocalnet(ip: Cidr): void {
       if ((r.table ?? RT_TABLE_MAIN) !== RT_TABLE_MAIN || r.oif === undefined || !contains(r.dst, ip)) continue;
       if (!best || r.dst.prefix > best.prefix) best = { oif: r.oif, prefix: r.dst.prefix };
     }
-    if (!best) throw new Error('no route to the container address');
+    // No route at all: nothing to enable, as upstream (localhost cannot reach it anyway).
+    if (!best) return;
     const link = rt.linkGetByIndex(best.oif);
     if (!link) throw new Error(`link ${best.oif} vanished`);
     native().sysctlWrite(null, `net/ipv4/conf/${link.name}/route_localnet`, '1');
