@@ -5,11 +5,11 @@
 import test from 'ava';
 import dns2 from 'dns2';
 import { fileURLToPath } from 'node:url';
-import { Backend, addressOfReverse, clientAllowed, lookup, reverseName } from './backend.ts';
-import { formatRecords, loadRecordsDir, parseRecords } from './records.ts';
+import { Backend, addressBytes, addressOfReverse, clientAllowed, lookup, reverseName } from './backend.ts';
+import { formatRecords, isIP, loadRecordsDir, parseRecords, parseUpstream } from './records.ts';
 import { RCODE, TYPE, type Query, encodeResponse, keyInZone, nameKey, parseQuery, udpLimit } from './wire.ts';
 import { parseQuerySlow } from './slow-path.ts';
-import { parseIP } from '../core/ip/cidr.ts';
+import { ipToBytes, parseIP } from '../core/ip/cidr.ts';
 
 const fixtures = (d: string) => fileURLToPath(new URL(`testdata/${d}`, import.meta.url));
 const { Packet } = dns2;
@@ -193,4 +193,18 @@ test('keyInZone is label-aligned', (t) => {
   t.true(keyInZone(nameKey('dns.cnikit'), nameKey('dns.cnikit')));
   t.false(keyInZone(nameKey('adns.cnikit'), nameKey('dns.cnikit')));
   t.false(keyInZone(nameKey('cnikit'), nameKey('dns.cnikit')));
+});
+
+test('address parsing without ip-address agrees with the core parser', (t) => {
+  const good = ['10.0.0.1', '0.0.0.0', '255.255.255.255', '::', '::1', 'fd89::5', '2001:db8::ff:1', '1:2:3:4:5:6:7:8', '::ffff:10.1.2.3', '1::', 'fe80::1:2:3:4:5:6'];
+  const bad = ['10.0.0', '10.0.0.256', '01.2.3.4', '1:2:3:4:5:6:7:8:9', '1::2::3', 'fe80::1%eth0', ':::', '12345::', 'g::1', '', '1.2.3.4/24', '1:2:3:4:5:6:7::8:9'];
+  for (const s of good) {
+    t.not(isIP(s), 0, s);
+    t.deepEqual(addressBytes(s), ipToBytes(parseIP(s)), s);
+  }
+  for (const s of bad) t.is(isIP(s), 0, s);
+  t.deepEqual(parseUpstream('[fd00::53]:5353'), { address: 'fd00::53', port: 5353 });
+  t.deepEqual(parseUpstream('192.0.2.1:53'), { address: '192.0.2.1', port: 53 });
+  t.is(parseUpstream('dns.example'), undefined);
+  t.is(parseUpstream('192.0.2.1:99999'), undefined);
 });

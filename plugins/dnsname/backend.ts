@@ -11,9 +11,8 @@
  * For `cnikit dns serve` on an explicit address, `hostView` merges every network: clients
  * inside a network's subnet still see only that network, others (the host) see all of them.
  */
-import { isIP } from 'node:net';
 import { type Cidr, type IP, contains, formatIP, ipFromBytes, ipToBytes, tryParseIP } from '../core/ip/cidr.ts';
-import { type NetworkRecords, parseUpstream } from './records.ts';
+import { type NetworkRecords, isIP, parseUpstream } from './records.ts';
 import { RCODE, TYPE, answerRecord, encodeName, keyInZone, keyLabels, nameKey, namedRecord, soaRdata } from './wire.ts';
 
 /** TTL of our answers: 0, as dnsmasq's local-ttl, since container names come and go. */
@@ -109,7 +108,7 @@ export function addressOfReverse(key: string): IP | undefined {
 
 /** Address text -> network-order bytes (4 or 16), without ip-address: build speed matters at 10,000 names. */
 export function addressBytes(s: string): Buffer | undefined {
-  const fam = s.includes('%') ? 0 : isIP(s);
+  const fam = isIP(s);
   if (fam === 4) return Buffer.from(s.split('.').map(Number));
   if (fam !== 6) return undefined;
   const out = Buffer.alloc(16);

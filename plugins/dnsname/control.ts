@@ -11,11 +11,10 @@
  * The plugin calls `ensureResponder` while holding the records directory lock, so twenty ADDs
  * at once start exactly one responder: the first finds none and starts it, the others find it
  * answering. Liveness is "the control socket answers", not "the pid exists" (pids are reused).
- * This module stays light (no dns2): it runs in every plugin exec.
+ * This module stays light (no dns2; node:net and node:child_process are loaded on first use,
+ * they cost ~10 ms of start-up): it runs in every plugin exec.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { CniCode, CniError } from '../core/cni/errors.ts';
 
@@ -43,7 +42,8 @@ export interface ControlReply {
 }
 
 /** Sends one command; resolves undefined when nothing (or nothing sensible) answers in time. */
-export function controlRequest(runDir: string, cmd: 'ping' | 'reload', timeoutMs: number): Promise<ControlReply | undefined> {
+export async function controlRequest(runDir: string, cmd: 'ping' | 'reload', timeoutMs: number): Promise<ControlReply | undefined> {
+  const net = await import('node:net');
   return new Promise((resolve) => {
     const s = net.connect({ path: join(runDir, RUN_FILES.sock) });
     let data = '';
@@ -145,6 +145,7 @@ export async function startResponder(o: EnsureOptions): Promise<ControlReply> {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(o.env ?? process.env)) if (!k.startsWith('CNI_')) env[k] = v;
   const [cmd, ...args] = o.command;
+  const { spawn } = await import('node:child_process');
   let exited: string | undefined;
   try {
     const child = spawn(cmd!, [...args, '--responder', '--records', o.recordsDir, '--run-dir', o.runDir], {

@@ -12,7 +12,6 @@
  *
  * This file runs in every plugin exec, so it loads no DNS library (wire.ts is ours and small).
  */
-import dgram from 'node:dgram';
 import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { KNOWN_CNI_ARGS, parseCniArgs } from '../core/cni/args.ts';
@@ -244,7 +243,8 @@ async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
 }
 
 /** Asks `server:port` for `name` (type A or AAAA) over UDP; resolves the answer's addresses' count and rcode. */
-function probe(server: string, port: number, name: string, type: number, timeoutMs: number): Promise<{ rcode: number; answers: number } | undefined> {
+async function probe(server: string, port: number, name: string, type: number, timeoutMs: number): Promise<{ rcode: number; answers: number } | undefined> {
+  const dgram = await import('node:dgram');
   return new Promise((resolve) => {
     const s = dgram.createSocket(server.includes(':') ? 'udp6' : 'udp4');
     const id = Math.floor(Math.random() * 0x10000);
