@@ -2,13 +2,14 @@
  * dist/bin/dnsname: the dnsname CNI plugin; started with `--responder` (as the plugin does,
  * detached, with the same bundle) it is the long-lived DNS responder instead, and with
  * `--serve --records DIR --listen ADDR:PORT` the standalone resolver (what `cnikit dns serve`
- * runs). The responder's code (and dns2) is loaded only then, so a plugin exec stays light.
+ * runs). The responder's code (and dns2) is loaded only then, and the plugin's only for the
+ * commands that need it (VERSION is answered by the entry alone), so a plugin exec stays light.
  */
-import { pluginMain } from '../core/cni/skel.ts';
-import { dnsnamePlugin } from './plugin.ts';
+import { executableMain } from '../core/cni/entry.ts';
 
 if (process.argv.includes('--responder') || process.argv.includes('--serve')) {
   void import('./serve.ts').then((m) => m.responderMain(process.argv.slice(2)));
 } else {
-  pluginMain(dnsnamePlugin);
+  executableMain('cnikit dnsname: container names on the network, served by one cnikit DNS responder per host',
+    async () => (await import('./plugin.ts')).dnsnamePlugin);
 }
