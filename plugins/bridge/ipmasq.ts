@@ -91,7 +91,17 @@ export function teardownIpMasq(nft: Nftables, c: IpMasqInput): void {
     if (c.addrs.length) {
       const want = ipMasqElements(c);
       const found = nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
-      victims = want.filter((_, i) => found[i]?.comment === owner);
+      // A query on an interval set answers with the element containing the key: delete exactly
+      // what came back (if it is ours), and each element once.
+      const seen = new Set<string>();
+      victims = [];
+      want.forEach((e, i) => {
+        const f = found[i];
+        const k = f ? `${e.set}/${f.key.toString('hex')}/${f.keyEnd?.toString('hex') ?? ''}` : '';
+        if (!f || f.comment !== owner || seen.has(k)) return;
+        seen.add(k);
+        victims.push(f.keyEnd ? { set: e.set, key: f.key, keyEnd: f.keyEnd } : { set: e.set, key: f.key });
+      });
     } else {
       victims = findElements(nft, CNIKIT_TABLE, Object.values(IPMASQ_SET), (x) => x === owner);
     }
@@ -112,7 +122,9 @@ export function checkIpMasq(nft: Nftables, c: IpMasqInput): string[] {
   const found = nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
   const problems: string[] = [];
   want.forEach((e, i) => {
-    if (found[i]?.comment !== owner) problems.push(`masquerade element for ${c.addrs.map(formatCidr).join(', ')} is missing`);
+    const f = found[i];
+    const exact = f && f.key.equals(e.key) && (!e.keyEnd || (f.keyEnd !== undefined && f.keyEnd.equals(e.keyEnd)));
+    if (!exact || f.comment !== owner) problems.push(`masquerade element for ${c.addrs.map(formatCidr).join(', ')} is missing`);
   });
   return [...new Set(problems)];
 }

@@ -98,6 +98,22 @@ function explainAddError(nft: Nftables, err: unknown, elems: OwnedElement[], own
   return wrap(err, 'failed to apply the portmap ruleset');
 }
 
+/** True when an element found in the kernel has exactly the key (and range end) of `e`. */
+export function sameKey(f: { key: Buffer; keyEnd?: Buffer }, e: { key: Buffer; keyEnd?: Buffer }): boolean {
+  return f.key.equals(e.key) && (!e.keyEnd || (f.keyEnd !== undefined && f.keyEnd.equals(e.keyEnd)));
+}
+
+/** Drops repeated (set, key, keyEnd) entries, keeping the first. */
+function dedupe<T extends { set: string; key: Buffer; keyEnd?: Buffer | undefined }>(elems: T[]): T[] {
+  const seen = new Set<string>();
+  return elems.filter((e) => {
+    const k = `${e.set}/${e.key.toString('hex')}/${e.keyEnd?.toString('hex') ?? ''}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
 /** Creates the portmap Plugin over `deps`. */
 export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
   return {
@@ -154,9 +170,15 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
         for (let round = 0; ; round++) {
           let victims: { set: string; key: Buffer; keyEnd?: Buffer }[];
           if (conf.mappings.length && (input.v4 || input.v6)) {
-            const want = portmapElements(input);
+            // Both hairpin forms, in case snat/masqAll changed since the ADD.
+            const want = dedupe([...portmapElements({ ...input, snat: true, masqAll: false }), ...portmapElements({ ...input, snat: true, masqAll: true })]);
             const found = nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
-            victims = want.filter((_, i) => found[i]?.comment === owner);
+            // Delete what the kernel returned: for an interval set a query answers with the
+            // element that contains the key, which may be another range than the one asked for.
+            victims = dedupe(want.flatMap((e, i) => {
+              const f = found[i];
+              return f && f.comment === owner ? [{ ...e, key: f.key, keyEnd: f.keyEnd }] : [];
+            }));
           } else {
             victims = findElements(nft, CNIKIT_TABLE, ALL_SETS, (c) => c === owner);
           }
@@ -185,7 +207,7 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
         const found = nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
         want.forEach((e, i) => {
           const f = found[i];
-          if (!f) problems.push(`${e.describe} is missing`);
+          if (!f || !sameKey(f, e)) problems.push(`${e.describe} is missing`);
           else if (f.comment !== owner) problems.push(`${e.describe} belongs to ${f.comment ?? 'someone else'}`);
           else if (e.data && (!f.data || !f.data.equals(e.data))) problems.push(`${e.describe} points elsewhere`);
         });
