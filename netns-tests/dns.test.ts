@@ -289,3 +289,50 @@ t_('reloads (SIGHUP and ADDs) while queries flow lose no query', async (t) => {
   t.is(responderPid(sb), pid, 'same responder throughout');
   t.deepEqual(resolve(sb, a1.ns, { server: '10.89.0.1', name: 'r4' }), ['10.89.0.24']);
 });
+
+t_('[0.4.0] chained after a real bridge + host-local ADD, as Podman\'s CNI backend configures it', (t) => {
+  const sb = new Sandbox('c');
+  t.teardown(() => sb.cleanup());
+  const dnsDir = join(sb.tmp, 'dns');
+  const bridgeConf = {
+    cniVersion: '0.4.0', name: 'podnet', type: 'bridge', bridge: 'cni-podman1', isGateway: true, ipMasq: true, hairpinMode: true,
+    ipam: { type: 'host-local', dataDir: join(sb.tmp, 'ipam'), ranges: [[{ subnet: '10.88.7.0/24', gateway: '10.88.7.1' }], [{ subnet: 'fd88:7::/64' }]], routes: [{ dst: '0.0.0.0/0' }] },
+  };
+  const dnsConfOf = (prevResult: unknown, alias: string) => ({
+    cniVersion: '0.4.0', name: 'podnet', type: 'dnsname', domainName: 'dns.podman', capabilities: { aliases: true },
+    runtimeConfig: { aliases: { podnet: [alias] } }, recordsDir: dnsDir, upstreams: ['198.51.100.2'], prevResult,
+  });
+  const ctrs = ['web', 'db'].map((name) => {
+    const ns = sb.container(name);
+    const id = `${name}0123456789abcdef`;
+    const cniArgs = `IgnoreUnknown=1;K8S_POD_NAMESPACE=${name};K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=${id}`;
+    const br = sb.plugin('bridge', { command: 'ADD', containerId: id, netns: Sandbox.path(ns), cniArgs, conf: bridgeConf });
+    t.is(br.code, 0, br.stdout + br.stderr);
+    const dn = sb.plugin('dnsname', { command: 'ADD', containerId: id, netns: Sandbox.path(ns), cniArgs, conf: dnsConfOf(br.json, id.slice(0, 12)) });
+    t.is(dn.code, 0, dn.stdout + dn.stderr);
+    t.is(dn.json.cniVersion, '0.4.0');
+    t.deepEqual(dn.json.dns, { nameservers: ['10.88.7.1', 'fd88:7::1'], search: ['dns.podman'] });
+    t.deepEqual(dn.json.ips, br.json.ips, 'prevResult passed through');
+    return { ns, id, cniArgs, result: dn.json, address: br.json.ips[0].address.split('/')[0] };
+  });
+  const [web, db] = ctrs as [typeof ctrs[0], typeof ctrs[0]];
+  const res = ask(sb, web.ns, [
+    { server: '10.88.7.1', name: 'db.dns.podman' },
+    { server: '10.88.7.1', name: db.id.slice(0, 12) },
+    { server: 'fd88:7::1', name: 'web', type: 'AAAA' },
+  ]);
+  t.deepEqual(res[0]!.answers, [db.address]);
+  t.deepEqual(res[1]!.answers, [db.address], 'the short container id alias');
+  t.is(res[2]!.answers!.length, 1);
+  const check = sb.plugin('dnsname', { command: 'CHECK', containerId: db.id, netns: Sandbox.path(db.ns), cniArgs: db.cniArgs, conf: dnsConfOf(db.result, db.id.slice(0, 12)) });
+  t.is(check.code, 0, check.stdout);
+  // DEL in reverse chain order, with the cached result as prevResult.
+  for (const c of ctrs) {
+    const d1 = sb.plugin('dnsname', { command: 'DEL', containerId: c.id, netns: Sandbox.path(c.ns), cniArgs: c.cniArgs, conf: dnsConfOf(c.result, c.id.slice(0, 12)) });
+    t.is(d1.code, 0, d1.stdout);
+    const d2 = sb.plugin('bridge', { command: 'DEL', containerId: c.id, netns: Sandbox.path(c.ns), cniArgs: c.cniArgs, conf: { ...bridgeConf, prevResult: c.result } });
+    t.is(d2.code, 0, d2.stdout);
+  }
+  t.false(existsSync(join(dnsDir, 'podnet.records')));
+  t.false(existsSync(pidFile(sb)));
+});
