@@ -14,7 +14,7 @@
  * This module stays light (no dns2; node:net and node:child_process are loaded on first use,
  * they cost ~10 ms of start-up): it runs in every plugin exec.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniCode, CniError } from '../core/cni/errors.ts';
 
@@ -100,6 +100,9 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A responder's log is rotated (one old copy kept) when a new responder starts and it is larger. */
+const LOG_ROTATE_BYTES = 4 << 20;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function tail(file: string, lines = 5): string {
@@ -141,6 +144,9 @@ export async function startResponder(o: EnsureOptions): Promise<ControlReply> {
   mkdirSync(o.runDir, { recursive: true, mode: 0o700 });
   try { unlinkSync(join(o.runDir, RUN_FILES.sock)); } catch { /* none */ }
   const logFile = join(o.runDir, RUN_FILES.log);
+  try {
+    if (statSync(logFile).size > LOG_ROTATE_BYTES) renameSync(logFile, `${logFile}.1`); // keep one old log
+  } catch { /* no log yet */ }
   const logFd = openSync(logFile, 'a', 0o600);
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(o.env ?? process.env)) if (!k.startsWith('CNI_')) env[k] = v;
