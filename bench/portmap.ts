@@ -44,7 +44,7 @@ function stats(xs: number[]): Stats {
 function call(file: string, env: NodeJS.ProcessEnv, input: string): { ms: number; status: number | null; out: string } {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(file, [], { env, input, encoding: 'utf8', timeout: 60_000 });
-  return { ms: Number(process.hrtime.bigint() - t0) / 1e6, status: r.status, out: r.stdout + r.stderr };
+  return { ms: Number(process.hrtime.bigint() - t0) / 1e6, status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
 }
 
 function bridgeConf(dataDir: string): Record<string, unknown> {
