@@ -128,10 +128,15 @@ export function ensureGatewayLink(host: RouteHandle, br: Link, conf: BridgeConf)
   return gw;
 }
 
-/** Waits (0/50/500/1000/1000 ms, as the reference) until the host end is operationally up. */
+/**
+ * Waits until the host end is operationally up, as the reference does (within ~2.5 s). The
+ * kernel reports the carrier through linkwatch a moment after both ends are up, so the first
+ * look usually misses it; polling in short steps finds it after a millisecond or two where the
+ * reference's fixed 50 ms first sleep would spend 50.
+ */
 export async function waitOperUp(host: RouteHandle, name: string): Promise<Link> {
   let last: Link | undefined;
-  for (const ms of [0, 50, 500, 1000, 1000]) {
+  for (const ms of [0, 1, 1, 2, 4, 8, 16, 32, 64, 128, 250, 500, 500, 1000]) {
     if (ms) await new Promise((r) => setTimeout(r, ms));
     last = host.linkGet(name);
     if (last && last.operState === IF_OPER_UP) return last;

@@ -2,25 +2,24 @@
  * `cnikit install`: put the plugin executables into a CNI plugin directory (/opt/cni/bin by
  * default), where runtimes look for them. A runtime calls plugins with a minimal environment
  * (no PATH), so each installed file must run on its own: the built files already start with
- * `#!<absolute path of this checkout's Node 24>`, and the copy gets its location baked in, so
- * that it finds the native addon in this checkout (`new URL('../../native/…', <built file>)`)
- * wherever it is installed. With --symlink, links point at the built files instead (Node
+ * `#!<absolute path of this checkout's Node 24>`, and the copy of the small loader gets the
+ * absolute path of this checkout's bundle (dist/bin/.lib) baked in, so that it runs the bundle
+ * and finds the native addon of this checkout wherever it is installed. With --symlink, links point at the built files instead (Node
  * resolves a symlinked main file to its target, which serves the same purpose).
  *
  * It refuses to replace a file that is not a cnikit plugin (say the reference bridge) unless
  * --force is given, and it does not install cnikit itself (it is a runtime, not a plugin).
  */
-import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { CniCode, CniError } from '../core/cni/errors.ts';
 
 /** The plugin types cnikit builds. */
 export const PLUGIN_TYPES = ['bridge', 'host-local', 'portmap', 'dnsname'] as const;
 
-/** The banner line build.ts puts in every executable; its URL is what the addon path is resolved against. */
-const URL_LINE = 'const __cnikit_url=require("node:url").pathToFileURL(__filename).href;';
-const MARKER = '__cnikit_url';
+/** The line of every built loader (scripts/build.ts) that says where its bundle is. */
+const LIB_LINE = 'const __cnikit_lib=require("node:path").join(__dirname,".lib");';
+const MARKER = '__cnikit_lib';
 
 export interface InstallOptions { from: string; to: string; force: boolean; symlink: boolean }
 export interface Installed { type: string; to: string; action: 'installed' | 'replaced' | 'linked' }
@@ -56,11 +55,11 @@ export function installPlugins(o: InstallOptions): Installed[] {
       symlinkSync(src, tmp);
     } else {
       const text = readFileSync(src, 'utf8');
-      if (!text.includes(URL_LINE)) {
-        // Not the banner we know: copy as it is (it still runs, but the addon path stays relative).
+      if (!text.includes(LIB_LINE)) {
+        // Not the loader we know: copy as it is.
         copyFileSync(src, tmp);
       } else {
-        writeFileSync(tmp, text.replace(URL_LINE, `const __cnikit_url=${JSON.stringify(pathToFileURL(src).href)};`), { mode: 0o755 });
+        writeFileSync(tmp, text.replace(LIB_LINE, `const __cnikit_lib=${JSON.stringify(join(realpathSync(o.from), '.lib'))};`), { mode: 0o755 });
       }
       chmodSync(tmp, 0o755);
     }
