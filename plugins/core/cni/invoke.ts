@@ -7,7 +7,6 @@
  * running one, after symlinks) and its handlers were registered in-process, it runs in-process:
  * the same code and on-disk state as exec'ing it, without a second ~25 ms Node start.
  */
-import { spawnSync } from 'node:child_process';
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CniCode, CniError, describe } from './errors.ts';
@@ -62,6 +61,9 @@ export async function delegate(type: string, command: Exclude<Command, 'VERSION'
 
 /** Execs a plugin binary and decodes its output; used for delegates and by the runtime. */
 export function execPlugin(file: string, command: string, env: NodeJS.ProcessEnv, stdin: Buffer, version: string): Result | undefined {
+  // Loaded here, not at the top: node:child_process costs ~4 ms of start-up, and the common
+  // delegate (our own host-local) runs in-process without it.
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
   const child = spawnSync(file, [], {
     env: { ...env, CNI_COMMAND: command }, input: stdin, stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: 64 << 20,
   });
