@@ -139,3 +139,5 @@ export function gcIpMasq(nft: Nftables, network: string, valid: { containerID: s
   deleteElements(nft, CNIKIT_TABLE, stale);
   removeTableIfEmpty(nft, CNIKIT_TABLE);
 }
+
+export { openNftables } from '../core/nftables/handle.ts';

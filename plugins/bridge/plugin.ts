@@ -17,8 +17,9 @@ import { Rollback } from '../core/rollback.ts';
 import { type BridgeConf, parseBridgeConf } from './config.ts';
 import { completeIpam, configureContainer, ensureGatewayAddrs } from './addressing.ts';
 import { configurePort, createVeth, ensureBridge, ensureGatewayLink, trySysctl, waitOperUp } from './link.ts';
-import { openNftables } from '../core/nftables/handle.ts';
-import { checkIpMasq, gcIpMasq, setupIpMasq, teardownIpMasq } from './ipmasq.ts';
+
+/** The nftables side of ipMasq, loaded only by the calls that use it (~4 ms of start-up else). */
+const loadIpMasq = () => import('./ipmasq.ts');
 
 /** The addresses of the container interface in a result (for ipMasq teardown and CHECK). */
 function containerCidrs(r: Result | undefined, ifName: string): Cidr[] {
@@ -64,6 +65,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
       if (conf.isGateway) ensureGatewayAddrs(host, ensureGatewayLink(host, br, conf), attached, conf);
       if (conf.ipMasq) {
         const masq = { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: attached.map((x) => x.cidr) };
+        const { openNftables, setupIpMasq, teardownIpMasq } = await loadIpMasq();
         const nft = openNftables();
         try {
           setupIpMasq(nft, masq);
@@ -121,6 +123,7 @@ async function cmdDel(a: CmdArgs): Promise<void> {
     } catch {
       prev = undefined; // DEL must not fail on an unreadable cached result: the scan finds our elements anyway
     }
+    const { openNftables, teardownIpMasq } = await loadIpMasq();
     const nft = openNftables();
     try {
       teardownIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: containerCidrs(prev, a.ifName) });
@@ -187,6 +190,7 @@ async function cmdCheck(a: CmdArgs): Promise<void> {
       if (!found) throw checkFailed(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in ${a.netns}`);
     }
     if (conf.ipMasq) {
+      const { openNftables, checkIpMasq } = await loadIpMasq();
       const nft = openNftables();
       try {
         const problems = checkIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: containerCidrs(prev, a.ifName) });
@@ -211,6 +215,7 @@ async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
   const conf = parseBridgeConf(a, false);
   if (conf.ipamType) await delegate(conf.ipamType, 'GC', a);
   // Any network may have used ipMasq before its config changed, so GC always looks.
+  const { openNftables, gcIpMasq } = await loadIpMasq();
   const nft = openNftables();
   try {
     gcIpMasq(nft, conf.name, valid);
