@@ -208,3 +208,20 @@ test('address parsing without ip-address agrees with the core parser', (t) => {
   t.is(parseUpstream('dns.example'), undefined);
   t.is(parseUpstream('192.0.2.1:99999'), undefined);
 });
+
+test('EDNS: an unknown EDNS version gets BADVERS; two OPT records are FORMERR', (t) => {
+  const b = load('records');
+  const m = query('web', TYPE.A, { edns: 1232 });
+  m[m.length - 5] = 1; // OPT: name, type, class, ext-rcode, VERSION, flags, rdlength
+  const q = parseQuery(m) as Query;
+  t.is(q.edns?.version, 1);
+  const r = lookup(b.views.get('appnet')!, q.key, q.qtype, q.qclass);
+  const resp = Packet.parse(encodeResponse(q, r as never, udpLimit(q)));
+  t.is(resp.header.rcode, 16, 'BADVERS (extended rcode 1 in the OPT, 0 in the header)');
+  t.deepEqual(resp.answers, []);
+  const two = query('web', TYPE.A, { edns: 1232 });
+  const opt = two.subarray(two.length - 11);
+  const doubled = Buffer.concat([two, opt]);
+  doubled.writeUInt16BE(2, 10);
+  t.like(parseQuery(doubled), { action: 'reply', rcode: RCODE.FORMERR });
+});
