@@ -10,6 +10,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 
+/** By absolute path: under npm/npx, node_modules/.bin holds an unrelated `nft` (@vercel/nft). */
+const NFT = '/usr/sbin/nft';
+
 interface Case { name: string; setup: string; cmd: string }
 
 const SETUP = `table inet cnikit {
@@ -77,9 +80,9 @@ execFileSync('ip', ['netns', 'add', ns]);
 try {
   const golden: Record<string, Msg[]> = {};
   for (const c of CASES) {
-    spawnSync('ip', ['netns', 'exec', ns, 'nft', 'flush', 'ruleset']);
-    if (c.setup) execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: c.setup });
-    const r = spawnSync('ip', ['netns', 'exec', ns, 'nft', '--debug=mnl', '-f', '-'], { input: c.cmd, encoding: 'utf8' });
+    spawnSync('ip', ['netns', 'exec', ns, NFT, 'flush', 'ruleset']);
+    if (c.setup) execFileSync('ip', ['netns', 'exec', ns, NFT, '-f', '-'], { input: c.setup });
+    const r = spawnSync('ip', ['netns', 'exec', ns, NFT, '--debug=mnl', '-f', '-'], { input: c.cmd, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${c.name}: ${r.stderr}`);
     golden[c.name] = parseMnl(r.stdout + r.stderr);
   }
