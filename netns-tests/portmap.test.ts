@@ -62,6 +62,7 @@ netnsTest('UDP mapping from the outside; hostIP-only mapping answers only on tha
   const maps = [
     { hostPort: 5353, containerPort: 53, protocol: 'udp' },
     { hostPort: 9090, containerPort: 90, protocol: 'tcp', hostIP: '198.51.100.1' },
+    { hostPort: 9191, containerPort: 90, protocol: 'tcp', hostIP: '2001:db8:ff::1' },
   ];
   const a1 = attach(sb, NET_A, c1, 'ctr1', maps);
   attach(sb, NET_A, c2, 'ctr2', []);
@@ -73,6 +74,9 @@ netnsTest('UDP mapping from the outside; hostIP-only mapping answers only on tha
   // 10.77.0.1 is also a host address, but the mapping is bound to 198.51.100.1 only.
   t.is(tcpRequest(sb, c2, '10.77.0.1', 9090, 'x', 1000), '');
   t.is(tcpRequest(sb, out, '2001:db8:ff::1', 9090, 'x', 1000), '', 'an IPv4 hostIP is not mapped on IPv6');
+  t.is(tcpRequest(sb, out, '2001:db8:ff::1', 9191), 'svc1 2001:db8:ff::2', 'an IPv6 hostIP mapping');
+  t.is(tcpRequest(sb, out, '198.51.100.1', 9191, 'x', 1000), '', 'an IPv6 hostIP is not mapped on IPv4');
+  t.is(tcpRequest(sb, c2, 'fd77::1', 9191, 'x', 1000), '', 'nor on another IPv6 address of the host');
   const d = detach(sb, NET_A, a1, maps);
   t.is(d.pm.code, 0, d.pm.stdout);
   t.is(udpRequest(sb, out, '198.51.100.1', 5353, 800), '');
@@ -130,9 +134,11 @@ netnsTest('CHECK passes after ADD and fails once an element is gone; DEL without
   const check = () => sb.plugin('portmap', { command: 'CHECK', containerId: 'ctr1', netns: Sandbox.path(c1), conf: portmapConf(NET_A, WEB, a1.result) });
   t.is(check().code, 0, check().stdout);
   sb.exec(sb.host, NFT, ['delete', 'element', 'inet', 'cnikit', 'portmap_any4', '{ tcp . 8080 }']);
+  sb.exec(sb.host, 'sysctl', ['-qw', 'net.ipv4.conf.cnk0.route_localnet=0']);
   const bad = check();
   t.is(bad.code, 1);
   t.regex(bad.json.details, /tcp 8080 -> 10\.77\.0\.2:80 is missing/);
+  t.regex(bad.json.details, /route_localnet is off on cnk0/);
   const noCheck = sb.plugin('portmap', { command: 'CHECK', containerId: 'ctr1', netns: Sandbox.path(c1), conf: portmapConf(NET_A, WEB, undefined) });
   t.is(noCheck.json.code, 7);
   // cnitool del without CAP_ARGS: no runtimeConfig, still everything of ctr1 goes.

@@ -15,8 +15,8 @@
  * DEL   removes exactly the elements whose owner tag is this attachment's: by point queries on
  *       the keys derived from runtimeConfig + prevResult when both are there (cost independent of
  *       the number of containers), else by scanning our sets. Idempotent; nothing there is fine.
- * CHECK the fixed rules are in place and every element this attachment should own is there, ours,
- *       and points at the container.
+ * CHECK the fixed rules are in place, every element this attachment should own is there, ours,
+ *       and points at the container, and (snat, IPv4) route_localnet is on.
  * GC    removes elements of this network whose attachment is not in cni.dev/valid-attachments,
  *       then deletes table inet cnikit if no element of anyone is left.
  */
@@ -46,13 +46,12 @@ export interface PortmapDeps {
   enableRouteLocalnet(ip: Cidr): void;
   /** Deletes conntrack entries of UDP flows to a host port (absent: skipped). */
   flushUdp?(family: 4 | 6, port: number): void;
+  /** For CHECK: the link whose route_localnet should be on but is off (absent: not checked). */
+  routeLocalnetOff?(ip: Cidr): string | undefined;
 }
 
-/**
- * Finds the link the main table routes `ip` through (the bridge) and sets route_localnet on it;
- * does nothing when no route leads there.
- */
-function enableRouteLocalnet(ip: Cidr): void {
+/** Returns the name of the link the main table routes `ip` through (the bridge), if any. */
+function routingLink(ip: Cidr): string | undefined {
   const rt = RouteHandle.open();
   try {
     let best: { oif: number; prefix: number } | undefined;
@@ -60,17 +59,31 @@ function enableRouteLocalnet(ip: Cidr): void {
       if ((r.table ?? RT_TABLE_MAIN) !== RT_TABLE_MAIN || r.oif === undefined || !contains(r.dst, ip)) continue;
       if (!best || r.dst.prefix > best.prefix) best = { oif: r.oif, prefix: r.dst.prefix };
     }
-    // No route at all: nothing to enable, as upstream (localhost cannot reach it anyway).
-    if (!best) return;
+    if (!best) return undefined;
     const link = rt.linkGetByIndex(best.oif);
     if (!link) throw new Error(`link ${best.oif} vanished`);
-    native().sysctlWrite(null, `net/ipv4/conf/${link.name}/route_localnet`, '1');
+    return link.name;
   } finally {
     rt.close();
   }
 }
 
-export const defaultDeps: PortmapDeps = { openNft: () => openNftables(), enableRouteLocalnet, flushUdp: flushUdpPort };
+/**
+ * Sets route_localnet=1 on the link that routes to `ip`; does nothing when no route leads there
+ * (as upstream: localhost could not reach the container anyway).
+ */
+function enableRouteLocalnet(ip: Cidr): void {
+  const link = routingLink(ip);
+  if (link) native().sysctlWrite(null, `net/ipv4/conf/${link}/route_localnet`, '1');
+}
+
+/** For CHECK: the link routing to `ip` when its route_localnet is off (undefined when fine or unrouted). */
+function routeLocalnetOff(ip: Cidr): string | undefined {
+  const link = routingLink(ip);
+  return link && native().sysctlRead(null, `net/ipv4/conf/${link}/route_localnet`).trim() !== '1' ? link : undefined;
+}
+
+export const defaultDeps: PortmapDeps = { openNft: () => openNftables(), enableRouteLocalnet, flushUdp: flushUdpPort, routeLocalnetOff };
 
 function inputOf(conf: PortmapConf, a: CmdArgs): PortmapInput {
   const addrs = containerAddresses(conf.prevResult, a.ifName);
@@ -211,6 +224,10 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
           else if (f.comment !== owner) problems.push(`${e.describe} belongs to ${f.comment ?? 'someone else'}`);
           else if (e.data && (!f.data || !f.data.equals(e.data))) problems.push(`${e.describe} points elsewhere`);
         });
+        if (conf.snat && input.v4 && mappingsFor(4, conf.mappings).length) {
+          const off = deps.routeLocalnetOff?.(input.v4);
+          if (off) problems.push(`route_localnet is off on ${off}, so 127.0.0.1 cannot reach the published ports`);
+        }
         if (problems.length) throw new CniError(CniCode.Internal, 'portmap: published ports are not in place', problems.join('; '));
       } finally {
         nft.close();
