@@ -18,31 +18,38 @@ export interface Route { dst: string; gw?: string; mtu?: number; advmss?: number
 export interface DNS { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] }
 export interface Result { cniVersion: string; interfaces?: Interface[]; ips?: IPConfig[]; routes?: Route[]; dns?: DNS }
 
-const dnsSchema = z.object({
-  nameservers: z.optional(z.array(z.string())),
-  domain: z.optional(z.string()),
-  search: z.optional(z.array(z.string())),
-  options: z.optional(z.array(z.string())),
-});
-const routeSchema = z.object({
-  dst: z.string(), gw: z.optional(z.string()),
-  mtu: z.optional(z.number()), advmss: z.optional(z.number()), priority: z.optional(z.number()),
-  table: z.optional(z.number()), scope: z.optional(z.number()),
-});
-const currentSchema = z.object({
-  cniVersion: z.optional(z.string()),
-  interfaces: z.optional(z.array(z.object({
-    name: z.string(), mac: z.optional(z.string()), mtu: z.optional(z.number()), sandbox: z.optional(z.string()),
-    socketPath: z.optional(z.string()), pciID: z.optional(z.string()),
-  }))),
-  ips: z.optional(z.array(z.object({
-    version: z.optional(z.string()), address: z.string(), gateway: z.optional(z.string()), interface: z.optional(z.number()),
-  }))),
-  routes: z.optional(z.array(routeSchema)),
-  dns: z.optional(dnsSchema),
-});
-const legacyIp = z.object({ ip: z.string(), gateway: z.optional(z.string()), routes: z.optional(z.array(z.object({ dst: z.string(), gw: z.optional(z.string()) }))) });
-const legacySchema = z.object({ cniVersion: z.optional(z.string()), ip4: z.optional(legacyIp), ip6: z.optional(legacyIp), dns: z.optional(dnsSchema) });
+// Built on first use: constructing zod schemas costs start-up time, and most calls (an ADD
+// that only prints its result, say) never parse one.
+function buildSchemas() {
+  const dnsSchema = z.object({
+    nameservers: z.optional(z.array(z.string())),
+    domain: z.optional(z.string()),
+    search: z.optional(z.array(z.string())),
+    options: z.optional(z.array(z.string())),
+  });
+  const routeSchema = z.object({
+    dst: z.string(), gw: z.optional(z.string()),
+    mtu: z.optional(z.number()), advmss: z.optional(z.number()), priority: z.optional(z.number()),
+    table: z.optional(z.number()), scope: z.optional(z.number()),
+  });
+  const currentSchema = z.object({
+    cniVersion: z.optional(z.string()),
+    interfaces: z.optional(z.array(z.object({
+      name: z.string(), mac: z.optional(z.string()), mtu: z.optional(z.number()), sandbox: z.optional(z.string()),
+      socketPath: z.optional(z.string()), pciID: z.optional(z.string()),
+    }))),
+    ips: z.optional(z.array(z.object({
+      version: z.optional(z.string()), address: z.string(), gateway: z.optional(z.string()), interface: z.optional(z.number()),
+    }))),
+    routes: z.optional(z.array(routeSchema)),
+    dns: z.optional(dnsSchema),
+  });
+  const legacyIp = z.object({ ip: z.string(), gateway: z.optional(z.string()), routes: z.optional(z.array(z.object({ dst: z.string(), gw: z.optional(z.string()) }))) });
+  const legacySchema = z.object({ cniVersion: z.optional(z.string()), ip4: z.optional(legacyIp), ip6: z.optional(legacyIp), dns: z.optional(dnsSchema) });
+  return { currentSchema, legacySchema };
+}
+let schemas: ReturnType<typeof buildSchemas> | undefined;
+const resultSchemas = () => (schemas ??= buildSchemas());
 
 function clean<T extends object>(o: T): T {
   for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
@@ -58,7 +65,7 @@ export function parseResult(raw: unknown, defaultVersion: string, what = 'result
     ? (raw as { cniVersion: string }).cniVersion : defaultVersion;
   if (!isSupported(version)) throw new CniError(CniCode.IncompatibleVersion, `unsupported ${what} version "${version}"`);
   if (!atLeast(version, '0.3.0')) {
-    const r = legacySchema.safeParse(raw);
+    const r = resultSchemas().legacySchema.safeParse(raw);
     if (!r.success) throw new CniError(CniCode.DecodingFailure, `failed to parse ${what}`, formatIssues(r.error.issues as never));
     const out: Result = { cniVersion: version, ips: [], routes: [] };
     for (const ip of [r.data.ip4, r.data.ip6]) {
@@ -69,7 +76,7 @@ export function parseResult(raw: unknown, defaultVersion: string, what = 'result
     if (r.data.dns) out.dns = r.data.dns;
     return out;
   }
-  const r = currentSchema.safeParse(raw);
+  const r = resultSchemas().currentSchema.safeParse(raw);
   if (!r.success) throw new CniError(CniCode.DecodingFailure, `failed to parse ${what}`, formatIssues(r.error.issues as never));
   const d = r.data;
   const out: Result = { cniVersion: version };
