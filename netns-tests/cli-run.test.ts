@@ -5,10 +5,9 @@
  * namespaces are pinned in the sandbox temp dir (--netns-dir) and its state is there too.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, NODE, Sandbox, ipJson, isRoot, tcpRequest } from './lib/sandbox.ts';
+import { BIN, NODE, PONG_SERVER, Sandbox, ipJson, isRoot, startUntilReady, tcpRequest } from './lib/sandbox.ts';
 
 const CNIKIT = join(BIN, 'cnikit');
 const REF = '/usr/lib/cni';
@@ -81,17 +80,9 @@ test.serial('run -p 8080:80: the published port answers from an outside namespac
   if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
   const c = setup(t, true);
   const outside = c.sb.outside();
-  const server = `require('net').createServer(s=>{s.on('data',d=>s.end('pong:'+d))}).listen(80,()=>console.log('ready'))`;
-  const child = spawn('ip', ['netns', 'exec', c.sb.host, CNIKIT, 'run', '--netns-dir', c.netnsDir, '-p', '8080:80/tcp', '--', NODE, '-e', server], { env: env(c) });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not ready: ${stderr}`)), 20_000);
-    child.stdout.on('data', (d) => { stdout += d; if (stdout.includes('ready')) { clearTimeout(timer); resolve(); } });
-    child.on('exit', () => { clearTimeout(timer); reject(new Error(`exited early: ${stderr}`)); });
-  });
+  const run = await startUntilReady(c.sb.host, CNIKIT, ['run', '--netns-dir', c.netnsDir, '-p', '8080:80/tcp', '--', NODE, '-e', PONG_SERVER], env(c));
+  const { child, exited } = run;
+  const stderr = run.stderr();
   t.regex(stderr, /published 8080->80\/tcp/);
   t.is(tcpRequest(c.sb, outside, '198.51.100.1', 8080, 'hello'), 'pong:hello');
   child.kill('SIGTERM');
@@ -111,23 +102,14 @@ test.serial('run --name on a network with dnsname: another run finds it by plain
       { type: 'dnsname', domainName: 'run.internal', recordsDir: join(c.sb.tmp, 'dns', 'records'), runDir: join(c.sb.tmp, 'dns', 'run'), upstreams: [] },
     ],
   }));
-  const server = `require('net').createServer(s=>{s.on('data',d=>s.end('pong:'+d))}).listen(80,()=>console.log('ready'))`;
-  const web = spawn('ip', ['netns', 'exec', c.sb.host, CNIKIT, 'run', '--netns-dir', c.netnsDir, '--name', 'web', '--', NODE, '-e', server], { env: env(c) });
-  let stderr = '';
-  web.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise<number | null>((resolve) => web.on('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`not ready: ${stderr}`)), 20_000);
-    web.stdout.on('data', (d) => { out += d; if (out.includes('ready')) { clearTimeout(timer); resolve(); } });
-    web.on('exit', () => { clearTimeout(timer); reject(new Error(`exited early: ${stderr}`)); });
-  });
+  const started = await startUntilReady(c.sb.host, CNIKIT, ['run', '--netns-dir', c.netnsDir, '--name', 'web', '--', NODE, '-e', PONG_SERVER], env(c));
+  const { child: web, exited } = started;
   const client = `const fs=require('fs');console.log(fs.readFileSync('/etc/resolv.conf','utf8').trim().split('\\n').slice(1).join('|'));console.log(fs.readFileSync('/etc/hosts','utf8').includes('client')?'hosts ok':'no hosts');require('net').connect({host:'web',port:80},function(){this.end('hi')}).on('data',d=>{console.log(String(d));process.exit(0)}).on('error',e=>{console.log(String(e));process.exit(1)})`;
   const r = c.sb.exec(c.sb.host, CNIKIT, ['run', '-q', '--netns-dir', c.netnsDir, '--name', 'client', '--', NODE, '-e', client], { env: env(c) });
   t.is(r.status, 0, r.stdout + r.stderr);
   t.deepEqual(r.stdout.trim().split('\n'), ['nameserver 10.124.0.1|search run.internal', 'hosts ok', 'pong:hi']);
   web.kill('SIGTERM');
-  t.is(await exited, 143, stderr);
+  t.is(await exited, 143, started.stderr());
   t.deepEqual(leftovers(c), []);
-  t.deepEqual(readdirSync('/tmp').filter((f) => /^cnikit-[0-9a-f]{12}-/.test(f) && stderr.includes(f.slice(0, 19))), [], 'the resolv.conf/hosts dir is removed');
+  t.deepEqual(readdirSync('/tmp').filter((f) => /^cnikit-[0-9a-f]{12}-/.test(f) && started.stderr().includes(f.slice(0, 19))), [], 'the resolv.conf/hosts dir is removed');
 });

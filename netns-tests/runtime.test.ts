@@ -7,8 +7,7 @@
 import test from 'ava';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, ROOT, Sandbox, ip, ipJson, isRoot, tcpRequest } from './lib/sandbox.ts';
-import { spawn } from 'node:child_process';
+import { BIN, PONG_SERVER, ROOT, Sandbox, ip, ipJson, isRoot, startUntilReady, tcpRequest } from './lib/sandbox.ts';
 
 const CNIKIT = join(BIN, 'cnikit');
 const REF = '/usr/lib/cni';
@@ -114,17 +113,9 @@ test.serial('conf/10-cnikit.conflist works as it is: dual-stack, a published por
   const outside = sb.outside();
   const { file, list } = confFile(sb, '10-cnikit.conflist');
   const env = { PATH: process.env.PATH!, CNI_PATH: BIN, CNI_CACHE_DIR: join(sb.tmp, 'cache') };
-  const server = `require('net').createServer(s=>{s.on('data',d=>s.end('pong:'+d))}).listen(80,()=>console.log('ready'))`;
-  const child = spawn('ip', ['netns', 'exec', sb.host, CNIKIT, 'run', '--network', file, '--netns-dir', join(sb.tmp, 'netns'), '--name', 'web', '-p', '8080:80', '--', process.execPath, '-e', server], { env });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr += d; });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not ready: ${stderr}`)), 20_000);
-    child.stdout.on('data', (d) => { stdout += d; if (stdout.includes('ready')) { clearTimeout(timer); resolve(); } });
-    child.on('exit', () => { clearTimeout(timer); reject(new Error(`exited early: ${stderr}`)); });
-  });
+  const run = await startUntilReady(sb.host, CNIKIT, ['run', '--network', file, '--netns-dir', join(sb.tmp, 'netns'), '--name', 'web', '-p', '8080:80', '--', process.execPath, '-e', PONG_SERVER], env);
+  const { child, exited } = run;
+  const stderr = run.stderr();
   t.regex(stderr, /eth0 10\.89\.0\.\d+\/24, fd00:89::\w+\/64/);
   t.regex(stderr, /DNS 10\.89\.0\.1.*search cnikit\.internal/);
   t.is(tcpRequest(sb, outside, '198.51.100.1', 8080, 'hi'), 'pong:hi');

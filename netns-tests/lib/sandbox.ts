@@ -9,7 +9,7 @@
  * `cleanup()` kills every process left in the sandbox namespaces (by PID, from `ip netns pids`),
  * deletes the namespaces and removes the temp dir; tests register it with t.teardown.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -188,4 +188,38 @@ export function tcpRequest(sb: Sandbox, ns: string, host: string, port: number, 
 export function ping(sb: Sandbox, ns: string, addr: string): boolean {
   const r = sb.exec(ns, 'ping', ['-c', '1', '-W', '2', addr], { timeout: 10_000 });
   return r.status === 0;
+}
+
+/** A `node -e` TCP server on port 80 that answers `pong:<data>` and prints `ready` once listening. */
+export const PONG_SERVER = `require('net').createServer(s=>{s.on('data',d=>s.end('pong:'+d))}).listen(80,()=>console.log('ready'))`;
+
+export interface Started {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code once the process has exited. */
+  exited: Promise<number | null>;
+}
+
+/**
+ * Spawns `ip netns exec NS CMD ARGS...` and resolves once its stdout says `ready` (20 s at most);
+ * rejects, with its stderr, when it exits before that. The caller stops it (by its PID).
+ */
+export function startUntilReady(ns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Started> {
+  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { env });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise<Started>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready: ${err}`)), 20_000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('ready')) {
+        clearTimeout(timer);
+        resolve({ child, stdout: () => out, stderr: () => err, exited });
+      }
+    });
+    child.on('exit', () => { clearTimeout(timer); reject(new Error(`exited early: ${err}`)); });
+  });
 }
