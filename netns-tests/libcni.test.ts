@@ -80,3 +80,29 @@ run('libcni ADD, CHECK and DEL through dist/bin with the results cache', (t) => 
   t.deepEqual(ipJson(sb.host, 'link', 'show', 'type', 'veth'), []);
   t.deepEqual(readdirSync(join(sb.tmp, 'ipam', 'libcninet')).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')), []);
 });
+
+run('cnikit and libcni each DEL what the other added (same container id, same cache)', (t) => {
+  const sb = new Sandbox('lx');
+  t.teardown(() => sb.cleanup());
+  const confDir = writeConf(sb);
+  const env = { PATH: process.env.PATH, NETCONFPATH: confDir, CNI_PATH: BIN, CNI_CACHE_DIR: join(sb.tmp, 'cache') };
+  const cnikit = (cmd: string, netns: string) => sb.exec(sb.host, join(BIN, 'cnikit'), [cmd, 'libcninet', netns], { env });
+  const a = sb.container('a');
+  const b = sb.container('b');
+  // libcni adds, cnikit checks and deletes.
+  t.is(drive(sb, confDir, 'add', Sandbox.path(a)).status, 0);
+  const check = cnikit('check', Sandbox.path(a));
+  t.is(check.status, 0, check.stderr);
+  const delA = cnikit('del', Sandbox.path(a));
+  t.is(delA.status, 0, delA.stderr);
+  // cnikit adds, libcni checks and deletes.
+  const addB = cnikit('add', Sandbox.path(b));
+  t.is(addB.status, 0, addB.stderr);
+  const checkB = drive(sb, confDir, 'check', Sandbox.path(b));
+  t.is(checkB.status, 0, checkB.stderr);
+  const delB = drive(sb, confDir, 'del', Sandbox.path(b));
+  t.is(delB.status, 0, delB.stderr);
+  t.deepEqual(readdirSync(join(sb.tmp, 'cache', 'results')), []);
+  t.deepEqual(ipJson(sb.host, 'link', 'show', 'type', 'veth'), []);
+  t.deepEqual(readdirSync(join(sb.tmp, 'ipam', 'libcninet')).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')), []);
+});
