@@ -7,7 +7,7 @@
  */
 import { CniCode, CniError, wrap } from '../core/cni/errors.ts';
 import { delegate } from '../core/cni/invoke.ts';
-import { type Interface, type Result, parseResult } from '../core/cni/result.ts';
+import { type Interface, type Result, containerIPs, parseResult } from '../core/cni/result.ts';
 import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
 import { type Cidr, type IP, cidrOf, formatIP, ipEquals, networkOf, parseCidr, parseIP } from '../core/ip/cidr.ts';
 import { isNotFound } from '../core/native.ts';
@@ -23,8 +23,7 @@ const loadIpMasq = () => import('./ipmasq.ts');
 
 /** The addresses of the container interface in a result (for ipMasq teardown and CHECK). */
 function containerCidrs(r: Result | undefined, ifName: string): Cidr[] {
-  const idx = r?.interfaces?.findIndex((i) => i.name === ifName && i.sandbox) ?? -1;
-  return (r?.ips ?? []).filter((ip) => ip.interface === undefined || ip.interface === idx).map((ip) => parseCidr(ip.address));
+  return containerIPs(r, ifName).map((ip) => parseCidr(ip.address));
 }
 
 async function cmdAdd(a: CmdArgs): Promise<Result> {

@@ -16,7 +16,7 @@ import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { KNOWN_CNI_ARGS, parseCniArgs } from '../core/cni/args.ts';
 import { CniCode, CniError, invalidConfig } from '../core/cni/errors.ts';
-import { type Result, parseResult } from '../core/cni/result.ts';
+import { type Result, containerIPs, parseResult } from '../core/cni/result.ts';
 import * as z from 'zod/mini';
 import { netConfBase, parseWith } from '../core/cni/schema.ts';
 import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
@@ -100,11 +100,7 @@ function requirePrev(conf: DnsnameConf): Result {
 function addressesOf(prev: Result, ifName: string): { addresses: string[]; gateways: string[] } {
   const addresses: string[] = [];
   const gateways: string[] = [];
-  for (const ip of prev.ips ?? []) {
-    if (ip.interface !== undefined && ip.interface >= 0) {
-      const itf = prev.interfaces?.[ip.interface];
-      if (!itf?.sandbox || itf.name !== ifName) continue;
-    }
+  for (const ip of containerIPs(prev, ifName)) {
     const c = tryParseCidr(ip.address);
     if (!c) throw new CniError(CniCode.DecodingFailure, 'failed to parse prevResult', `ips: "${ip.address}" is not address/prefix`);
     addresses.push(ip.address);

@@ -10,7 +10,7 @@
  */
 import * as z from 'zod/mini';
 import { CniCode, CniError, invalidConfig } from '../core/cni/errors.ts';
-import { parseResult, type Result } from '../core/cni/result.ts';
+import { containerIPs, parseResult, type Result } from '../core/cni/result.ts';
 import { netConfBase, parseWith } from '../core/cni/schema.ts';
 import { type Cidr, type IP, tryParseCidr, tryParseIP } from '../core/ip/cidr.ts';
 import type { L4Proto } from '../core/nftables/match.ts';
@@ -94,11 +94,7 @@ export function parsePortmapConf(raw: Record<string, unknown>): PortmapConf {
  */
 export function containerAddresses(r: Result | undefined, ifName: string): { v4?: Cidr; v6?: Cidr } {
   const out: { v4?: Cidr; v6?: Cidr } = {};
-  for (const ip of r?.ips ?? []) {
-    if (ip.interface !== undefined && ip.interface >= 0) {
-      const itf = r?.interfaces?.[ip.interface];
-      if (!itf || itf.name !== ifName || !itf.sandbox) continue;
-    }
+  for (const ip of containerIPs(r, ifName)) {
     const c = tryParseCidr(ip.address);
     if (!c) continue;
     if (c.family === 4 && !out.v4) out.v4 = c;

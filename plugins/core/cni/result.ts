@@ -88,6 +88,19 @@ export function parseResult(raw: unknown, defaultVersion: string, what = 'result
 }
 
 /** Copies the non-empty DNS fields (Go's `omitempty` on each); undefined when none is left. */
+/**
+ * Returns the IPs of the container interface `ifName` in a result, by the chaining rule of the
+ * spec (CNI-NOTES §1.8): an IP whose `interface` points at the entry with that name and a
+ * non-empty `sandbox`; IPs without `interface` (or -1) are accepted too.
+ */
+export function containerIPs(r: Result | undefined, ifName: string): IPConfig[] {
+  return (r?.ips ?? []).filter((ip) => {
+    if (ip.interface === undefined || ip.interface < 0) return true;
+    const itf = r?.interfaces?.[ip.interface];
+    return itf !== undefined && itf.name === ifName && Boolean(itf.sandbox);
+  });
+}
+
 function formatDns(d: DNS | undefined): DNS | undefined {
   if (!d) return undefined;
   const out: DNS = {};
