@@ -5,8 +5,8 @@
  * `node bench/dns-codec.ts`.
  */
 import dns2 from 'dns2';
-import { Backend, lookup } from '../plugins/dnsname/backend.ts';
-import { type Query, encodeResponse, parseQuery, udpLimit } from '../plugins/dnsname/wire.ts';
+import { Backend, lookup } from '../responder/backend.ts';
+import { type Query, encodeResponse, parseQuery, udpLimit } from '../responder/wire.ts';
 
 const { Packet } = dns2;
 

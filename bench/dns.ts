@@ -15,8 +15,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, NODE, Sandbox, ip } from '../netns-tests/lib/sandbox.ts';
-import { RESPONDER_NODE_FLAGS } from '../plugins/dnsname/control.ts';
-import { formatRecords } from '../plugins/dnsname/records.ts';
+import { RESPONDER_NODE_FLAGS } from '../responder/control.ts';
+import { formatRecords } from '../responder/records.ts';
 
 const AARDVARK = '/usr/lib/podman/aardvark-dns';
 const DOMAIN = 'dns.podman';

@@ -146,8 +146,8 @@ const bgPort = (i: number): number => 20000 + i;
 async function populateOurs(hostPath: string, n: number): Promise<void> {
   if (!n) return;
   const [{ openNftables }, { rulesetMessages }, { portmapElements, portmapSkeleton }, { parseCidr }] = await Promise.all([
-    import('../plugins/core/nftables/handle.ts'), import('../plugins/core/nftables/model.ts'),
-    import('../plugins/portmap/rules.ts'), import('../plugins/core/ip/cidr.ts'),
+    import('../pkg/nftables/handle.ts'), import('../pkg/nftables/model.ts'),
+    import('../plugins/portmap/rules.ts'), import('../pkg/ip/cidr.ts'),
   ]);
   const nft = openNftables(hostPath);
   try {
@@ -199,8 +199,8 @@ function populateReference(host: string, n: number): void {
  */
 async function layerTimes(hostPath: string, rounds: number): Promise<{ add: Stats; del: Stats }> {
   const [{ openNftables }, { CNIKIT_TABLE, applyRuleset, deleteElements }, { portmapElements, portmapRuleset }, { parseCidr }, { getElement }] = await Promise.all([
-    import('../plugins/core/nftables/handle.ts'), import('../plugins/core/nftables/model.ts'),
-    import('../plugins/portmap/rules.ts'), import('../plugins/core/ip/cidr.ts'), import('../plugins/core/nftables/objects.ts'),
+    import('../pkg/nftables/handle.ts'), import('../pkg/nftables/model.ts'),
+    import('../plugins/portmap/rules.ts'), import('../pkg/ip/cidr.ts'), import('../pkg/nftables/objects.ts'),
   ]);
   const add: number[] = [];
   const del: number[] = [];

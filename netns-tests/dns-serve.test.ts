@@ -9,7 +9,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, NODE, Sandbox, isRoot } from './lib/sandbox.ts';
 import { ask, makeCtr, makeNet, resolve } from './dns-lib.ts';
-import { type NetworkRecords, formatRecords } from '../plugins/dnsname/records.ts';
+import { type NetworkRecords, formatRecords } from '../responder/records.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

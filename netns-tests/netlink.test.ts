@@ -4,11 +4,11 @@
  * and every dump we decode is compared with what `ip -j` lists for the same namespace.
  */
 import test, { type ExecutionContext } from 'ava';
-import { type Cidr, type Family, formatCidr, formatIP, parseCidr, parseIP } from '../plugins/core/ip/cidr.ts';
-import { NLM_F_CREATE, NLM_F_EXCL, attr, encodeAttrs } from '../plugins/core/netlink/message.ts';
-import { Netns } from '../plugins/core/netlink/netns.ts';
-import { NETLINK_ROUTE, NetlinkSocket } from '../plugins/core/netlink/socket.ts';
-import { IFF_PROMISC, IFF_UP, OPER_STATES, type RouteEntry, RouteHandle } from '../plugins/core/netlink/route.ts';
+import { type Cidr, type Family, formatCidr, formatIP, parseCidr, parseIP } from '../pkg/ip/cidr.ts';
+import { NLM_F_CREATE, NLM_F_EXCL, attr, encodeAttrs } from '../pkg/netlink/message.ts';
+import { Netns } from '../pkg/netlink/netns.ts';
+import { NETLINK_ROUTE, NetlinkSocket } from '../pkg/netlink/socket.ts';
+import { IFF_PROMISC, IFF_UP, OPER_STATES, type RouteEntry, RouteHandle } from '../pkg/netlink/route.ts';
 import { Sandbox, ip, ipJson, isRoot } from './lib/sandbox.ts';
 
 const rootTest = isRoot ? test : test.skip;

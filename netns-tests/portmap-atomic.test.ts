@@ -6,10 +6,10 @@
  * element next to an existing attachment, whose mapping keeps working.
  */
 import test from 'ava';
-import type { CmdArgs, RawConf } from '../plugins/core/cni/skel.ts';
-import { NLM_F_REQUEST, encodeMessage, parseMessages } from '../plugins/core/netlink/message.ts';
-import { NETLINK_NETFILTER, NetlinkSocket } from '../plugins/core/netlink/socket.ts';
-import { Nftables } from '../plugins/core/nftables/handle.ts';
+import type { CmdArgs, RawConf } from '../pkg/cni/skel.ts';
+import { NLM_F_REQUEST, encodeMessage, parseMessages } from '../pkg/netlink/message.ts';
+import { NETLINK_NETFILTER, NetlinkSocket } from '../pkg/netlink/socket.ts';
+import { Nftables } from '../pkg/nftables/handle.ts';
 import { makePortmapPlugin } from '../plugins/portmap/portmap.ts';
 import { BIN, Sandbox, isRoot, tcpRequest } from './lib/sandbox.ts';
 import { NET_A, attach, bridgeConf, nftView, owners, portmapConf, serve } from './portmap-lib.ts';

@@ -11,17 +11,10 @@ import { build } from 'esbuild';
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { EXECUTABLES } from '../executables.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outDir = join(root, 'dist/bin');
-/** CNI type (executable name) -> entry file. Entries that do not exist yet are skipped. */
-const entries: Record<string, string> = {
-  'bridge': 'plugins/bridge/main.ts',
-  'host-local': 'plugins/host-local/main.ts',
-  'portmap': 'plugins/portmap/main.ts',
-  'dnsname': 'plugins/dnsname/main.ts',
-  'cnikit': 'plugins/runtime/main.ts',
-};
 
 const libDir = join(outDir, '.lib');
 mkdirSync(libDir, { recursive: true });
@@ -31,7 +24,7 @@ writeFileSync(join(outDir, 'package.json'), '{"type":"commonjs"}\n');
 
 /**
  * The executable. `LIB_LINE` is replaced by an absolute path when `cnikit install` copies it
- * elsewhere (plugins/runtime/install.ts), so the copy still loads this checkout's bundle.
+ * elsewhere (cnikit/install.ts), so the copy still loads this checkout's bundle.
  */
 export const LIB_LINE = 'const __cnikit_lib=require("node:path").join(__dirname,".lib");';
 function loader(name: string): string {
@@ -48,7 +41,7 @@ const built: string[] = [];
 const failed: string[] = [];
 // Each entry is built on its own, so one broken executable does not keep the others from
 // being written; the build still fails at the end if any did.
-await Promise.all(Object.entries(entries).map(async ([name, entry]) => {
+await Promise.all(EXECUTABLES.map(async ({ type: name, entry }) => {
   if (!existsSync(join(root, entry))) return;
   const outfile = join(libDir, `${name}.cjs`);
   try {
@@ -61,12 +54,9 @@ await Promise.all(Object.entries(entries).map(async ([name, entry]) => {
       format: 'cjs',
       minify: true,
       legalComments: 'none',
-      define: { 'import.meta.url': '__cnikit_url' },
-      // import.meta.url as if the bundle were dist/bin/<name>: the native addon is found at
-      // ../../native/ relative to it, from source and from the bundle alike.
-      banner: {
-        js: `const __cnikit_url=require("node:url").pathToFileURL(require("node:path").join(__dirname,"..",${JSON.stringify(name)})).href;`,
-      },
+      // The bundle sits in dist/bin/.lib; it finds the addon through this one constant, which
+      // pkg/native.ts reads (in source it resolves the path from its own URL instead).
+      banner: { js: `const __CNIKIT_ADDON__=require("node:path").join(__dirname,"../../../native/build/Release/netns.node");` },
       logLevel: 'error',
     });
     writeFileSync(join(outDir, name), loader(name), { mode: 0o755 });

@@ -2,11 +2,11 @@
  * Layer 3 for the bridge plugin: turning IPAM's answer into the attachment's result, putting
  * addresses and routes on the container interface, and the gateway address on the bridge.
  */
-import { CniCode, CniError, wrap } from '../core/cni/errors.ts';
-import type { IPConfig, Result, Route } from '../core/cni/result.ts';
-import { type Cidr, type Family, addToIP, cidrOf, formatIP, ipEquals, networkOf, overlaps, parseCidr, parseIP, tryParseIP } from '../core/ip/cidr.ts';
-import { isExists } from '../core/native.ts';
-import type { Link, RouteHandle } from '../core/netlink/route.ts';
+import { CniCode, CniError, wrap } from '../../pkg/cni/errors.ts';
+import type { IPConfig, Result, Route } from '../../pkg/cni/result.ts';
+import { type Cidr, type Family, addToIP, cidrOf, formatIP, ipEquals, networkOf, overlaps, parseCidr, parseIP, tryParseIP } from '../../pkg/ip/cidr.ts';
+import { isExists } from '../../pkg/native.ts';
+import type { Link, RouteHandle } from '../../pkg/netlink/route.ts';
 import type { BridgeConf } from './config.ts';
 import { trySysctl } from './link.ts';
 

@@ -1,6 +1,6 @@
 import test from 'ava';
-import { CniError } from '../core/cni/errors.ts';
-import type { CmdArgs } from '../core/cni/skel.ts';
+import { CniError } from '../../pkg/cni/errors.ts';
+import type { CmdArgs } from '../../pkg/cni/skel.ts';
 import { parseBridgeConf } from './config.ts';
 
 function args(conf: Record<string, unknown>, cniArgs = ''): CmdArgs {

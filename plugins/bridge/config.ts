@@ -4,11 +4,11 @@
  * cnikit does not implement are rejected when set to a non-default value (code 2, naming the
  * key), never silently ignored; keys that no plugin defines are ignored, as the reference does.
  */
-import { CniCode, CniError, invalidConfig } from '../core/cni/errors.ts';
-import { parseCniArgs, KNOWN_CNI_ARGS } from '../core/cni/args.ts';
+import { CniCode, CniError, invalidConfig } from '../../pkg/cni/errors.ts';
+import { parseCniArgs, KNOWN_CNI_ARGS } from '../../pkg/cni/args.ts';
 import * as z from 'zod/mini';
-import { netConfBase, parseWith } from '../core/cni/schema.ts';
-import type { CmdArgs } from '../core/cni/skel.ts';
+import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
+import type { CmdArgs } from '../../pkg/cni/skel.ts';
 
 const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 

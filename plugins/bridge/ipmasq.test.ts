@@ -1,6 +1,6 @@
 /** ipMasq's pure part: the complement-of-subnet ranges each container address owns. */
 import test from 'ava';
-import { parseCidr } from '../core/ip/cidr.ts';
+import { parseCidr } from '../../pkg/ip/cidr.ts';
 import { IPMASQ_SET, ipMasqElements, ipMasqSkeleton } from './ipmasq.ts';
 
 const hex = (b: Buffer | undefined) => b?.toString('hex');

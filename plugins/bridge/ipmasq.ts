@@ -18,14 +18,14 @@
  * the attachment's owner tag; the chain and sets are shared and stay until a GC finds the table
  * empty.
  */
-import { type Cidr, type Family, type IP, bitsOf, formatCidr, ipToBytes, lastOf, networkOf, parseCidr } from '../core/ip/cidr.ts';
-import { PRIORITY } from '../core/nftables/consts.ts';
-import type { Nftables } from '../core/nftables/handle.ts';
-import { addrInPrefix, concatKey, inSet, masquerade, nfproto, ret } from '../core/nftables/match.ts';
+import { type Cidr, type Family, type IP, bitsOf, formatCidr, ipToBytes, lastOf, networkOf, parseCidr } from '../../pkg/ip/cidr.ts';
+import { PRIORITY } from '../../pkg/nftables/consts.ts';
+import type { Nftables } from '../../pkg/nftables/handle.ts';
+import { addrInPrefix, concatKey, inSet, masquerade, nfproto, ret } from '../../pkg/nftables/match.ts';
 import {
   CNIKIT_TABLE, type Ruleset, applyRuleset, deleteElements, findElements, ownerTag, parseOwnerTag, removeTableIfEmpty,
-} from '../core/nftables/model.ts';
-import { type ElementSpec, getElement } from '../core/nftables/objects.ts';
+} from '../../pkg/nftables/model.ts';
+import { type ElementSpec, getElement } from '../../pkg/nftables/objects.ts';
 
 export const IPMASQ_CHAIN = 'ipmasq_postrouting';
 export const IPMASQ_SET = { 4: 'ipmasq4', 6: 'ipmasq6' } as const;
@@ -140,4 +140,4 @@ export function gcIpMasq(nft: Nftables, network: string, valid: { containerID: s
   removeTableIfEmpty(nft, CNIKIT_TABLE);
 }
 
-export { openNftables } from '../core/nftables/handle.ts';
+export { openNftables } from '../../pkg/nftables/handle.ts';

@@ -3,9 +3,9 @@
  * veth pair of one attachment (created in one request with the container end placed straight
  * into the container namespace), and the VLAN gateway interface.
  */
-import { CniCode, CniError, wrap } from '../core/cni/errors.ts';
-import { isExists, native } from '../core/native.ts';
-import { IFF_PROMISC, IFF_UP, IF_OPER_UP, OPER_STATES, type Link, type RouteHandle } from '../core/netlink/route.ts';
+import { CniCode, CniError, wrap } from '../../pkg/cni/errors.ts';
+import { isExists, native } from '../../pkg/native.ts';
+import { IFF_PROMISC, IFF_UP, IF_OPER_UP, OPER_STATES, type Link, type RouteHandle } from '../../pkg/netlink/route.ts';
 import type { BridgeConf } from './config.ts';
 
 // Why Math.random and not node:crypto: loading node:crypto costs ~5-10 ms of start-up in every

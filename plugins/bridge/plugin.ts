@@ -5,15 +5,16 @@
  * veth it made and releases the lease before it returns (the reference leaks the veth there).
  * The bridge itself is shared by every attachment and never removed.
  */
-import { CniCode, CniError, wrap } from '../core/cni/errors.ts';
-import { delegate } from '../core/cni/invoke.ts';
-import { type Interface, type Result, containerIPs, parseResult } from '../core/cni/result.ts';
-import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
-import { type Cidr, type IP, cidrOf, formatIP, ipEquals, networkOf, parseCidr, parseIP } from '../core/ip/cidr.ts';
-import { isNotFound } from '../core/native.ts';
-import { Netns, netnsExists } from '../core/netlink/netns.ts';
-import { RouteHandle } from '../core/netlink/route.ts';
-import { Rollback } from '../core/rollback.ts';
+import { aboutOf } from '../../executables.ts';
+import { CniCode, CniError, wrap } from '../../pkg/cni/errors.ts';
+import { delegate } from '../../pkg/cni/invoke.ts';
+import { type Interface, type Result, containerIPs, parseResult } from '../../pkg/cni/result.ts';
+import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
+import { type Cidr, type IP, cidrOf, formatIP, ipEquals, networkOf, parseCidr, parseIP } from '../../pkg/ip/cidr.ts';
+import { isNotFound } from '../../pkg/native.ts';
+import { Netns, netnsExists } from '../../pkg/netlink/netns.ts';
+import { RouteHandle } from '../../pkg/netlink/route.ts';
+import { Rollback } from '../../pkg/rollback.ts';
 import { type BridgeConf, parseBridgeConf } from './config.ts';
 import { completeIpam, configureContainer, ensureGatewayAddrs } from './addressing.ts';
 import { configurePort, createVeth, ensureBridge, ensureGatewayLink, trySysctl, waitOperUp } from './link.ts';
@@ -226,7 +227,7 @@ async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
 }
 
 export const bridgePlugin: Plugin = {
-  about: 'cnikit bridge: a veth pair per container on a host bridge',
+  about: aboutOf('bridge'),
   add: cmdAdd,
   del: cmdDel,
   check: cmdCheck,

@@ -5,11 +5,12 @@
  * runs). The responder's code (and dns2) is loaded only then, and the plugin's only for the
  * commands that need it (VERSION is answered by the entry alone), so a plugin exec stays light.
  */
-import { executableMain } from '../core/cni/entry.ts';
+import { executableMain } from '../../pkg/cni/entry.ts';
+import { aboutOf } from '../../executables.ts';
 
 if (process.argv.includes('--responder') || process.argv.includes('--serve')) {
-  void import('./serve.ts').then((m) => m.responderMain(process.argv.slice(2)));
+  void import('../../responder/serve.ts').then((m) => m.responderMain(process.argv.slice(2)));
 } else {
-  executableMain('cnikit dnsname: container names on the network, served by one cnikit DNS responder per host',
+  executableMain(aboutOf('dnsname'),
     async () => (await import('./plugin.ts')).dnsnamePlugin);
 }

@@ -3,8 +3,8 @@
  * in table form.
  */
 import test from 'ava';
-import type { CmdArgs } from '../core/cni/skel.ts';
-import { CniError } from '../core/cni/errors.ts';
+import type { CmdArgs } from '../../pkg/cni/skel.ts';
+import { CniError } from '../../pkg/cni/errors.ts';
 import { DEFAULT_DOMAIN, DEFAULT_RECORDS_DIR, parseConf } from './plugin.ts';
 
 function args(conf: Record<string, unknown>): CmdArgs {

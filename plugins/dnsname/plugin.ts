@@ -12,20 +12,21 @@
  *
  * This file runs in every plugin exec, so it loads no DNS library (wire.ts is ours and small).
  */
+import { aboutOf } from '../../executables.ts';
 import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { KNOWN_CNI_ARGS, parseCniArgs } from '../core/cni/args.ts';
-import { CniCode, CniError, invalidConfig } from '../core/cni/errors.ts';
-import { type Result, containerIPs, parseResult } from '../core/cni/result.ts';
+import { KNOWN_CNI_ARGS, parseCniArgs } from '../../pkg/cni/args.ts';
+import { CniCode, CniError, invalidConfig } from '../../pkg/cni/errors.ts';
+import { type Result, containerIPs, parseResult } from '../../pkg/cni/result.ts';
 import * as z from 'zod/mini';
-import { netConfBase, parseWith } from '../core/cni/schema.ts';
-import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
-import { formatIP, tryParseCidr, tryParseIP } from '../core/ip/cidr.ts';
-import { native } from '../core/native.ts';
-import { LockedDir } from '../core/store/locked-dir.ts';
-import { type ControlReply, RESPONDER_NODE_FLAGS, controlRequest, ensureResponder } from './control.ts';
-import { type ContainerRecord, type NetworkRecords, RECORDS_SUFFIX, formatRecords, isValidDnsName, parseRecords, parseUpstream } from './records.ts';
-import { TYPE, encodeName } from './wire.ts';
+import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
+import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
+import { formatIP, tryParseCidr, tryParseIP } from '../../pkg/ip/cidr.ts';
+import { native } from '../../pkg/native.ts';
+import { LockedDir } from '../../pkg/store/locked-dir.ts';
+import { type ControlReply, RESPONDER_NODE_FLAGS, controlRequest, ensureResponder } from '../../responder/control.ts';
+import { type ContainerRecord, type NetworkRecords, RECORDS_SUFFIX, formatRecords, isValidDnsName, parseRecords, parseUpstream } from '../../responder/records.ts';
+import { TYPE, encodeName } from '../../responder/wire.ts';
 
 export const DEFAULT_RECORDS_DIR = '/run/cnikit/dns';
 export const DEFAULT_DOMAIN = 'dns.cnikit';
@@ -283,7 +284,7 @@ async function cmdCheck(a: CmdArgs): Promise<void> {
 }
 
 export const dnsnamePlugin: Plugin = {
-  about: 'cnikit dnsname: container names on the network, served by one cnikit DNS responder per host',
+  about: aboutOf('dnsname'),
   add: cmdAdd,
   del: cmdDel,
   check: cmdCheck,

@@ -1,8 +1,8 @@
 // Allocator unit tests against MemoryStore (no root, no disk): walk order, cursor, wrap, gateway
 // skipping, duplicates, exhaustion messages, requested addresses, rollback, DEL/CHECK/GC/STATUS.
 import test from 'ava';
-import { CniError } from '../core/cni/errors.ts';
-import { formatIP, parseIP } from '../core/ip/cidr.ts';
+import { CniError } from '../../pkg/cni/errors.ts';
+import { formatIP, parseIP } from '../../pkg/ip/cidr.ts';
 import { allocate, capacity, collectGarbage, exhaustedSets, findAttachment, releaseAttachment, walkRangeSet } from './allocator.ts';
 import { type RangeSet, loadIpamConf, placeRequested } from './config.ts';
 import { MemoryStore } from './memory-store.ts';

@@ -12,9 +12,9 @@
  * whole ADD (all range sets) or DEL is one critical section. What this module does not do: parse
  * config (config.ts) or know the file layout (disk-store.ts).
  */
-import { CniCode, CniError } from '../core/cni/errors.ts';
-import type { Attachment } from '../core/cni/skel.ts';
-import { type IP, formatIP } from '../core/ip/cidr.ts';
+import { CniCode, CniError } from '../../pkg/cni/errors.ts';
+import type { Attachment } from '../../pkg/cni/skel.ts';
+import { type IP, formatIP } from '../../pkg/ip/cidr.ts';
 import { type Range, type RangeSet, formatRangeSet, rangeFor } from './config.ts';
 import type { Lease, Store } from './store.ts';
 

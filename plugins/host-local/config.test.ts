@@ -1,8 +1,8 @@
 // host-local config checks in table form: defaults, set ordering (runtimeConfig.ipRanges, legacy
 // top-level range, ranges), every §4.1 rejection with its message, requested IPs, resolv.conf.
 import test, { type ExecutionContext } from 'ava';
-import { CniError } from '../core/cni/errors.ts';
-import { formatIP } from '../core/ip/cidr.ts';
+import { CniError } from '../../pkg/cni/errors.ts';
+import { formatIP } from '../../pkg/ip/cidr.ts';
 import { formatRangeSet, loadIpamConf, parseResolvConf, requestedIPs } from './config.ts';
 
 const conf = (ipam: unknown, extra: Record<string, unknown> = {}) => ({ cniVersion: '1.0.0', name: 'net', ipam, ...extra });

@@ -14,17 +14,17 @@
  * This module does not read leases; it reads one file, `resolvConf`, and only when asked.
  */
 import { readFileSync } from 'node:fs';
-import { CniCode, CniError, describe, invalidConfig } from '../core/cni/errors.ts';
-import { KNOWN_CNI_ARGS, parseCniArgs } from '../core/cni/args.ts';
-import type { DNS, Route } from '../core/cni/result.ts';
+import { CniCode, CniError, describe, invalidConfig } from '../../pkg/cni/errors.ts';
+import { KNOWN_CNI_ARGS, parseCniArgs } from '../../pkg/cni/args.ts';
+import type { DNS, Route } from '../../pkg/cni/result.ts';
 import * as z from 'zod/mini';
-import { parseWith } from '../core/cni/schema.ts';
-import type { RawConf } from '../core/cni/skel.ts';
-import { validateNetworkName } from '../core/cni/validate.ts';
-import { atLeast } from '../core/cni/version.ts';
+import { parseWith } from '../../pkg/cni/schema.ts';
+import type { RawConf } from '../../pkg/cni/skel.ts';
+import { validateNetworkName } from '../../pkg/cni/validate.ts';
+import { atLeast } from '../../pkg/cni/version.ts';
 import {
   type Cidr, type IP, addToIP, bitsOf, contains, formatCidr, formatIP, lastOf, networkOf, tryParseCidr, tryParseIP,
-} from '../core/ip/cidr.ts';
+} from '../../pkg/ip/cidr.ts';
 
 /** Where leases live unless `dataDir` says otherwise (the reference's default). */
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';

@@ -4,7 +4,7 @@ import test from 'ava';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatIP, parseIP } from '../core/ip/cidr.ts';
+import { formatIP, parseIP } from '../../pkg/ip/cidr.ts';
 import { allocate, findAttachment, releaseAttachment } from './allocator.ts';
 import { loadIpamConf } from './config.ts';
 import { DiskStore } from './disk-store.ts';

@@ -17,8 +17,8 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type IP, formatIP, tryParseIP } from '../core/ip/cidr.ts';
-import { LockedDir } from '../core/store/locked-dir.ts';
+import { type IP, formatIP, tryParseIP } from '../../pkg/ip/cidr.ts';
+import { LockedDir } from '../../pkg/store/locked-dir.ts';
 import { type Lease, type Store, leaseContent, parseLeaseContent } from './store.ts';
 
 /** The prefix of the per-range-set cursor files. */

@@ -1,4 +1,5 @@
 // dist/bin/host-local: the whole executable. Handlers live in plugin.ts (bridge runs them in-process).
-import { executableMain } from '../core/cni/entry.ts';
+import { executableMain } from '../../pkg/cni/entry.ts';
+import { aboutOf } from '../../executables.ts';
 
-executableMain('cnikit host-local: IP address leases from configured ranges', async () => (await import('./plugin.ts')).hostLocalPlugin);
+executableMain(aboutOf('host-local'), async () => (await import('./plugin.ts')).hostLocalPlugin);

@@ -3,7 +3,7 @@
  * cursor, legacy leases), for unit tests of the allocator and for injecting failures: set
  * `failReserveAfter` to make a reserve throw, as a full disk would. Not used by the executables.
  */
-import { type IP, formatIP, parseIP } from '../core/ip/cidr.ts';
+import { type IP, formatIP, parseIP } from '../../pkg/ip/cidr.ts';
 import { type Lease, type Store, leaseContent, parseLeaseContent } from './store.ts';
 
 export class MemoryStore implements Store {

@@ -5,8 +5,8 @@ import test from 'ava';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CniError } from '../core/cni/errors.ts';
-import type { CmdArgs, RawConf } from '../core/cni/skel.ts';
+import { CniError } from '../../pkg/cni/errors.ts';
+import type { CmdArgs, RawConf } from '../../pkg/cni/skel.ts';
 import { hostLocalPlugin } from './plugin.ts';
 
 function bridgeArgs(dataDir: string, over: Partial<CmdArgs> = {}, confExtra: Record<string, unknown> = {}): CmdArgs {

@@ -17,10 +17,11 @@
  * - GC: releases leases whose (containerId, ifname) is not among `cni.dev/valid-attachments`.
  * Upstream has no STATUS or GC for host-local; these are the natural ones (CNI-NOTES §4.4).
  */
-import { CniCode, CniError, wrap } from '../core/cni/errors.ts';
-import type { Result } from '../core/cni/result.ts';
-import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
-import { formatCidr, formatIP } from '../core/ip/cidr.ts';
+import { aboutOf } from '../../executables.ts';
+import { CniCode, CniError, wrap } from '../../pkg/cni/errors.ts';
+import type { Result } from '../../pkg/cni/result.ts';
+import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
+import { formatCidr, formatIP } from '../../pkg/ip/cidr.ts';
 import { allocate, collectGarbage, exhaustedSets, findAttachment, releaseAttachment } from './allocator.ts';
 import { formatRangeSet, loadIpamConf, loadResolvConf, loadStoreLocation, placeRequested, requestedIPs } from './config.ts';
 import { DiskStore } from './disk-store.ts';
@@ -84,7 +85,7 @@ async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
 
 /** The host-local IPAM plugin's handlers, for pluginMain and for in-process delegation. */
 export const hostLocalPlugin: Plugin = {
-  about: 'cnikit host-local: IPAM from local range sets, leases on disk in the reference layout',
+  about: aboutOf('host-local'),
   add: cmdAdd,
   del: cmdDel,
   check: cmdCheck,

@@ -9,7 +9,7 @@
  * `<containerId>` in files written by host-local before CNI 0.4 (legacy leases own every ifname
  * of that container).
  */
-import type { IP } from '../core/ip/cidr.ts';
+import type { IP } from '../../pkg/ip/cidr.ts';
 
 /** One leased address and its owner. `ifName` is undefined for a legacy (container-id only) lease. */
 export interface Lease {

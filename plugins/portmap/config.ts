@@ -9,11 +9,11 @@
  * the admin asked.
  */
 import * as z from 'zod/mini';
-import { CniCode, CniError, invalidConfig } from '../core/cni/errors.ts';
-import { containerIPs, parseResult, type Result } from '../core/cni/result.ts';
-import { netConfBase, parseWith } from '../core/cni/schema.ts';
-import { type Cidr, type IP, tryParseCidr, tryParseIP } from '../core/ip/cidr.ts';
-import type { L4Proto } from '../core/nftables/match.ts';
+import { CniCode, CniError, invalidConfig } from '../../pkg/cni/errors.ts';
+import { containerIPs, parseResult, type Result } from '../../pkg/cni/result.ts';
+import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
+import { type Cidr, type IP, tryParseCidr, tryParseIP } from '../../pkg/ip/cidr.ts';
+import type { L4Proto } from '../../pkg/nftables/match.ts';
 import type { PortMapping } from './rules.ts';
 
 const mappingSchema = z.object({

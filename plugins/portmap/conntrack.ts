@@ -10,9 +10,9 @@
  * the mapping works for every new flow whatever happens here.
  */
 import { constants } from 'node:os';
-import { type Attr, NLA_F_NESTED, attr, encodeAttrs, parseAttrs } from '../core/netlink/message.ts';
-import { NETLINK_NETFILTER, NetlinkSocket } from '../core/netlink/socket.ts';
-import { nfgenmsg } from '../core/nftables/objects.ts';
+import { type Attr, NLA_F_NESTED, attr, encodeAttrs, parseAttrs } from '../../pkg/netlink/message.ts';
+import { NETLINK_NETFILTER, NetlinkSocket } from '../../pkg/netlink/socket.ts';
+import { nfgenmsg } from '../../pkg/nftables/objects.ts';
 
 const NFNL_SUBSYS_CTNETLINK = 1;
 const IPCTNL_MSG_CT_GET = 1;

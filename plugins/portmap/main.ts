@@ -1,7 +1,8 @@
 // dist/bin/portmap. The handlers (and nftables layer) load only for commands that need them.
-import { executableMain } from '../core/cni/entry.ts';
+import { executableMain } from '../../pkg/cni/entry.ts';
+import { aboutOf } from '../../executables.ts';
 
-executableMain('cnikit portmap: publish container ports with nftables (DNAT, hairpin and localhost SNAT)', async () => {
+executableMain(aboutOf('portmap'), async () => {
   const { portmapPlugin } = await import('./portmap.ts');
   return portmapPlugin;
 });

@@ -20,18 +20,19 @@
  * GC    removes elements of this network whose attachment is not in cni.dev/valid-attachments,
  *       then deletes table inet cnikit if no element of anyone is left.
  */
-import { CniCode, CniError, describe, invalidConfig, wrap } from '../core/cni/errors.ts';
-import type { Result } from '../core/cni/result.ts';
-import type { Attachment, CmdArgs, Plugin } from '../core/cni/skel.ts';
-import { type Cidr, contains } from '../core/ip/cidr.ts';
-import { log } from '../core/log.ts';
-import { native } from '../core/native.ts';
-import { RouteHandle, RT_TABLE_MAIN } from '../core/netlink/route.ts';
-import { type Nftables, isNftError, openNftables } from '../core/nftables/handle.ts';
+import { aboutOf } from '../../executables.ts';
+import { CniCode, CniError, describe, invalidConfig, wrap } from '../../pkg/cni/errors.ts';
+import type { Result } from '../../pkg/cni/result.ts';
+import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
+import { type Cidr, contains } from '../../pkg/ip/cidr.ts';
+import { log } from '../../pkg/log.ts';
+import { native } from '../../pkg/native.ts';
+import { RouteHandle, RT_TABLE_MAIN } from '../../pkg/netlink/route.ts';
+import { type Nftables, isNftError, openNftables } from '../../pkg/nftables/handle.ts';
 import {
   CNIKIT_TABLE, applyRuleset, deleteElements, diffRuleset, findElements, ownerTag, parseOwnerTag, removeTableIfEmpty,
-} from '../core/nftables/model.ts';
-import { getElement } from '../core/nftables/objects.ts';
+} from '../../pkg/nftables/model.ts';
+import { getElement } from '../../pkg/nftables/objects.ts';
 import { type PortmapConf, containerAddresses, parsePortmapConf } from './config.ts';
 import { flushUdpPort } from './conntrack.ts';
 import {
@@ -130,7 +131,7 @@ function dedupe<T extends { set: string; key: Buffer; keyEnd?: Buffer | undefine
 /** Creates the portmap Plugin over `deps`. */
 export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
   return {
-    about: 'cnikit portmap: publish container ports with nftables (DNAT, hairpin and localhost SNAT)',
+    about: aboutOf('portmap'),
 
     async add(a: CmdArgs): Promise<Result> {
       const conf = parsePortmapConf(a.conf);

@@ -3,8 +3,8 @@
  * prevResult, and the elements an attachment owns (keys, data, owner tags), without root.
  */
 import test from 'ava';
-import { type CniCode, CniError } from '../core/cni/errors.ts';
-import { parseCidr, parseIP } from '../core/ip/cidr.ts';
+import { type CniCode, CniError } from '../../pkg/cni/errors.ts';
+import { parseCidr, parseIP } from '../../pkg/ip/cidr.ts';
 import { containerAddresses, parsePortmapConf } from './config.ts';
 import { ALL_SETS, SET, portmapElements, portmapSkeleton } from './rules.ts';
 

@@ -32,15 +32,15 @@
  * exactly as upstream. A wildcard and a hostIP mapping of the same port may coexist; the
  * hostIP one wins on its address.
  */
-import { type Cidr, type Family, type IP, bitsOf, formatIP, ipToBytes, lastOf, networkOf } from '../core/ip/cidr.ts';
-import { PRIORITY } from '../core/nftables/consts.ts';
+import { type Cidr, type Family, type IP, bitsOf, formatIP, ipToBytes, lastOf, networkOf } from '../../pkg/ip/cidr.ts';
+import { PRIORITY } from '../../pkg/nftables/consts.ts';
 import {
   type KeyField, type L4Proto, concatKey, ctStatusDnat, dnatMap, fibDaddrTypeLocal, inSet, jump, masquerade, nfproto,
   portBytes, protoBytes, addrInPrefix,
-} from '../core/nftables/match.ts';
-import { CNIKIT_TABLE, type Ruleset, ownerTag } from '../core/nftables/model.ts';
-import type { ElementSpec, RuleSpec, SetSpec } from '../core/nftables/objects.ts';
-import { parseCidr } from '../core/ip/cidr.ts';
+} from '../../pkg/nftables/match.ts';
+import { CNIKIT_TABLE, type Ruleset, ownerTag } from '../../pkg/nftables/model.ts';
+import type { ElementSpec, RuleSpec, SetSpec } from '../../pkg/nftables/objects.ts';
+import { parseCidr } from '../../pkg/ip/cidr.ts';
 
 export const CHAIN = {
   PREROUTING: 'portmap_prerouting',

@@ -7,7 +7,7 @@
  * network's resolv.conf and the container's hosts file) the command also gets a private mount
  * namespace with /sys of the netns and those files, as `ip netns exec` gives with /etc/netns/.
  */
-import { native } from '../core/native.ts';
+import { native } from '../pkg/native.ts';
 
 /**
  * Joins the namespace and execs the command; returns only on failure, with the exit code to use.

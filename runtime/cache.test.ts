@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ResultsCache } from './cache.ts';
 import { parseArgsEnv } from './chain.ts';
-import { cnitoolContainerId, parseCapArgs, parsePublish } from './cli.ts';
+import { cnitoolContainerId, parseCapArgs, parsePublish } from '../cnikit/cli.ts';
 
 function tmp(t: import('ava').ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), 'cnikit-cache-'));

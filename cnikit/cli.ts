@@ -12,12 +12,12 @@
  */
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { CniCode, CniError, describe } from '../core/cni/errors.ts';
-import { SUPPORTED_VERSIONS } from '../core/cni/version.ts';
-import { DEFAULT_CACHE_DIR } from './cache.ts';
-import type { Attachment, ChainEvent, CniRuntime, RuntimeConf } from './chain.ts';
-import type { NetworkConfigList } from './conf.ts';
-import type { Result } from '../core/cni/result.ts';
+import { CniCode, CniError, describe } from '../pkg/cni/errors.ts';
+import { SUPPORTED_VERSIONS } from '../pkg/cni/version.ts';
+import { DEFAULT_CACHE_DIR } from '../runtime/cache.ts';
+import type { Attachment, ChainEvent, CniRuntime, RuntimeConf } from '../runtime/chain.ts';
+import type { NetworkConfigList } from '../runtime/conf.ts';
+import type { Result } from '../pkg/cni/result.ts';
 import { EXIT_CODES_HELP, ExitCode, exitCodeFor } from './exit-codes.ts';
 import { DEFAULT_NETCONF_PATH, DEFAULT_NETNS_DIR, errorText, parseArgsEnv, progressReporter, selfDir } from './self.ts';
 
@@ -98,7 +98,7 @@ interface CommonOpts {
 
 // The engine (child processes, schemas, results, netlink) loads only for the commands that run it.
 async function runtimeOf(o: CommonOpts, onEvent?: (e: ChainEvent) => void): Promise<CniRuntime> {
-  const { CniRuntime } = await import('./chain.ts');
+  const { CniRuntime } = await import('../runtime/chain.ts');
   return new CniRuntime({ path: cniPathOf(o.cniPath), cacheDir: o.cacheDir || DEFAULT_CACHE_DIR, onEvent });
 }
 
@@ -112,7 +112,7 @@ async function networkForDel(o: CommonOpts, nameOrPath: string, conf: RuntimeCon
     return await networkOf(o, nameOrPath);
   } catch (err) {
     if (nameOrPath.includes('/')) throw err;
-    const [{ ResultsCache }, { parseConfList }] = await Promise.all([import('./cache.ts'), import('./conf.ts')]);
+    const [{ ResultsCache }, { parseConfList }] = await Promise.all([import('../runtime/cache.ts'), import('../runtime/conf.ts')]);
     let cached;
     try {
       cached = new ResultsCache(o.cacheDir || DEFAULT_CACHE_DIR).read(nameOrPath, conf.containerId, conf.ifName);
@@ -126,7 +126,7 @@ async function networkForDel(o: CommonOpts, nameOrPath: string, conf: RuntimeCon
 }
 
 async function networkOf(o: CommonOpts, nameOrPath: string): Promise<NetworkConfigList> {
-  const { resolveNetwork } = await import('./conf.ts');
+  const { resolveNetwork } = await import('../runtime/conf.ts');
   return resolveNetwork(netconfDir(o), nameOrPath);
 }
 
@@ -207,7 +207,7 @@ async function printResult(o: CommonOpts, r: Result): Promise<void> {
     const { resultTable } = await import('./format.ts');
     process.stdout.write(resultTable(r));
   } else {
-    const { formatResult } = await import('../core/cni/result.ts');
+    const { formatResult } = await import('../pkg/cni/result.ts');
     process.stdout.write(JSON.stringify(formatResult(r, r.cniVersion), null, 4) + '\n');
   }
 }
@@ -337,7 +337,7 @@ Examples:
   $ sudo cnikit ls --network cnikit --json | jq '.[].addresses'
 Entries written by cnitool, containerd or Podman (libcni) show up as well.`);
   ls.action(act(async (o: { cacheDir?: string; network?: string; json?: boolean }) => {
-    const [{ ResultsCache }, { attachmentJson, attachmentsTable }] = await Promise.all([import('./cache.ts'), import('./format.ts')]);
+    const [{ ResultsCache }, { attachmentJson, attachmentsTable }] = await Promise.all([import('../runtime/cache.ts'), import('./format.ts')]);
     const list = new ResultsCache(o.cacheDir || DEFAULT_CACHE_DIR).list(o.network);
     if (o.json) process.stdout.write(JSON.stringify(list.map(attachmentJson), null, 2) + '\n');
     else process.stdout.write(list.length ? attachmentsTable(list) : 'no attachments\n');
@@ -354,7 +354,7 @@ Examples:
   $ sudo cnikit inspect /run/netns/ctr1 --json
 Exits 5 when nothing matches.`);
   inspect.action(act(async (id: string | undefined, o: { cacheDir?: string; json?: boolean }) => {
-    const [{ ResultsCache }, { attachmentJson, attachmentText }] = await Promise.all([import('./cache.ts'), import('./format.ts')]);
+    const [{ ResultsCache }, { attachmentJson, attachmentText }] = await Promise.all([import('../runtime/cache.ts'), import('./format.ts')]);
     let list = new ResultsCache(o.cacheDir || DEFAULT_CACHE_DIR).list();
     if (id) {
       const exact = list.filter((a) => a.containerId === id || a.netns === id || a.netns.endsWith(`/${id}`) || a.netns === resolve(id));
@@ -456,7 +456,7 @@ With --listen every network's names are served on that address; otherwise each n
 answered only on its own gateway addresses (isolation). The records directory is followed as it
 changes; SIGHUP forces a reload.`);
   serve.action(act(async (o: { records: string; listen?: string[]; resolvConf: string; forwardTimeoutMs?: number }) => {
-    const { serveDns, parseListen } = await import('../dnsname/serve.ts');
+    const { serveDns, parseListen } = await import('../responder/serve.ts');
     let listen;
     try {
       listen = o.listen?.map(parseListen);

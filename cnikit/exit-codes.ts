@@ -4,7 +4,7 @@
  * script can tell a typo from a broken network. `cnikit run` exits with its command's status,
  * like `docker run`, and uses 125-127 for its own failures around it.
  */
-import { CniCode, CniError } from '../core/cni/errors.ts';
+import { CniCode, CniError } from '../pkg/cni/errors.ts';
 
 /** Every exit status the cnikit command uses. */
 export const ExitCode = {

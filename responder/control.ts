@@ -16,7 +16,7 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniCode, CniError } from '../core/cni/errors.ts';
+import { CniCode, CniError } from '../pkg/cni/errors.ts';
 
 export const RUN_FILES = {
   lock: 'responder.lock',

@@ -10,8 +10,8 @@
 import { closeSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { native } from '../core/native.ts';
-import { RouteHandle } from '../core/netlink/route.ts';
+import { native } from '../pkg/native.ts';
+import { RouteHandle } from '../pkg/netlink/route.ts';
 
 export { DEFAULT_NETNS_DIR } from './self.ts';
 

@@ -9,7 +9,7 @@ import { Backend, addressBytes, addressOfReverse, clientAllowed, lookup, reverse
 import { formatRecords, isIP, loadRecordsDir, parseRecords, parseUpstream } from './records.ts';
 import { RCODE, TYPE, type Query, encodeResponse, keyInZone, nameKey, parseQuery, udpLimit } from './wire.ts';
 import { parseQuerySlow } from './slow-path.ts';
-import { ipToBytes, parseIP } from '../core/ip/cidr.ts';
+import { ipToBytes, parseIP } from '../pkg/ip/cidr.ts';
 
 const fixtures = (d: string) => fileURLToPath(new URL(`testdata/${d}`, import.meta.url));
 const { Packet } = dns2;

@@ -2,8 +2,8 @@
  * Output for people: `--format table` for results, and the listing of cached attachments
  * (`cnikit ls` / `inspect`). JSON output is the CNI result itself and needs nothing here.
  */
-import type { Result } from '../core/cni/result.ts';
-import type { CachedAttachment } from './cache.ts';
+import type { Result } from '../pkg/cni/result.ts';
+import type { CachedAttachment } from '../runtime/cache.ts';
 
 /** Lays out rows under a header, columns padded to their widest cell. */
 export function table(header: string[], rows: string[][]): string {

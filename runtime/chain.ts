@@ -22,14 +22,14 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CniCode, CniError, describe } from '../core/cni/errors.ts';
-import { execPlugin, findInPath } from '../core/cni/invoke.ts';
-import { type Result, formatResult, parseResult } from '../core/cni/result.ts';
-import { atLeast } from '../core/cni/version.ts';
-import { validateContainerId, validateIfName, validateNetworkName } from '../core/cni/validate.ts';
+import { CniCode, CniError, describe } from '../pkg/cni/errors.ts';
+import { execPlugin, findInPath } from '../pkg/cni/invoke.ts';
+import { type Result, formatResult, parseResult } from '../pkg/cni/result.ts';
+import { atLeast } from '../pkg/cni/version.ts';
+import { validateContainerId, validateIfName, validateNetworkName } from '../pkg/cni/validate.ts';
 import { type CachedAttachment, ResultsCache } from './cache.ts';
 import type { NetworkConfigList, PluginConf } from './conf.ts';
-import { errorText, parseArgsEnv } from './self.ts';
+import { errorText, parseArgsEnv } from '../cnikit/self.ts';
 
 export { errorText, parseArgsEnv };
 

@@ -19,7 +19,7 @@
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniCode, CniError } from '../core/cni/errors.ts';
+import { CniCode, CniError } from '../pkg/cni/errors.ts';
 
 /** Where libcni keeps its cache when nothing else is configured. */
 export const DEFAULT_CACHE_DIR = '/var/lib/cni';

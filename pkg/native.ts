@@ -1,12 +1,16 @@
 /**
  * The typed binding to the native addon (native/netns.cc), loaded in exactly this one place.
  *
- * The path is resolved relative to this file's URL, which is plugins/core/native.ts in tests and
- * dist/bin/<exe> once bundled: both sit two levels below the project root, so one relative URL
- * serves both (Node realpaths a symlinked executable, so installed symlinks work too).
+ * From source (tests, bench) the addon is found relative to this file; a bundle in
+ * dist/bin/.lib gets its absolute path from the constant its banner defines (scripts/build.ts),
+ * which stays right wherever the loader that requires the bundle is installed.
  * Every function throws a Node-style SystemError (`code`, `errno`, `syscall`) on failure.
  */
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** Set by the bundle's banner (scripts/build.ts): the addon's absolute path. */
+declare const __CNIKIT_ADDON__: string | undefined;
 
 export interface NativeBinding {
   /** Opens a netlink socket of `protocol` inside the netns at `netnsPath` (null = this process's). */
@@ -34,8 +38,8 @@ let binding: NativeBinding | undefined;
 /** Returns the addon, loading it on first use so that commands which need no netlink skip it. */
 export function native(): NativeBinding {
   if (!binding) {
-    const file = new URL('../../native/build/Release/netns.node', import.meta.url);
-    binding = createRequire(file)(file.pathname) as NativeBinding;
+    const file = typeof __CNIKIT_ADDON__ === 'string' ? __CNIKIT_ADDON__ : fileURLToPath(new URL('../native/build/Release/netns.node', import.meta.url));
+    binding = createRequire(file)(file) as NativeBinding;
   }
   return binding;
 }

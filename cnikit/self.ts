@@ -6,8 +6,8 @@
  */
 import { realpathSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { CniCode, CniError, describe } from '../core/cni/errors.ts';
-import type { ChainEvent } from './chain.ts';
+import { CniCode, CniError, describe } from '../pkg/cni/errors.ts';
+import type { ChainEvent } from '../runtime/chain.ts';
 
 /** Where cnitool and libcni look for network configs when NETCONFPATH is unset. */
 export const DEFAULT_NETCONF_PATH = '/etc/cni/net.d';

@@ -11,7 +11,7 @@
  * For `cnikit dns serve` on an explicit address, `hostView` merges every network: clients
  * inside a network's subnet still see only that network, others (the host) see all of them.
  */
-import { type Cidr, type IP, contains, formatIP, ipFromBytes, ipToBytes, tryParseIP } from '../core/ip/cidr.ts';
+import { type Cidr, type IP, contains, formatIP, ipFromBytes, ipToBytes, tryParseIP } from '../pkg/ip/cidr.ts';
 import { type NetworkRecords, isIP, parseUpstream } from './records.ts';
 import { RCODE, TYPE, answerRecord, encodeName, keyInZone, keyLabels, nameKey, namedRecord, soaRdata } from './wire.ts';
 

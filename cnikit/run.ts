@@ -17,13 +17,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants } from 'node:os';
-import type { Result } from '../core/cni/result.ts';
-import { CniRuntime, type RuntimeConf, errorText } from './chain.ts';
-import { type NetworkConfigList, listNetworks, resolveNetwork } from './conf.ts';
+import type { Result } from '../pkg/cni/result.ts';
+import { CniRuntime, type RuntimeConf, errorText } from '../runtime/chain.ts';
+import { type NetworkConfigList, listNetworks, resolveNetwork } from '../runtime/conf.ts';
 import { ExitCode } from './exit-codes.ts';
 import { createNetns, deleteNetns, stopNetnsProcesses } from './netns.ts';
 import { progressReporter, selfExe } from './self.ts';
-import { CniCode, CniError } from '../core/cni/errors.ts';
+import { CniCode, CniError } from '../pkg/cni/errors.ts';
 
 export interface RunOptions {
   network: string | undefined;

@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CniError } from '../core/cni/errors.ts';
+import { CniError } from '../pkg/cni/errors.ts';
 import { listNetworks, loadNetwork, parseConf, parseConfList, resolveNetwork } from './conf.ts';
 
 const list = (o: Record<string, unknown>) => Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net', plugins: [{ type: 'bridge' }], ...o }));

@@ -12,10 +12,9 @@
  */
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CniCode, CniError } from '../core/cni/errors.ts';
+import { CniCode, CniError } from '../pkg/cni/errors.ts';
+import { PLUGINS } from '../executables.ts';
 
-/** The plugin types cnikit builds. */
-export const PLUGIN_TYPES = ['bridge', 'host-local', 'portmap', 'dnsname'] as const;
 
 /** The line of every built loader (scripts/build.ts) that says where its bundle is. */
 const LIB_LINE = 'const __cnikit_lib=require("node:path").join(__dirname,".lib");';
@@ -35,7 +34,7 @@ function isOurs(file: string): boolean {
 
 /** Installs every built plugin found in `from` into `to`; returns what it did. */
 export function installPlugins(o: InstallOptions): Installed[] {
-  const types = PLUGIN_TYPES.filter((t) => existsSync(join(o.from, t)));
+  const types = PLUGINS.map((p) => p.type).filter((t) => existsSync(join(o.from, t)));
   if (!types.length) {
     throw new CniError(CniCode.IoFailure, `no built plugins in ${o.from}`, 'run `npm run build` (or `npm ci`) in the cnikit checkout first');
   }

@@ -13,10 +13,10 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import * as z from 'zod/mini';
-import { CniCode, CniError } from '../core/cni/errors.ts';
-import { SUPPORTED_VERSIONS, compareVersions, isSupported } from '../core/cni/version.ts';
+import { CniCode, CniError } from '../pkg/cni/errors.ts';
+import { SUPPORTED_VERSIONS, compareVersions, isSupported } from '../pkg/cni/version.ts';
 
-export { DEFAULT_NETCONF_PATH } from './self.ts';
+export { DEFAULT_NETCONF_PATH } from '../cnikit/self.ts';
 
 /** One plugin object of a list, with every key the admin wrote (passed on verbatim). */
 export interface PluginConf {

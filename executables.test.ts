@@ -1,0 +1,20 @@
+// The manifest is the one list of executables: the build wrote each of them, and the README's
+// table shows exactly them, with their about text.
+import test from 'ava';
+import { existsSync, readFileSync } from 'node:fs';
+import { EXECUTABLES } from './executables.ts';
+
+const root = new URL('.', import.meta.url);
+
+test('every manifest entry exists and was built into dist/bin', (t) => {
+  for (const e of EXECUTABLES) {
+    t.true(existsSync(new URL(e.entry, root)), `${e.entry} exists`);
+    t.true(existsSync(new URL(`dist/bin/${e.type}`, root)), `dist/bin/${e.type} was built`);
+  }
+});
+
+test('the README table lists the manifest, in order, with its about text', (t) => {
+  const readme = readFileSync(new URL('README.md', root), 'utf8');
+  const rows = [...readme.matchAll(/^\| `([a-z-]+)` \| (.*) \|$/gm)].map((m) => [m[1], m[2]]);
+  t.deepEqual(rows, EXECUTABLES.map((e) => [e.type, e.about]));
+});

@@ -1,0 +1,41 @@
+/**
+ * The executables cnikit builds: one line per CNI plugin type, plus the runtime command. This is
+ * the only list of them. scripts/build.ts bundles each `entry` into dist/bin/<type>,
+ * `cnikit install` copies the plugins (role main, ipam or meta), each entry prints its `about`
+ * text when CNI_COMMAND is empty, and the README's table is checked against it
+ * (executables.test.ts). Adding a plugin means adding its folder under plugins/ and one line here.
+ *
+ * Roles follow containernetworking/plugins: `main` creates the container's interface, `ipam`
+ * hands out addresses to a main plugin, `meta` is chained after a main plugin and adjusts what it
+ * made (it needs prevResult).
+ */
+export type Role = 'main' | 'ipam' | 'meta' | 'runtime';
+
+export interface Executable {
+  /** The executable's name: the CNI `type` for plugins. */
+  type: string;
+  /** Its entry module, relative to the project root. */
+  entry: string;
+  role: Role;
+  /** One line: what it does (the about text and the README's table). */
+  about: string;
+}
+
+export const EXECUTABLES = [
+  { type: 'bridge', entry: 'plugins/bridge/main.ts', role: 'main', about: 'a host bridge, a veth pair per container, addresses and routes inside the container, the gateway on the bridge, hairpin, VLAN, dual-stack' },
+  { type: 'host-local', entry: 'plugins/host-local/main.ts', role: 'ipam', about: 'IPAM: address leases from configured ranges, on disk under a lock, in the reference\'s on-disk format' },
+  { type: 'portmap', entry: 'plugins/portmap/main.ts', role: 'meta', about: 'published ports (`-p 8080:80`) in nftables: from outside, from the host, from 127.0.0.1 and from other containers' },
+  { type: 'dnsname', entry: 'plugins/dnsname/main.ts', role: 'meta', about: 'container names resolvable inside a network (like Docker\'s 127.0.0.11 or Podman\'s aardvark-dns), other names forwarded upstream' },
+  { type: 'cnikit', entry: 'cnikit/main.ts', role: 'runtime', about: 'a cnitool-compatible runtime: `add`/`del`/`check`/`status`/`gc`, `run` a command with networking, `ls`/`inspect`, `install`, `demo`' },
+] as const satisfies readonly Executable[];
+
+export type ExecutableType = (typeof EXECUTABLES)[number]['type'];
+
+/** The CNI plugins (everything but the runtime command), in manifest order. */
+export const PLUGINS: readonly Executable[] = EXECUTABLES.filter((e) => e.role !== 'runtime');
+
+/** The about text of `type` (`cnikit <type>: <about>`), for its entry's empty-CNI_COMMAND reply. */
+export function aboutOf(type: ExecutableType): string {
+  const e = EXECUTABLES.find((x) => x.type === type);
+  return `cnikit ${type}: ${e?.about ?? ''}`;
+}
