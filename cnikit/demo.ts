@@ -131,7 +131,7 @@ export async function demoOuter(o: { tmpDir: string }): Promise<number> {
 function makeUplink(s: DemoState): void {
   const host = RouteHandle.open(s.hostNetns);
   const outside = RouteHandle.open(s.outNetns);
-  const outNs = Netns.open(s.outNetns);
+  const outNs = Netns.open(s.outNetns, process.env);
   try {
     host.linkAddVeth({ name: 'uplink0', peerName: 'wan0', peerNetnsFd: outNs.fd, up: true, peerUp: true });
     const up = host.linkGet('uplink0')!;

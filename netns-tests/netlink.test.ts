@@ -22,7 +22,7 @@ function world(t: ExecutionContext): World {
   const ctr = sb.container('c1');
   const host = RouteHandle.open(sb.hostPath);
   const inCtr = RouteHandle.open(Sandbox.path(ctr));
-  const ctrNs = Netns.open(Sandbox.path(ctr));
+  const ctrNs = Netns.open(Sandbox.path(ctr), {});
   // teardown runs LIFO: handles close before the namespaces go.
   t.teardown(() => { host.close(); inCtr.close(); ctrNs.close(); });
   return { sb, ctr, host, inCtr, ctrNs };

@@ -13,6 +13,7 @@ import { Nftables } from '../pkg/nftables/handle.ts';
 import { makePortmapPlugin } from '../plugins/portmap/portmap.ts';
 import { BIN, Sandbox, isRoot, tcpRequest } from './lib/sandbox.ts';
 import { NET_A, attach, bridgeConf, nftView, owners, portmapConf, serve } from './portmap-lib.ts';
+import { silentLogger } from '../pkg/log.ts';
 
 const netnsTest = isRoot ? test : test.skip;
 if (!isRoot) test('netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
@@ -35,7 +36,7 @@ function corrupting(netns: string, victim: number): Nftables {
 function args(ns: string, cid: string, conf: Record<string, unknown>): CmdArgs {
   return {
     command: 'ADD', containerId: cid, netns: Sandbox.path(ns), ifName: 'eth0', args: '', path: [BIN],
-    stdinData: Buffer.from(JSON.stringify(conf)), conf: conf as RawConf, env: {},
+    stdinData: Buffer.from(JSON.stringify(conf)), conf: conf as RawConf, env: {}, self: '', log: silentLogger,
   };
 }
 

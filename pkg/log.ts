@@ -1,17 +1,43 @@
 /**
  * Structured logging to stderr (a runtime forwards a plugin's stderr to its log; the DNS
- * responder's stderr goes to the journal). One JSON object per line.
+ * responder's stderr goes to its log file or the journal). One JSON object per line.
+ *
+ * A logger is made for each call (skel builds one from the call's environment and stderr and
+ * hands it to the handlers as `CmdArgs.log`), so that a long-lived process serving many calls
+ * logs each to its own caller, with that caller's CNIKIT_DEBUG. Nothing here reads process.env.
  */
-type Level = 'debug' | 'info' | 'warn' | 'error';
+export type Level = 'debug' | 'info' | 'warn' | 'error';
 
-function emit(level: Level, msg: string, fields?: Record<string, unknown>): void {
-  if (level === 'debug' && !process.env.CNIKIT_DEBUG) return;
-  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n');
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export const log = {
-  debug: (msg: string, fields?: Record<string, unknown>) => emit('debug', msg, fields),
-  info: (msg: string, fields?: Record<string, unknown>) => emit('info', msg, fields),
-  warn: (msg: string, fields?: Record<string, unknown>) => emit('warn', msg, fields),
-  error: (msg: string, fields?: Record<string, unknown>) => emit('error', msg, fields),
-};
+/** Makes a logger that writes JSON lines with `write`; debug lines only when `debug` is set. */
+export function createLogger(o: { debug: boolean; write: (line: string) => void }): Logger {
+  const emit = (level: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (level === 'debug' && !o.debug) return;
+    o.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n');
+  };
+  return {
+    debug: (msg, fields) => emit('debug', msg, fields),
+    info: (msg, fields) => emit('info', msg, fields),
+    warn: (msg, fields) => emit('warn', msg, fields),
+    error: (msg, fields) => emit('error', msg, fields),
+  };
+}
+
+/** True when `env` asks for debug output (CNIKIT_DEBUG set and not empty). */
+export function debugEnabled(env: NodeJS.ProcessEnv): boolean {
+  return !!env.CNIKIT_DEBUG;
+}
+
+/** A logger that drops everything (unit tests, and callers that have nowhere to log). */
+export const silentLogger: Logger = createLogger({ debug: false, write: () => {} });
+
+/** A logger to this process's own stderr, for a daemon's entry (`env` is the daemon's environment). */
+export function stderrLogger(env: NodeJS.ProcessEnv): Logger {
+  return createLogger({ debug: debugEnabled(env), write: (line) => { process.stderr.write(line); } });
+}

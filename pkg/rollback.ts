@@ -4,10 +4,15 @@
  * undo that fails is logged, never thrown over the original error.
  */
 import { describe } from './cni/errors.ts';
-import { log } from './log.ts';
+import type { Logger } from './log.ts';
 
 export class Rollback {
   private readonly steps: { what: string; undo: () => unknown }[] = [];
+  private readonly log: Logger;
+  /** `log` is the call's logger: a failed undo is reported there. */
+  constructor(log: Logger) {
+    this.log = log;
+  }
 
   push(what: string, undo: () => unknown): void {
     this.steps.push({ what, undo });
@@ -19,7 +24,7 @@ export class Rollback {
       try {
         await s.undo();
       } catch (err) {
-        log.warn(`rollback: failed to ${s.what}`, { error: describe(err) });
+        this.log.warn(`rollback: failed to ${s.what}`, { error: describe(err) });
       }
     }
     this.steps.length = 0;

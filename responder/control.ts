@@ -118,8 +118,8 @@ export interface EnsureOptions {
   runDir: string;
   /** argv that starts this executable (`[node, bundle]`); `--responder ...` is appended. */
   command: string[];
-  /** Env for the responder (inherits ours otherwise, minus CNI_*). */
-  env?: NodeJS.ProcessEnv;
+  /** The caller's environment; the responder gets it minus CNI_*. */
+  env: NodeJS.ProcessEnv;
 }
 
 /**
@@ -149,7 +149,7 @@ export async function startResponder(o: EnsureOptions): Promise<ControlReply> {
   } catch { /* no log yet */ }
   const logFd = openSync(logFile, 'a', 0o600);
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(o.env ?? process.env)) if (!k.startsWith('CNI_')) env[k] = v;
+  for (const [k, v] of Object.entries(o.env)) if (!k.startsWith('CNI_')) env[k] = v;
   const [cmd, ...args] = o.command;
   const { spawn } = await import('node:child_process');
   let exited: string | undefined;

@@ -12,11 +12,14 @@ import { join } from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { tryParseIP, formatIP } from '../pkg/ip/cidr.ts';
-import { log } from '../pkg/log.ts';
+import { stderrLogger } from '../pkg/log.ts';
 import { native } from '../pkg/native.ts';
 import { RUN_FILES } from './control.ts';
 import { RECORDS_SUFFIX } from './records.ts';
 import { DnsServer, type ListenAddr } from './server.ts';
+
+// TODO(shape): the daemon's logger comes from its entry, not from a module global.
+const log = stderrLogger(process.env);
 
 export interface ServeOptions {
   /** Directory of `<network>.records` files. */

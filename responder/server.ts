@@ -13,11 +13,14 @@ import net from 'node:net';
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { formatIP, tryParseIP } from '../pkg/ip/cidr.ts';
-import { log } from '../pkg/log.ts';
+import { stderrLogger } from '../pkg/log.ts';
 import { Backend, type Upstream, type View, clientAllowed, lookup } from './backend.ts';
 import { loadRecordsDir } from './records.ts';
 import { parseQuerySlow } from './slow-path.ts';
 import { type Query, RCODE, encodeError, encodeResponse, keyToName, parseQuery, setId, udpLimit } from './wire.ts';
+
+// TODO(shape): the daemon's logger comes from its entry, not from a module global.
+const log = stderrLogger(process.env);
 
 /** An address:port to listen on. */
 export interface ListenAddr {

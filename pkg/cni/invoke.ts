@@ -32,8 +32,7 @@ export function findInPath(type: string, paths: string[]): string {
   throw new CniError(CniCode.Internal, `failed to find plugin "${type}" in path [${paths.join(' ')}]`);
 }
 
-function isOwnExecutable(found: string, type: string): boolean {
-  const self = process.argv[1];
+function isOwnExecutable(found: string, type: string, self: string): boolean {
   if (!self) return false;
   try {
     return realpathSync(found) === realpathSync(join(dirname(realpathSync(self)), type));
@@ -46,7 +45,7 @@ function isOwnExecutable(found: string, type: string): boolean {
 export async function delegate(type: string, command: Exclude<Command, 'VERSION'>, a: CmdArgs): Promise<Result | undefined> {
   const found = findInPath(type, a.path);
   const local = inProcess.get(type);
-  if (local && isOwnExecutable(found, type)) {
+  if (local && isOwnExecutable(found, type, a.self)) {
     const sub: CmdArgs = { ...a, command };
     switch (command) {
       case 'ADD': return local.add(sub);

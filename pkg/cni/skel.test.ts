@@ -61,6 +61,7 @@ async function run(o: Opts = {}): Promise<Run> {
   let stderr = '';
   const code = await runPlugin(plugin, {
     env,
+    self: '',
     readStdin: () => {
       if (o.stdinThrows) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
       return Buffer.from(typeof stdin === 'string' ? stdin : JSON.stringify(stdin));

@@ -10,6 +10,7 @@ import { CniCode, CniError, describe } from './errors.ts';
 import { type Result, formatResult } from './result.ts';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, aboutText, atLeast, isSupported, parseVersion, versionReply } from './version.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
+import { type Logger, createLogger, debugEnabled } from '../log.ts';
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 
@@ -33,6 +34,14 @@ export interface CmdArgs {
   conf: RawConf;
   /** The environment to pass on to delegated plugins unchanged (but CNI_COMMAND). */
   env: NodeJS.ProcessEnv;
+  /**
+   * The executable this call came in through (dist/bin/<type> or an installed copy), after
+   * nothing: '' when unknown. Delegation compares CNI_PATH lookups with it to run our own
+   * plugins in-process.
+   */
+  self: string;
+  /** This call's logger (stderr of the caller, debug per the caller's CNIKIT_DEBUG). */
+  log: Logger;
 }
 
 export interface Plugin {
@@ -45,15 +54,20 @@ export interface Plugin {
   gc?(a: CmdArgs, valid: Attachment[]): Promise<void>;
 }
 
+/** Everything a call reads and writes: the process's own in a fresh process, a request's in a daemon. */
 export interface Io {
   env: NodeJS.ProcessEnv;
+  /** The executable the call came in through ('' when unknown); see CmdArgs.self. */
+  self: string;
   readStdin(): Buffer;
   stdout(s: string): void;
   stderr(s: string): void;
 }
 
-const processIo: Io = {
+/** The Io of a fresh plugin process: its environment, argv[1], fds 0-2. */
+export const processIo: Io = {
   env: process.env,
+  self: process.argv[1] ?? '',
   readStdin: () => readFileSync(0),
   // Why writeSync: process.stdout builds a stream on first use, a few ms of start-up for one line.
   stdout: (s) => { writeSync(1, s); },
@@ -148,6 +162,7 @@ export async function runPlugin(plugin: Plugin, io: Io = processIo): Promise<num
     const a: CmdArgs = {
       command: cmd, containerId, netns: env.CNI_NETNS ?? '', ifName, args: env.CNI_ARGS ?? '',
       path: (env.CNI_PATH ?? '').split(':').filter(Boolean), stdinData, conf, env,
+      self: io.self, log: createLogger({ debug: debugEnabled(env), write: io.stderr }),
     };
     switch (cmd) {
       case 'ADD': {

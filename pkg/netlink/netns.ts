@@ -20,9 +20,9 @@ export class Netns {
   /**
    * Opens the namespace at `path`. Throws CniError 3 (unknown container) when it does not exist,
    * 8 when it is not a namespace file or is the plugin's own namespace (unless
-   * CNI_NETNS_OVERRIDE=1, as upstream).
+   * CNI_NETNS_OVERRIDE=1 in the call's `env`, as upstream).
    */
-  static open(path: string, env: NodeJS.ProcessEnv = process.env): Netns {
+  static open(path: string, env: NodeJS.ProcessEnv): Netns {
     let fd: number;
     try {
       fd = openSync(path, 'r');

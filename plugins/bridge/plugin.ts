@@ -32,7 +32,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
   const netns = Netns.open(a.netns, a.env);
   const host = RouteHandle.open();
   const ctr = RouteHandle.open(netns.path);
-  const undo = new Rollback();
+  const undo = new Rollback(a.log);
   try {
     const br = ensureBridge(host, conf);
     const veth = createVeth(host, ctr, br, netns.fd, a.ifName, conf);

@@ -144,8 +144,7 @@ function writeNetwork(d: LockedDir, rec: NetworkRecords): void {
 }
 
 /** The argv that starts this plugin's executable (the responder is the same bundle). */
-function responderCommand(): string[] {
-  const self = process.argv[1] ?? '';
+function responderCommand(self: string): string[] {
   let script = self;
   try {
     const real = realpathSync(self);
@@ -159,8 +158,8 @@ async function reloadIfRunning(conf: DnsnameConf): Promise<void> {
   await controlRequest(conf.runDir, 'reload', 3000);
 }
 
-function ensure(conf: DnsnameConf): Promise<ControlReply> {
-  return ensureResponder({ recordsDir: conf.recordsDir, runDir: conf.runDir, command: responderCommand() });
+function ensure(conf: DnsnameConf, a: CmdArgs): Promise<ControlReply> {
+  return ensureResponder({ recordsDir: conf.recordsDir, runDir: conf.runDir, command: responderCommand(a.self), env: a.env });
 }
 
 function notListening(reply: ControlReply, gateways: string[], port: number): string[] {
@@ -192,7 +191,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
     rec.containers.push(entry);
     writeNetwork(d, rec);
     try {
-      const reply = await ensure(conf);
+      const reply = await ensure(conf, a);
       const missing = notListening(reply, gateways, conf.port);
       if (missing.length === gateways.length) {
         throw new CniError(CniCode.Internal, `the DNS responder cannot listen on ${missing.map((g) => `${g}:${conf.port}`).join(', ')}`,
@@ -271,7 +270,7 @@ async function cmdCheck(a: CmdArgs): Promise<void> {
   await withRecordsLock(conf.recordsDir, async (d) => {
     entry = readNetwork(d, conf)?.containers.find((c) => c.containerId === a.containerId && c.ifName === a.ifName);
     if (!entry) throw new CniError(CniCode.Internal, `container "${a.containerId}" (${a.ifName}) has no DNS records in network "${conf.network}"`, `expected in ${join(conf.recordsDir, fileOf(conf.network))}`);
-    await ensure(conf);
+    await ensure(conf, a);
   });
   const e = entry!;
   const v4 = e.addresses.some((x) => !x.includes(':'));

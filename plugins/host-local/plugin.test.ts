@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { CniError } from '../../pkg/cni/errors.ts';
 import type { CmdArgs, RawConf } from '../../pkg/cni/skel.ts';
 import { hostLocalPlugin } from './plugin.ts';
+import { silentLogger } from '../../pkg/log.ts';
 
 function bridgeArgs(dataDir: string, over: Partial<CmdArgs> = {}, confExtra: Record<string, unknown> = {}): CmdArgs {
   const conf: RawConf = {
@@ -17,7 +18,7 @@ function bridgeArgs(dataDir: string, over: Partial<CmdArgs> = {}, confExtra: Rec
   };
   return {
     command: 'ADD', containerId: 'ctr1', netns: '/run/netns/x', ifName: 'eth0', args: '', path: ['/nonexistent'],
-    stdinData: Buffer.from(JSON.stringify(conf)), conf, env: {}, ...over,
+    stdinData: Buffer.from(JSON.stringify(conf)), conf, env: {}, self: '', log: silentLogger, ...over,
   };
 }
 

@@ -25,7 +25,6 @@ import { CniCode, CniError, describe, invalidConfig, wrap } from '../../pkg/cni/
 import type { Result } from '../../pkg/cni/result.ts';
 import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
 import { type Cidr, contains } from '../../pkg/ip/cidr.ts';
-import { log } from '../../pkg/log.ts';
 import { native } from '../../pkg/native.ts';
 import { RouteHandle, RT_TABLE_MAIN } from '../../pkg/netlink/route.ts';
 import { type Nftables, isNftError, openNftables } from '../../pkg/nftables/handle.ts';
@@ -152,7 +151,7 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
             deps.enableRouteLocalnet(input.v4);
           } catch (err) {
             // Roll back: take our elements out again (the shared skeleton may stay).
-            try { deleteElements(nft, CNIKIT_TABLE, rs.elements); } catch (e) { log.warn('rollback: failed to remove port mappings', { error: describe(e) }); }
+            try { deleteElements(nft, CNIKIT_TABLE, rs.elements); } catch (e) { a.log.warn('rollback: failed to remove port mappings', { error: describe(e) }); }
             throw wrap(err, 'failed to enable route_localnet for localhost port mappings');
           }
         }
@@ -166,7 +165,7 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
             deps.flushUdp?.(f, m.hostPort);
           } catch (err) {
             // Informative only (as upstream): every new flow is mapped; an old one times out.
-            log.warn(`portmap: could not flush UDP conntrack entries of port ${m.hostPort}`, { error: describe(err) });
+            a.log.warn(`portmap: could not flush UDP conntrack entries of port ${m.hostPort}`, { error: describe(err) });
           }
         }
       }
@@ -253,7 +252,7 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
           removeTableIfEmpty(nft, CNIKIT_TABLE);
         } catch (err) {
           // Harmless: an empty table costs nothing and the next GC tries again.
-          log.warn('portmap gc: could not remove the empty cnikit table', { error: describe(err) });
+          a.log.warn('portmap gc: could not remove the empty cnikit table', { error: describe(err) });
         }
       } finally {
         nft.close();
