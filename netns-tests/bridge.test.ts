@@ -2,13 +2,10 @@
  * bridge + host-local end to end: the built executables run as a runtime runs them, inside a
  * sandbox host namespace, with real container namespaces and real packets.
  */
-import test from 'ava';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Sandbox, ip, ipJson, isRoot, ping } from './lib/sandbox.ts';
-
-const netnsTest = isRoot ? test : test.skip;
-if (!isRoot) test('netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
+import { Sandbox, ip, ipJson, ping } from './lib/sandbox.ts';
+import { netnsTest } from './lib/netns-test.ts';
 
 function netConf(sb: Sandbox, extra: Record<string, unknown> = {}, ipam: Record<string, unknown> = {}) {
   return {

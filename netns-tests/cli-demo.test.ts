@@ -3,18 +3,19 @@
  * its own "host" is nested away from the machine): every step of the tour passes, and nothing
  * it made is left, also when it is interrupted halfway.
  */
-import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, Sandbox, isRoot } from './lib/sandbox.ts';
+import { BIN, Sandbox } from './lib/sandbox.ts';
+import { netnsSerial } from './lib/netns-test.ts';
 
 const CNIKIT = join(BIN, 'cnikit');
-const complete = ['bridge', 'host-local', 'portmap', 'dnsname'].every((p) => existsSync(join(BIN, p)));
+const demoTest = netnsSerial.needs({
+  met: ['bridge', 'host-local', 'portmap', 'dnsname'].every((p) => existsSync(join(BIN, p))),
+  reason: 'the demo needs bridge, host-local, portmap and dnsname built in dist/bin',
+});
 
-test.serial('demo: containers reach each other by name, the published port answers from outside, all is removed', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
-  if (!complete) return t.pass('skipped: the demo needs bridge, host-local, portmap and dnsname built in dist/bin');
+demoTest('demo: containers reach each other by name, the published port answers from outside, all is removed', (t) => {
   const sb = new Sandbox();
   t.teardown(() => sb.cleanup());
   const r = sb.exec(sb.host, CNIKIT, ['demo', '--tmp-dir', sb.tmp], { env: { PATH: process.env.PATH }, timeout: 60_000 });
@@ -29,9 +30,7 @@ test.serial('demo: containers reach each other by name, the published port answe
   t.deepEqual(readdirSync(sb.tmp), [], 'the temp dir with namespaces and state is gone');
 });
 
-test.serial('demo: SIGINT halfway tears everything down and exits 130', async (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
-  if (!complete) return t.pass('skipped: the demo needs bridge, host-local, portmap and dnsname built in dist/bin');
+demoTest('demo: SIGINT halfway tears everything down and exits 130', async (t) => {
   const sb = new Sandbox();
   t.teardown(() => sb.cleanup());
   const child = spawn('ip', ['netns', 'exec', sb.host, CNIKIT, 'demo', '--tmp-dir', sb.tmp], { env: { PATH: process.env.PATH } });

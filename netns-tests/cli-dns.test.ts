@@ -3,11 +3,11 @@
  * it on the address given, follows changes to the directory, and stops cleanly on Ctrl-C.
  * Runs inside the sandbox host namespace, on its loopback.
  */
-import test from 'ava';
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, NODE, Sandbox, isRoot } from './lib/sandbox.ts';
+import { BIN, NODE, Sandbox } from './lib/sandbox.ts';
+import { netnsSerial } from './lib/netns-test.ts';
 
 const CNIKIT = join(BIN, 'cnikit');
 
@@ -20,8 +20,7 @@ function resolve4(sb: Sandbox, name: string): string {
   return sb.exec(sb.host, NODE, ['-e', script]).stdout.trim();
 }
 
-test.serial('dns serve answers names from a records directory on --listen and follows changes', async (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('dns serve answers names from a records directory on --listen and follows changes', async (t) => {
   const sb = new Sandbox();
   t.teardown(() => sb.cleanup());
   const dir = join(sb.tmp, 'records');
@@ -48,8 +47,7 @@ test.serial('dns serve answers names from a records directory on --listen and fo
   t.is(await exited, 0, stderr);
 });
 
-test.serial('dns serve: a bad --listen is a usage error', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('dns serve: a bad --listen is a usage error', (t) => {
   const sb = new Sandbox();
   t.teardown(() => sb.cleanup());
   const r = sb.exec(sb.host, CNIKIT, ['dns', 'serve', '--records', sb.tmp, '--listen', '0.0.0.0:53'], { env: { PATH: process.env.PATH } });

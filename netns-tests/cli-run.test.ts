@@ -4,10 +4,10 @@
  * when the command exits or cnikit is signalled. cnikit runs inside the sandbox host; its
  * namespaces are pinned in the sandbox temp dir (--netns-dir) and its state is there too.
  */
-import test from 'ava';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, NODE, PONG_SERVER, Sandbox, ipJson, isRoot, startUntilReady, tcpRequest } from './lib/sandbox.ts';
+import { BIN, NODE, PONG_SERVER, Sandbox, ipJson, startUntilReady, tcpRequest } from './lib/sandbox.ts';
+import { netnsSerial } from './lib/netns-test.ts';
 
 const CNIKIT = join(BIN, 'cnikit');
 const REF = '/usr/lib/cni';
@@ -44,8 +44,7 @@ function leftovers(c: Ctx): string[] {
   return out;
 }
 
-test.serial('run: the command sees its own attached namespace, its exit status is passed through, nothing is left', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('run: the command sees its own attached namespace, its exit status is passed through, nothing is left', (t) => {
   const c = setup(t);
   const script = `const os=require('os');const n=os.networkInterfaces();console.log(JSON.stringify(Object.fromEntries(Object.entries(n).map(([k,v])=>[k,v.map(a=>a.cidr)]))));process.exit(7)`;
   const r = c.sb.exec(c.sb.host, CNIKIT, ['run', '--netns-dir', c.netnsDir, '--name', 'probe', '--', NODE, '-e', script], { env: env(c) });
@@ -58,8 +57,7 @@ test.serial('run: the command sees its own attached namespace, its exit status i
   t.deepEqual(leftovers(c), []);
 });
 
-test.serial('run: command not found exits 127, a bad -p exits 2, an unknown network 125; nothing is left', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('run: command not found exits 127, a bad -p exits 2, an unknown network 125; nothing is left', (t) => {
   const c = setup(t);
   const r1 = c.sb.exec(c.sb.host, CNIKIT, ['run', '-q', '--netns-dir', c.netnsDir, '--', 'no-such-command-xyz'], { env: env(c) });
   t.is(r1.status, 127, r1.stderr);
@@ -76,8 +74,7 @@ test.serial('run: command not found exits 127, a bad -p exits 2, an unknown netw
   t.deepEqual(leftovers(c), []);
 });
 
-test.serial('run -p 8080:80: the published port answers from an outside namespace; SIGTERM tears everything down', async (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('run -p 8080:80: the published port answers from an outside namespace; SIGTERM tears everything down', async (t) => {
   const c = setup(t, true);
   const outside = c.sb.outside();
   const run = await startUntilReady(c.sb.host, CNIKIT, ['run', '--netns-dir', c.netnsDir, '-p', '8080:80/tcp', '--', NODE, '-e', PONG_SERVER], env(c));
@@ -92,9 +89,7 @@ test.serial('run -p 8080:80: the published port answers from an outside namespac
   t.is(tcpRequest(c.sb, outside, '198.51.100.1', 8080, 'hello', 1000), '', 'the port is closed after teardown');
 });
 
-test.serial('run --name on a network with dnsname: another run finds it by plain name through its own resolv.conf', async (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
-  if (!existsSync(join(BIN, 'dnsname'))) return t.pass('skipped: dnsname is not built');
+netnsSerial.needs({ met: existsSync(join(BIN, 'dnsname')), reason: 'dnsname is not built' })('run --name on a network with dnsname: another run finds it by plain name through its own resolv.conf', async (t) => {
   const c = setup(t);
   writeFileSync(join(c.netconf, 'run.conflist'), JSON.stringify({
     cniVersion: '1.0.0', name: 'runnet', plugins: [

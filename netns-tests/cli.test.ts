@@ -4,11 +4,11 @@
  * plugin fails, and clear errors for bad configs. Every call runs inside the sandbox host
  * namespace with the cache, leases and configs in the sandbox's temp dir.
  */
-import test from 'ava';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, NODE, Sandbox, ipJson, isRoot } from './lib/sandbox.ts';
+import { BIN, NODE, Sandbox, ipJson } from './lib/sandbox.ts';
+import { netnsSerial } from './lib/netns-test.ts';
 
 const CNIKIT = join(BIN, 'cnikit');
 
@@ -86,8 +86,7 @@ function cacheFiles(c: Ctx): string[] {
 }
 
 for (const version of ['0.4.0', '1.0.0', '1.1.0']) {
-  test.serial(`[${version}] cnikit add/check/del round trip, cnitool container id and libcni cache file`, (t) => {
-    if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+  netnsSerial(`[${version}] cnikit add/check/del round trip, cnitool container id and libcni cache file`, (t) => {
     const c = setup(t);
     const ctr = c.sb.container('c1');
     const netns = Sandbox.path(ctr);
@@ -133,8 +132,7 @@ for (const version of ['0.4.0', '1.0.0', '1.1.0']) {
   });
 }
 
-test.serial('--format table, --ifname, --container-id and CNI_ARGS; ls and inspect read the cache', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('--format table, --ifname, --container-id and CNI_ARGS; ls and inspect read the cache', (t) => {
   const c = setup(t);
   const ctr = c.sb.container('c1');
   const netns = Sandbox.path(ctr);
@@ -161,8 +159,7 @@ test.serial('--format table, --ifname, --container-id and CNI_ARGS; ls and inspe
   t.regex(cnikit(c, ['ls']).stdout, /no attachments/);
 });
 
-test.serial('cnikit DELs what cnitool added: a libcni cache fixture gives prevResult, args and capability args', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('cnikit DELs what cnitool added: a libcni cache fixture gives prevResult, args and capability args', (t) => {
   const c = setup(t);
   const ctr = c.sb.container('c1');
   const netns = Sandbox.path(ctr);
@@ -205,8 +202,7 @@ test.serial('cnikit DELs what cnitool added: a libcni cache fixture gives prevRe
   t.deepEqual(cacheFiles(c), []);
 });
 
-test.serial('DEL still works when the config file was removed after ADD: the cached config is used', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('DEL still works when the config file was removed after ADD: the cached config is used', (t) => {
   const c = setup(t);
   const ctr = c.sb.container('c1');
   const netns = Sandbox.path(ctr);
@@ -223,8 +219,7 @@ test.serial('DEL still works when the config file was removed after ADD: the cac
   t.is(again.code, 3, 'with neither config nor cache, DEL says the config is missing');
 });
 
-test.serial('a chain whose third plugin fails is rolled back: nothing is left', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('a chain whose third plugin fails is rolled back: nothing is left', (t) => {
   const c = setup(t);
   const ctr = c.sb.container('c1');
   const netns = Sandbox.path(ctr);
@@ -244,8 +239,7 @@ test.serial('a chain whose third plugin fails is rolled back: nothing is left', 
   t.deepEqual(cacheFiles(c), []);
 });
 
-test.serial('bad configs: errors name the file and the field, exit 3', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('bad configs: errors name the file and the field, exit 3', (t) => {
   const c = setup(t);
   const netns = Sandbox.path(c.sb.container('c1'));
   const file = join(c.netconf, '10-bad.conflist');
@@ -286,8 +280,7 @@ test.serial('bad configs: errors name the file and the field, exit 3', (t) => {
   t.deepEqual(cacheFiles(c), []);
 });
 
-test.serial('status and gc: gc removes cached attachments that are not valid, keeps the valid ones', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('status and gc: gc removes cached attachments that are not valid, keeps the valid ones', (t) => {
   const c = setup(t);
   const a = Sandbox.path(c.sb.container('a'));
   const b = Sandbox.path(c.sb.container('b'));

@@ -3,12 +3,12 @@
  * directory, on explicit addresses: per-client views (a container sees only its own network, the
  * host sees all), following changes to the directory without a signal, refusing the wildcard.
  */
-import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, NODE, Sandbox, isRoot } from './lib/sandbox.ts';
-import { ask, makeCtr, makeNet, resolve } from './dns-lib.ts';
+import { BIN, NODE, Sandbox } from './lib/sandbox.ts';
+import { netnsTest } from './lib/netns-test.ts';
+import { ask, makeCtr, makeNet, resolve } from './lib/dns-lib.ts';
 import { type NetworkRecords, formatRecords } from '../responder/records.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -18,7 +18,7 @@ function records(dir: string, r: NetworkRecords): void {
   renameSync(join(dir, `.${r.network}.tmp`), join(dir, `${r.network}.records`));
 }
 
-(isRoot ? test : test.skip)('standalone resolver: per-network views for containers, everything for the host, follows the directory', async (t) => {
+netnsTest('standalone resolver: per-network views for containers, everything for the host, follows the directory', async (t) => {
   const sb = new Sandbox('s');
   t.teardown(() => sb.cleanup());
   const A = makeNet(sb, { name: 'neta', bridge: 'br-a', v4: '10.89.0' });
@@ -61,7 +61,7 @@ function records(dir: string, r: NetworkRecords): void {
   t.deepEqual(db, ['10.89.0.6']);
 });
 
-(isRoot ? test : test.skip)('standalone resolver refuses to listen on the wildcard address', (t) => {
+netnsTest('standalone resolver refuses to listen on the wildcard address', (t) => {
   const r = spawnSync(NODE, [join(BIN, 'dnsname'), '--serve', '--records', '/nonexistent', '--listen', '0.0.0.0:5353'], { encoding: 'utf8', timeout: 10_000 });
   t.not(r.status, 0);
   t.regex(r.stderr, /wildcard/);

@@ -3,16 +3,12 @@
  * bridge, here built with `ip`), the responder it starts listening in the sandbox host netns,
  * and a real DNS client (dns2) inside container namespaces.
  */
-import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { NODE, Sandbox, isRoot } from './lib/sandbox.ts';
-import { type Ctr, ask, dnsConf, dnsname, fakeUpstream, makeCtr, makeNet, pidsIn, resolve } from './dns-lib.ts';
-
-const skip = !isRoot;
-const t_ = skip ? test.skip : test.serial;
-if (skip) test('dns netns tests need root (they make network namespaces)', (t) => t.pass());
+import { NODE, Sandbox } from './lib/sandbox.ts';
+import { netnsSerial } from './lib/netns-test.ts';
+import { type Ctr, ask, dnsConf, dnsname, fakeUpstream, makeCtr, makeNet, pidsIn, resolve } from './lib/dns-lib.ts';
 
 const A = { name: 'neta', bridge: 'br-a', v4: '10.89.0', v6: 'fd89::' };
 const B = { name: 'netb', bridge: 'br-b', v4: '10.90.0' };
@@ -33,7 +29,7 @@ function add(t: { is(a: unknown, b: unknown, m?: string): void }, sb: Sandbox, c
   return r;
 }
 
-t_('names and aliases resolve on their network only; PTR, NXDOMAIN with SOA, TCP, result dns', (t) => {
+netnsSerial('names and aliases resolve on their network only; PTR, NXDOMAIN with SOA, TCP, result dns', (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   const a2 = makeCtr(sb, A, 'a2', 6);
@@ -80,7 +76,7 @@ t_('names and aliases resolve on their network only; PTR, NXDOMAIN with SOA, TCP
   t.is(pidsIn(sb.host).length, 1);
 });
 
-t_('an answer too big for UDP is truncated (TC) and comes whole over TCP, in rotating order', (t) => {
+netnsSerial('an answer too big for UDP is truncated (TC) and comes whole over TCP, in rotating order', (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   // One container with 40 addresses (only the records matter here): 40 A records > 512 bytes.
@@ -101,7 +97,7 @@ t_('an answer too big for UDP is truncated (TC) and comes whole over TCP, in rot
   t.is(res[3]!.answers!.length, 40, "dns2's client follows TC to TCP");
 });
 
-t_('other names go to the upstream; a dead upstream gives SERVFAIL within the timeout', async (t) => {
+netnsSerial('other names go to the upstream; a dead upstream gives SERVFAIL within the timeout', async (t) => {
   const sb = setup(t);
   const out = sb.outside();
   await fakeUpstream(sb, out);
@@ -117,7 +113,7 @@ t_('other names go to the upstream; a dead upstream gives SERVFAIL within the ti
   t.deepEqual(resolve(sb, a1.ns, { server: '10.89.0.1', name: 'web' }), ['10.89.0.5'], 'local names unaffected');
 });
 
-t_('a killed responder is restarted by the next CHECK or ADD with every record', (t) => {
+netnsSerial('a killed responder is restarted by the next CHECK or ADD with every record', (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   const a2 = makeCtr(sb, A, 'a2', 6);
@@ -138,7 +134,7 @@ t_('a killed responder is restarted by the next CHECK or ADD with every record',
   t.is(pidsIn(sb.host).length, 1);
 });
 
-t_('a hung responder (stopped) is replaced on ADD', (t) => {
+netnsSerial('a hung responder (stopped) is replaced on ADD', (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   const a2 = makeCtr(sb, A, 'a2', 6);
@@ -150,7 +146,7 @@ t_('a hung responder (stopped) is replaced on ADD', (t) => {
   t.deepEqual(resolve(sb, a2.ns, { server: '10.89.0.1', name: 'web' }), ['10.89.0.5']);
 });
 
-t_('DEL removes the name, is idempotent, and the last DEL stops the responder', (t) => {
+netnsSerial('DEL removes the name, is idempotent, and the last DEL stops the responder', (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   const a2 = makeCtr(sb, A, 'a2', 6);
@@ -175,7 +171,7 @@ t_('DEL removes the name, is idempotent, and the last DEL stops the responder', 
   t.is(dnsname(sb, 'DEL', a2, 'db').code, 0, 'DEL with nothing left still succeeds');
 });
 
-t_('20 ADDs at once start one responder and every name resolves', async (t) => {
+netnsSerial('20 ADDs at once start one responder and every name resolves', async (t) => {
   const sb = setup(t);
   const ctrs = Array.from({ length: 20 }, (_, i) => makeCtr(sb, A, `p${i}`, 10 + i));
   const runs = await Promise.all(ctrs.map((c, i) => sb.pluginAsync('dnsname', {
@@ -187,7 +183,7 @@ t_('20 ADDs at once start one responder and every name resolves', async (t) => {
   t.deepEqual(res.map((r) => r.answers), ctrs.map((c) => [`10.89.0.${c.host}`]));
 });
 
-t_('CHECK passes after ADD and fails for a container without records', (t) => {
+netnsSerial('CHECK passes after ADD and fails for a container without records', (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   const a2 = makeCtr(sb, A, 'a2', 6);
@@ -198,7 +194,7 @@ t_('CHECK passes after ADD and fails for a container without records', (t) => {
   t.regex(r.json.msg, /no DNS records/);
 });
 
-t_('GC drops the records of attachments that are no longer valid', (t) => {
+netnsSerial('GC drops the records of attachments that are no longer valid', (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   const a2 = makeCtr(sb, A, 'a2', 6);
@@ -212,7 +208,7 @@ t_('GC drops the records of attachments that are no longer valid', (t) => {
   t.deepEqual(resolve(sb, a2.ns, { server: '10.89.0.1', name: 'db' }), ['10.89.0.6']);
 });
 
-t_('bad input: clear CNI errors and nothing written', (t) => {
+netnsSerial('bad input: clear CNI errors and nothing written', (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   const dir = join(sb.tmp, 'dns');
@@ -240,7 +236,7 @@ t_('bad input: clear CNI errors and nothing written', (t) => {
   t.false(existsSync(join(dir, 'neta.records')));
 });
 
-t_('a malformed records file is reported and skipped; the other networks are served', (t) => {
+netnsSerial('a malformed records file is reported and skipped; the other networks are served', (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   const b1 = makeCtr(sb, B, 'b1', 5);
@@ -253,7 +249,7 @@ t_('a malformed records file is reported and skipped; the other networks are ser
   t.regex(log, /"msg":"skipping bad records".*broken\.records/);
 });
 
-t_('reloads (SIGHUP and ADDs) while queries flow lose no query', async (t) => {
+netnsSerial('reloads (SIGHUP and ADDs) while queries flow lose no query', async (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);
   const extra = Array.from({ length: 5 }, (_, i) => makeCtr(sb, A, `r${i}`, 20 + i));
@@ -290,7 +286,7 @@ t_('reloads (SIGHUP and ADDs) while queries flow lose no query', async (t) => {
   t.deepEqual(resolve(sb, a1.ns, { server: '10.89.0.1', name: 'r4' }), ['10.89.0.24']);
 });
 
-t_('[0.4.0] chained after a real bridge + host-local ADD, as Podman\'s CNI backend configures it', (t) => {
+netnsSerial('[0.4.0] chained after a real bridge + host-local ADD, as Podman\'s CNI backend configures it', (t) => {
   const sb = new Sandbox('c');
   t.teardown(() => sb.cleanup());
   const dnsDir = join(sb.tmp, 'dns');

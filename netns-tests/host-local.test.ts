@@ -5,15 +5,13 @@
  * 1.1.1) on the same data directory, to show that the lease layout is the same and that leases
  * survive switching implementations in either direction.
  */
-import test from 'ava';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type PluginCall, type PluginRun, Sandbox, isRoot } from './lib/sandbox.ts';
+import { type PluginCall, type PluginRun, Sandbox } from './lib/sandbox.ts';
+import { netnsTest } from './lib/netns-test.ts';
 
 const REF = '/usr/lib/cni/host-local';
-const rootTest = isRoot ? test : test.skip;
-if (!isRoot) test('host-local netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
-const refTest = isRoot && existsSync(REF) ? test : test.skip;
+const refTest = netnsTest.needs({ met: existsSync(REF), reason: `no reference plugin at ${REF} (apt-get install containernetworking-plugins)` });
 
 type Conf = Record<string, unknown>;
 
@@ -60,7 +58,7 @@ function ok(t: { is(a: unknown, b: unknown, m?: string): void }, r: PluginRun): 
 }
 
 for (const version of ['0.3.1', '0.4.0', '1.0.0', '1.1.0']) {
-  rootTest(`[${version}] ADD gives the first address, the gateway, routes and dns; no interface field`, (t) => {
+  netnsTest(`[${version}] ADD gives the first address, the gateway, routes and dns; no interface field`, (t) => {
     const { sb, netns } = setup(t, 'v');
     const resolv = join(sb.tmp, 'resolv.conf');
     writeFileSync(resolv, 'nameserver 192.0.2.53\nsearch example.test\noptions ndots:2\n');
@@ -81,7 +79,7 @@ for (const version of ['0.3.1', '0.4.0', '1.0.0', '1.1.0']) {
   });
 }
 
-rootTest('dual-stack: one IPv4 and one IPv6 address', (t) => {
+netnsTest('dual-stack: one IPv4 and one IPv6 address', (t) => {
   const { sb, netns } = setup(t, 'd');
   const c = conf(sb, { ranges: [[{ subnet: '10.88.0.0/24' }], [{ subnet: 'fd88::/64' }]] });
   const r = ours(sb, netns, { command: 'ADD', containerId: 'ctr1', conf: c });
@@ -120,7 +118,7 @@ refTest('lease files, cursors and results are byte for byte those of the referen
   t.is(statSync(dir(sb, 'ours')).mode & 0o777, 0o755);
 });
 
-rootTest('DEL releases the lease, keeps the cursor, and is idempotent; DEL on an unknown network creates nothing', (t) => {
+netnsTest('DEL releases the lease, keeps the cursor, and is idempotent; DEL on an unknown network creates nothing', (t) => {
   const { sb, netns } = setup(t, 'x');
   const c = conf(sb, { ranges: [[{ subnet: '10.88.0.0/24' }], [{ subnet: 'fd88::/64' }]] });
   ok(t, ours(sb, netns, { command: 'ADD', containerId: 'ctr1', conf: c }));
@@ -138,7 +136,7 @@ rootTest('DEL releases the lease, keeps the cursor, and is idempotent; DEL on an
   t.false(existsSync(join(sb.tmp, 'never')));
 });
 
-rootTest('CHECK passes after ADD and fails after DEL', (t) => {
+netnsTest('CHECK passes after ADD and fails after DEL', (t) => {
   const { sb, netns } = setup(t, 'k');
   const c = conf(sb);
   ok(t, ours(sb, netns, { command: 'ADD', containerId: 'ctr1', conf: c }));
@@ -151,7 +149,7 @@ rootTest('CHECK passes after ADD and fails after DEL', (t) => {
   t.is(r.json.msg, 'host-local: Failed to find address added by container ctr1');
 });
 
-rootTest('a second ADD of the same attachment is refused and leaves one lease', (t) => {
+netnsTest('a second ADD of the same attachment is refused and leaves one lease', (t) => {
   const { sb, netns } = setup(t, 'u');
   const c = conf(sb);
   ok(t, ours(sb, netns, { command: 'ADD', containerId: 'ctr1', conf: c }));
@@ -161,7 +159,7 @@ rootTest('a second ADD of the same attachment is refused and leaves one lease', 
   t.deepEqual(leases(sb), ['10.88.0.2']);
 });
 
-rootTest('requested addresses: CNI_ARGS IP=, runtimeConfig ips and args.cni.ips', (t) => {
+netnsTest('requested addresses: CNI_ARGS IP=, runtimeConfig ips and args.cni.ips', (t) => {
   const { sb, netns } = setup(t, 'q');
   const ranges = [[{ subnet: '10.88.0.0/24' }], [{ subnet: 'fd88::/64' }]];
   const a = ours(sb, netns, { command: 'ADD', containerId: 'ctr1', cniArgs: 'IgnoreUnknown=1;K8S_POD_NAME=web;IP=10.88.0.77', conf: conf(sb, { ranges }) });
@@ -181,7 +179,7 @@ rootTest('requested addresses: CNI_ARGS IP=, runtimeConfig ips and args.cni.ips'
   t.deepEqual(leases(sb), ['10.88.0.5', '10.88.0.77', '10.88.0.99', 'fd88::2', 'fd88::99', 'fd88::9a']);
 });
 
-rootTest('requesting the gateway or an address outside every range is a config error, nothing reserved', (t) => {
+netnsTest('requesting the gateway or an address outside every range is a config error, nothing reserved', (t) => {
   const { sb, netns } = setup(t, 'g');
   const gw = ours(sb, netns, { command: 'ADD', containerId: 'ctr1', cniArgs: 'IP=10.88.0.1', conf: conf(sb) });
   t.is(gw.code, 1);
@@ -193,7 +191,7 @@ rootTest('requesting the gateway or an address outside every range is a config e
   t.false(existsSync(join(sb.tmp, 'ipam')));
 });
 
-rootTest('a full pool is a clear error naming the range, leaves no file, and STATUS reports code 50', (t) => {
+netnsTest('a full pool is a clear error naming the range, leaves no file, and STATUS reports code 50', (t) => {
   const { sb, netns } = setup(t, 'p');
   // The IPv6 set comes first, so the failing ADD has a lease to roll back.
   const c = conf(sb, { ranges: [[{ subnet: 'fd88::/64' }], [{ subnet: '10.88.0.0/30' }]] }, { cniVersion: '1.1.0' });
@@ -214,7 +212,7 @@ rootTest('a full pool is a clear error naming the range, leaves no file, and STA
   ok(t, ours(sb, netns, { command: 'ADD', containerId: 'ctr2', conf: c }));
 });
 
-rootTest('100 ADDs at once on one network all succeed with 100 distinct addresses; 100 DELs at once free them', async (t) => {
+netnsTest('100 ADDs at once on one network all succeed with 100 distinct addresses; 100 DELs at once free them', async (t) => {
   const { sb, netns } = setup(t, 'n');
   const c = conf(sb, { ranges: [[{ subnet: '10.88.0.0/24' }], [{ subnet: 'fd88::/64' }]] });
   const ids = Array.from({ length: 100 }, (_, i) => `ctr${i}`);
@@ -234,7 +232,7 @@ rootTest('100 ADDs at once on one network all succeed with 100 distinct addresse
   t.deepEqual(leases(sb), []);
 });
 
-rootTest('GC releases the leases of attachments not in cni.dev/valid-attachments', (t) => {
+netnsTest('GC releases the leases of attachments not in cni.dev/valid-attachments', (t) => {
   const { sb, netns } = setup(t, 'c');
   const c = conf(sb, {}, { cniVersion: '1.1.0' });
   for (const [id, ifName] of [['a', 'eth0'], ['b', 'eth0'], ['b', 'eth1'], ['c', 'eth0']] as const) {
@@ -262,7 +260,7 @@ const bad: [string, { conf?: Conf | string; env?: PluginCall; ipam?: Conf }, num
   ['an unknown cniVersion', { conf: '{"cniVersion":"9.9.9","name":"hlnet","ipam":{}}' }, 1, /incompatible CNI versions/],
 ];
 for (const [what, input, code, re] of bad) {
-  rootTest(`ADD with ${what} fails with code ${code} and touches nothing`, (t) => {
+  netnsTest(`ADD with ${what} fails with code ${code} and touches nothing`, (t) => {
     const { sb, netns } = setup(t, 'e');
     const base = conf(sb);
     const c = input.conf ?? (input.ipam ? { ...base, ipam: { ...(base.ipam as Conf), ...input.ipam } } : base);
@@ -312,7 +310,7 @@ refTest('interop: ours allocates, the reference sees the lease, checks it and re
   t.deepEqual(leases(sb), []);
 });
 
-rootTest('a legacy lease (container id only) is found by CHECK and released by DEL', (t) => {
+netnsTest('a legacy lease (container id only) is found by CHECK and released by DEL', (t) => {
   const { sb, netns } = setup(t, 'l');
   const c = conf(sb);
   ok(t, ours(sb, netns, { command: 'ADD', containerId: 'ctr1', conf: c }));

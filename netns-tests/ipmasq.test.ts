@@ -3,12 +3,9 @@
  * the host's uplink address (IPv4 and IPv6), a server in a neighbour container sees the real
  * container address, and DEL/GC leave no element of ours.
  */
-import test from 'ava';
-import { Sandbox, isRoot, tcpRequest } from './lib/sandbox.ts';
-import { NET_A, bridgeConf, nftView, owners, serve } from './portmap-lib.ts';
-
-const netnsTest = isRoot ? test : test.skip;
-if (!isRoot) test('netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
+import { Sandbox, tcpRequest } from './lib/sandbox.ts';
+import { netnsTest } from './lib/netns-test.ts';
+import { NET_A, bridgeConf, nftView, owners, serve } from './lib/portmap-lib.ts';
 
 netnsTest('ipMasq: outside sees the uplink address, neighbours see the container; DEL and GC remove our elements', async (t) => {
   const sb = new Sandbox('m');

@@ -3,16 +3,14 @@
  * object made by our encoders is read back with `ip -j` (iproute2 is the reference decoder),
  * and every dump we decode is compared with what `ip -j` lists for the same namespace.
  */
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
 import { type Cidr, type Family, formatCidr, formatIP, parseCidr, parseIP } from '../pkg/ip/cidr.ts';
 import { NLM_F_CREATE, NLM_F_EXCL, attr, encodeAttrs } from '../pkg/netlink/message.ts';
 import { Netns } from '../pkg/netlink/netns.ts';
 import { NETLINK_ROUTE, NetlinkSocket } from '../pkg/netlink/socket.ts';
 import { IFF_PROMISC, IFF_UP, OPER_STATES, type RouteEntry, RouteHandle } from '../pkg/netlink/route.ts';
-import { Sandbox, ip, ipJson, isRoot } from './lib/sandbox.ts';
-
-const rootTest = isRoot ? test : test.skip;
-if (!isRoot) test('netlink netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
+import { Sandbox, ip, ipJson } from './lib/sandbox.ts';
+import { netnsTest } from './lib/netns-test.ts';
 
 interface World { sb: Sandbox; ctr: string; host: RouteHandle; inCtr: RouteHandle; ctrNs: Netns }
 
@@ -117,7 +115,7 @@ function linkNames(ns: string): string[] {
 
 // ---- tests ----
 
-rootTest('bridge and veth pair with the peer in the container namespace', (t) => {
+netnsTest('bridge and veth pair with the peer in the container namespace', (t) => {
   const w = world(t);
   const { br, veth, eth0 } = wire(w);
 
@@ -145,7 +143,7 @@ rootTest('bridge and veth pair with the peer in the container namespace', (t) =>
   t.is(w.host.linkGetByIndex(99999), undefined);
 });
 
-rootTest('addresses v4/v6 read back as ip lists them', (t) => {
+netnsTest('addresses v4/v6 read back as ip lists them', (t) => {
   const w = world(t);
   const { br, eth0 } = wire(w);
   const [l] = ipJson(w.ctr, 'addr', 'show', 'dev', 'eth0');
@@ -165,7 +163,7 @@ rootTest('addresses v4/v6 read back as ip lists them', (t) => {
   t.deepEqual(addrsFromUs(w.inCtr), addrsFromIp(w.ctr));
 });
 
-rootTest('routes v4/v6 with gateway, metric, mtu and table read back as ip lists them', (t) => {
+netnsTest('routes v4/v6 with gateway, metric, mtu and table read back as ip lists them', (t) => {
   const w = world(t);
   const { eth0 } = wire(w);
   w.inCtr.routeAdd({ dst: parseCidr('0.0.0.0/0'), gw: parseIP('10.77.0.1') });
@@ -197,7 +195,7 @@ rootTest('routes v4/v6 with gateway, metric, mtu and table read back as ip lists
   for (const family of [4, 6] as const) t.deepEqual(routesFromUs(w.inCtr, family), routesFromIp(w.ctr, family), `IPv${family} after del`);
 });
 
-rootTest('routeDel removes a route the kernel or ip made (any protocol), as `ip route del` does', (t) => {
+netnsTest('routeDel removes a route the kernel or ip made (any protocol), as `ip route del` does', (t) => {
   const w = world(t);
   const { eth0 } = wire(w);
   // The prefix route that came with the address has protocol "kernel", not "boot".
@@ -210,7 +208,7 @@ rootTest('routeDel removes a route the kernel or ip made (any protocol), as `ip 
   t.deepEqual(ipJson(w.ctr, '-4', 'route', 'show', '203.0.113.0/24'), []);
 });
 
-rootTest('hairpin, promisc and mac on bridge ports read back through ip -d', (t) => {
+netnsTest('hairpin, promisc and mac on bridge ports read back through ip -d', (t) => {
   const w = world(t);
   const { br, veth, eth0 } = wire(w);
   w.host.linkSetHairpin(veth, true);
@@ -230,14 +228,14 @@ rootTest('hairpin, promisc and mac on bridge ports read back through ip -d', (t)
   t.false(ipJson(w.sb.host, 'link', 'show', 'br0')[0].flags.includes('PROMISC'));
 });
 
-rootTest('peerUp brings up a peer in the same namespace too', (t) => {
+netnsTest('peerUp brings up a peer in the same namespace too', (t) => {
   const w = world(t);
   w.host.linkAddVeth({ name: 'gw0', peerName: 'gw0p', up: true, peerUp: true });
   const links = ipJson(w.sb.host, 'link', 'show', 'type', 'veth') as any[];
   t.deepEqual(links.map((l) => [l.ifname, l.flags.includes('UP'), l.flags.includes('LOWER_UP')]).sort(), [['gw0', true, true], ['gw0p', true, true]]);
 });
 
-rootTest('linkSetUp brings a link up', (t) => {
+netnsTest('linkSetUp brings a link up', (t) => {
   const w = world(t);
   w.host.linkAddBridge('br1');
   const l = w.host.linkGet('br1')!;
@@ -246,7 +244,7 @@ rootTest('linkSetUp brings a link up', (t) => {
   t.true(ipJson(w.sb.host, 'link', 'show', 'br1')[0].flags.includes('UP'));
 });
 
-rootTest('bridge VLAN: pvid untagged on a port of a vlan-filtering bridge', (t) => {
+netnsTest('bridge VLAN: pvid untagged on a port of a vlan-filtering bridge', (t) => {
   const w = world(t);
   try {
     w.host.linkAddBridge('brv', { vlanFiltering: true, up: true });
@@ -268,7 +266,7 @@ rootTest('bridge VLAN: pvid untagged on a port of a vlan-filtering bridge', (t) 
   t.true(vlans.find((v: any) => v.ifname === 'brv').vlans.some((v: any) => v.vlan === 42));
 });
 
-rootTest('linkDel of one veth end removes both ends', (t) => {
+netnsTest('linkDel of one veth end removes both ends', (t) => {
   const w = world(t);
   const { veth } = wire(w);
   w.host.linkDel(veth);
@@ -282,7 +280,7 @@ rootTest('linkDel of one veth end removes both ends', (t) => {
   t.like(err, { code: 'ENODEV', errno: 19, op: `RTM_DELLINK #${veth}` });
 });
 
-rootTest('kernel errors surface as code/errno/op with the extended ACK', (t) => {
+netnsTest('kernel errors surface as code/errno/op with the extended ACK', (t) => {
   const w = world(t);
   const { br, eth0 } = wire(w);
 
@@ -311,7 +309,7 @@ rootTest('kernel errors surface as code/errno/op with the extended ACK', (t) => 
   t.is(w.host.linkGet('br0')?.index, br);
 });
 
-rootTest('a dump that spans many datagrams is read to the end', (t) => {
+netnsTest('a dump that spans many datagrams is read to the end', (t) => {
   const w = world(t);
   const { eth0 } = wire(w);
   // 600 routes: their dump is well over one 32 KiB datagram.
@@ -328,7 +326,7 @@ function routeBody(dst: string, gw: string): Buffer {
   return Buffer.concat([rtmsg, encodeAttrs([attr.bytes(1, Buffer.from(dst.split('.').map(Number))), attr.bytes(5, Buffer.from(gw.split('.').map(Number)))])]);
 }
 
-rootTest('batch sends many rtnetlink requests in one datagram and names the one that failed', (t) => {
+netnsTest('batch sends many rtnetlink requests in one datagram and names the one that failed', (t) => {
   const w = world(t);
   wire(w);
   const sock = NetlinkSocket.open(NETLINK_ROUTE, Sandbox.path(w.ctr));

@@ -5,18 +5,15 @@
  * EINVAL). The kernel must then apply none of the batch: no table on a fresh host, and no new
  * element next to an existing attachment, whose mapping keeps working.
  */
-import test from 'ava';
 import type { CmdArgs, RawConf } from '../pkg/cni/skel.ts';
 import { NLM_F_REQUEST, encodeMessage, parseMessages } from '../pkg/netlink/message.ts';
 import { NETLINK_NETFILTER, NetlinkSocket } from '../pkg/netlink/socket.ts';
 import { Nftables } from '../pkg/nftables/handle.ts';
 import { makePortmapPlugin } from '../plugins/portmap/portmap.ts';
-import { BIN, Sandbox, isRoot, tcpRequest } from './lib/sandbox.ts';
-import { NET_A, attach, bridgeConf, nftView, owners, portmapConf, serve } from './portmap-lib.ts';
+import { BIN, Sandbox, tcpRequest } from './lib/sandbox.ts';
+import { netnsTest } from './lib/netns-test.ts';
+import { NET_A, attach, bridgeConf, nftView, owners, portmapConf, serve } from './lib/portmap-lib.ts';
 import { silentLogger } from '../pkg/log.ts';
-
-const netnsTest = isRoot ? test : test.skip;
-if (!isRoot) test('netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
 
 /** A transport into `netns` whose batches get their message number `victim` (1 = first after BEGIN) garbled. */
 function corrupting(netns: string, victim: number): Nftables {

@@ -3,19 +3,17 @@
  * real TCP/UDP servers in container namespaces, clients in the outside namespace, the host,
  * and other containers. Each test DELs what it ADDed and checks that no element of ours is left.
  */
-import test from 'ava';
-import { Sandbox, isRoot, tcpRequest } from './lib/sandbox.ts';
-import { NET_A, NET_B, NFT, attach, bridgeConf, detach, nftView, owners, portmapConf, serve, udpRequest } from './portmap-lib.ts';
+import { Sandbox, tcpRequest } from './lib/sandbox.ts';
+import { netnsSerial } from './lib/netns-test.ts';
+import { NET_A, NET_B, NFT, attach, bridgeConf, detach, nftView, owners, portmapConf, serve, udpRequest } from './lib/portmap-lib.ts';
 
-// Serial: each test starts several Node servers and clients; run together on two cores they starve.
-const netnsTest = isRoot ? test.serial : test.skip;
-if (!isRoot) test('netns tests need root', (t) => t.log('skipped: run as root to create network namespaces'));
-
+// Every test is serial (netnsSerial): each starts several Node servers and clients, and run
+// together on two cores they starve.
 const OWNER = (cid: string, net = NET_A.name) => `net=${net} id=${cid} if=eth0`;
 const WEB = [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }];
 
 for (const brnf of ['0', '1']) {
-  netnsTest(`TCP mapping works from outside, host address, localhost and hairpin (bridge-nf-call-iptables=${brnf})`, async (t) => {
+  netnsSerial(`TCP mapping works from outside, host address, localhost and hairpin (bridge-nf-call-iptables=${brnf})`, async (t) => {
     const sb = new Sandbox('p');
     t.teardown(() => sb.cleanup());
     const out = sb.outside();
@@ -53,7 +51,7 @@ for (const brnf of ['0', '1']) {
   });
 }
 
-netnsTest('UDP mapping from the outside; hostIP-only mapping answers only on that address', async (t) => {
+netnsSerial('UDP mapping from the outside; hostIP-only mapping answers only on that address', async (t) => {
   const sb = new Sandbox('u');
   t.teardown(() => sb.cleanup());
   const out = sb.outside();
@@ -83,7 +81,7 @@ netnsTest('UDP mapping from the outside; hostIP-only mapping answers only on tha
   t.deepEqual(owners(nftView(sb)), []);
 });
 
-netnsTest('a UDP flow that began before the mapping is mapped after ADD (stale conntrack entry flushed)', async (t) => {
+netnsSerial('a UDP flow that began before the mapping is mapped after ADD (stale conntrack entry flushed)', async (t) => {
   const sb = new Sandbox('f');
   t.teardown(() => sb.cleanup());
   const out = sb.outside();
@@ -99,7 +97,7 @@ netnsTest('a UDP flow that began before the mapping is mapped after ADD (stale c
   t.is(detach(sb, NET_A, a2, maps).pm.code, 0);
 });
 
-netnsTest('a host port held by another container: clear error, nothing of the second ADD lands, the first keeps working', async (t) => {
+netnsSerial('a host port held by another container: clear error, nothing of the second ADD lands, the first keeps working', async (t) => {
   const sb = new Sandbox('c');
   t.teardown(() => sb.cleanup());
   const out = sb.outside();
@@ -126,7 +124,7 @@ netnsTest('a host port held by another container: clear error, nothing of the se
   t.is(owners(nftView(sb)).filter((o) => o === OWNER('ctr1')).length, 4);
 });
 
-netnsTest('CHECK passes after ADD and fails once an element is gone; DEL without runtimeConfig finds elements by owner', async (t) => {
+netnsSerial('CHECK passes after ADD and fails once an element is gone; DEL without runtimeConfig finds elements by owner', async (t) => {
   const sb = new Sandbox('k');
   t.teardown(() => sb.cleanup());
   const c1 = sb.container('c1');
@@ -147,7 +145,7 @@ netnsTest('CHECK passes after ADD and fails once an element is gone; DEL without
   t.deepEqual(owners(nftView(sb)), []);
 });
 
-netnsTest('two networks: GC of one removes only its stale mappings; the last GC removes our table', async (t) => {
+netnsSerial('two networks: GC of one removes only its stale mappings; the last GC removes our table', async (t) => {
   const sb = new Sandbox('g');
   t.teardown(() => sb.cleanup());
   const out = sb.outside();
@@ -178,7 +176,7 @@ netnsTest('two networks: GC of one removes only its stale mappings; the last GC 
   t.deepEqual(nftView(sb).tables, [], 'no element left anywhere: table inet cnikit is gone');
 });
 
-netnsTest('masqAll: every published connection is masqueraded; snat false: no hairpin element', async (t) => {
+netnsSerial('masqAll: every published connection is masqueraded; snat false: no hairpin element', async (t) => {
   const sb = new Sandbox('q');
   t.teardown(() => sb.cleanup());
   const out = sb.outside();
@@ -198,7 +196,7 @@ netnsTest('masqAll: every published connection is masqueraded; snat false: no ha
   t.deepEqual(owners(nftView(sb)), []);
 });
 
-netnsTest('bad config is refused with the right code and changes nothing', (t) => {
+netnsSerial('bad config is refused with the right code and changes nothing', (t) => {
   const sb = new Sandbox('b');
   t.teardown(() => sb.cleanup());
   const c1 = sb.container('c1');
@@ -222,7 +220,7 @@ netnsTest('bad config is refused with the right code and changes nothing', (t) =
   t.deepEqual(nftView(sb).tables, []);
 });
 
-netnsTest('20 concurrent ADDs then 20 concurrent DELs: every mapping lands once, fixed rules are not duplicated', async (t) => {
+netnsSerial('20 concurrent ADDs then 20 concurrent DELs: every mapping lands once, fixed rules are not duplicated', async (t) => {
   const sb = new Sandbox('z');
   t.teardown(() => sb.cleanup());
   const ns = sb.container('c');

@@ -4,10 +4,10 @@
  * configs in conf/ working as they are (only their state paths pointed at the sandbox), and
  * `cnikit install` producing plugins that run with an empty environment.
  */
-import test from 'ava';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, PONG_SERVER, ROOT, Sandbox, ip, ipJson, isRoot, startUntilReady, tcpRequest } from './lib/sandbox.ts';
+import { BIN, PONG_SERVER, ROOT, Sandbox, ip, ipJson, startUntilReady, tcpRequest } from './lib/sandbox.ts';
+import { netnsSerial } from './lib/netns-test.ts';
 
 const CNIKIT = join(BIN, 'cnikit');
 const REF = '/usr/lib/cni';
@@ -33,9 +33,7 @@ function simpleList(sb: Sandbox, extra: Record<string, unknown> = {}): string {
 }
 
 for (const [who, path, expected] of [['reference plugins (≤1.0.0)', REF, '1.0.0'], ['cnikit plugins', BIN, '1.1.0']] as const) {
-  test.serial(`version negotiation with ${who}: cniVersions [1.0.0 1.1.0] runs at ${expected}`, (t) => {
-    if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
-    if (!existsSync(join(path, 'bridge'))) return t.pass(`skipped: no bridge plugin in ${path}`);
+  netnsSerial.needs({ met: existsSync(join(path, 'bridge')), reason: `no bridge plugin in ${path}` })(`version negotiation with ${who}: cniVersions [1.0.0 1.1.0] runs at ${expected}`, (t) => {
     const sb = new Sandbox();
     t.teardown(() => sb.cleanup());
     const netns = Sandbox.path(sb.container('c1'));
@@ -60,8 +58,7 @@ for (const [who, path, expected] of [['reference plugins (≤1.0.0)', REF, '1.0.
   });
 }
 
-test.serial('DEL after the namespace is gone releases the lease and the cache entry', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('DEL after the namespace is gone releases the lease and the cache entry', (t) => {
   const sb = new Sandbox();
   t.teardown(() => sb.cleanup());
   const ctr = sb.container('c1');
@@ -90,8 +87,7 @@ function confFile(sb: Sandbox, name: string): { file: string; list: any } {
   return { file, list };
 }
 
-test.serial('conf/20-cnikit-minimal.conflist works as it is: add, check, del', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('conf/20-cnikit-minimal.conflist works as it is: add, check, del', (t) => {
   const sb = new Sandbox();
   t.teardown(() => sb.cleanup());
   const netns = Sandbox.path(sb.container('c1'));
@@ -106,8 +102,7 @@ test.serial('conf/20-cnikit-minimal.conflist works as it is: add, check, del', (
   t.deepEqual(leases(join(sb.tmp, 'ipam', list.name)), []);
 });
 
-test.serial('conf/10-cnikit.conflist works as it is: dual-stack, a published port from outside, DNS, all removed', async (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('conf/10-cnikit.conflist works as it is: dual-stack, a published port from outside, DNS, all removed', async (t) => {
   const sb = new Sandbox();
   t.teardown(() => sb.cleanup());
   const outside = sb.outside();
@@ -125,8 +120,7 @@ test.serial('conf/10-cnikit.conflist works as it is: dual-stack, a published por
   t.deepEqual(readdirSync(join(sb.tmp, 'cache', 'results')), []);
 });
 
-test.serial('install: copies run with an empty environment; other files are kept unless --force', (t) => {
-  if (!isRoot) return t.pass('skipped: needs root to create network namespaces');
+netnsSerial('install: copies run with an empty environment; other files are kept unless --force', (t) => {
   const sb = new Sandbox();
   t.teardown(() => sb.cleanup());
   const dir = join(sb.tmp, 'opt-cni-bin');

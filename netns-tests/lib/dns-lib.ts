@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { NODE, ROOT, Sandbox, ip } from './lib/sandbox.ts';
+import { NODE, ROOT, Sandbox, ip } from './sandbox.ts';
 
 export interface Net {
   name: string;

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { NODE, type PluginRun, Sandbox } from './lib/sandbox.ts';
+import { NODE, type PluginRun, Sandbox } from './sandbox.ts';
 
 /**
  * The nftables CLI by absolute path: under npm/npx, node_modules/.bin comes first in PATH and
