@@ -13,7 +13,7 @@
  * leaves them (1000 sequential iptables-based ADDs would take many minutes): for cnikit the
  * owner-tagged map and hairpin elements (built by the same portmapElements() the plugin uses),
  * for the reference the CNI-HOSTPORT-DNAT jump and CNI-DN-<hash> chain per container with its
- * SETMARK/SETMARK/DNAT rules (CNI-NOTES §5.2), loaded with one iptables-restore. The background
+ * SETMARK/SETMARK/DNAT rules (docs/cni-notes.md §5.2), loaded with one iptables-restore. The background
  * containers have no veth: the bench measures how the port-mapping state scales.
  */
 import { createHash } from 'node:crypto';

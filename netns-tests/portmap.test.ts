@@ -22,7 +22,7 @@ for (const brnf of ['0', '1']) {
     const c1 = sb.container('c1');
     const c2 = sb.container('c2');
     // hairpinMode: with br_netfilter, DNAT happens while the frame is still being bridged, so
-    // reaching itself sends the frame back out of the port it came in on (CNI-NOTES §5.4).
+    // reaching itself sends the frame back out of the port it came in on (docs/cni-notes.md §5.4).
     const a1 = attach(sb, NET_A, c1, 'ctr1', WEB, { hairpinMode: true });
     const a2 = attach(sb, NET_A, c2, 'ctr2', [], { hairpinMode: true });
     await serve(sb, c1, 'web1', 80);

@@ -7,7 +7,7 @@
  * resource records whose owner name is the pointer 0xC00C (the question name at offset 12), so a
  * response is the header, the question copied from the query, and those records concatenated.
  * This does in well under a microsecond what dns2's Packet.parse + toBuffer does in ~6 µs
- * (TOOLCHAIN §4). Queries the fast parser declines (a compressed question name) go through dns2's
+ * (docs/toolchain.md §4). Queries the fast parser declines (a compressed question name) go through dns2's
  * general decoder (`parseQuerySlow` in slow-path.ts). No dns2 here: the plugin uses this module too.
  */
 export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, ANY: 255 } as const;

@@ -15,7 +15,7 @@
  * A file whose `kind` is not cniCacheV1 is a legacy cache holding a bare Result. Writes are
  * atomic (temp file + rename) where libcni writes in place; readers cannot tell the difference.
  * The cache is not locked: libcni does not lock it either, and an attachment is only ever
- * handled by one caller at a time (CNI-NOTES §1.1).
+ * handled by one caller at a time (docs/cni-notes.md §1.1).
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * CNI_ARGS as libcni's LoadArgs reads it (CNI-NOTES §1.8): every `;` piece is exactly one
+ * CNI_ARGS as libcni's LoadArgs reads it (docs/cni-notes.md §1.8): every `;` piece is exactly one
  * KEY=VALUE, keys match case-sensitively, unknown keys fail unless IgnoreUnknown is 1/true.
  */
 import test, { type ExecutionContext } from 'ava';

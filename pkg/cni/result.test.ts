@@ -1,5 +1,5 @@
 /**
- * Result parsing and formatting across spec versions (CNI-NOTES §1.6, §1.7): every version is
+ * Result parsing and formatting across spec versions (docs/cni-notes.md §1.6, §1.7): every version is
  * read into the internal 1.1.0 shape and written back in the shape of the version asked for.
  * The fixtures are what the reference plugins print for the same attachment.
  */

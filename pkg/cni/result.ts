@@ -87,10 +87,9 @@ export function parseResult(raw: unknown, defaultVersion: string, what = 'result
   return out;
 }
 
-/** Copies the non-empty DNS fields (Go's `omitempty` on each); undefined when none is left. */
 /**
  * Returns the IPs of the container interface `ifName` in a result, by the chaining rule of the
- * spec (CNI-NOTES §1.8): an IP whose `interface` points at the entry with that name and a
+ * spec (docs/cni-notes.md §1.8): an IP whose `interface` points at the entry with that name and a
  * non-empty `sandbox`; IPs without `interface` (or -1) are accepted too.
  */
 export function containerIPs(r: Result | undefined, ifName: string): IPConfig[] {
@@ -101,6 +100,7 @@ export function containerIPs(r: Result | undefined, ifName: string): IPConfig[] 
   });
 }
 
+/** Copies the non-empty DNS fields (Go's `omitempty` on each); undefined when none is left. */
 function formatDns(d: DNS | undefined): DNS | undefined {
   if (!d) return undefined;
   const out: DNS = {};

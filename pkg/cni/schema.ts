@@ -1,7 +1,7 @@
 /**
  * zod/mini helpers shared by every config schema: parse-or-CniError with messages that name the
  * field, and the pieces every plugin config has (cniVersion, name, type, prevResult, runtimeConfig).
- * zod/mini rather than full zod: it costs ~4 ms per exec instead of ~14 (see TOOLCHAIN.md).
+ * zod/mini rather than full zod: it costs ~4 ms per exec instead of ~14 (docs/toolchain.md §3).
  *
  * Import `* as z from 'zod/mini'` directly in each module and never re-export the namespace:
  * a re-exported namespace defeats esbuild's tree shaking and drags all of zod (430 KB, every

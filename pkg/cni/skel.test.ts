@@ -1,5 +1,5 @@
 /**
- * The CNI protocol as a runtime sees it (CNI-NOTES §1.1-§1.5): runPlugin with an injected
+ * The CNI protocol as a runtime sees it (docs/cni-notes.md §1.1-§1.5): runPlugin with an injected
  * environment, stdin and stdout, and a fake plugin that records what it was called with. Each
  * case checks the exit status, the JSON printed on stdout and whether a handler ran.
  */
@@ -127,7 +127,7 @@ for (const command of ['toString', 'constructor', '__proto__', 'hasOwnProperty']
   test(`CNI_COMMAND ${command} (an Object.prototype key) fails with code 4`, fails, { env: { CNI_COMMAND: command } }, CniCode.InvalidEnv, `unknown CNI_COMMAND: ${command}`);
 }
 
-// ---- Required environment (CNI-NOTES §1.1) ----
+// ---- Required environment (docs/cni-notes.md §1.1) ----
 
 const missingCases: [string, string[], string][] = [
   ['ADD', ['CNI_NETNS', 'CNI_PATH'], 'required env variables [CNI_NETNS,CNI_PATH] missing'],
@@ -168,7 +168,7 @@ test('GC and STATUS need no attachment variables', async (t) => {
   }
 });
 
-// ---- Attachment identity (CNI-NOTES §1.2) ----
+// ---- Attachment identity (docs/cni-notes.md §1.2) ----
 
 for (const id of ['-ctr', '.ctr', 'ctr/1', 'ctr 1', 'ctr:1', 'ctr\n', 'ctré']) {
   for (const command of ['ADD', 'DEL', 'CHECK']) {
@@ -204,7 +204,7 @@ test('an ifname of exactly 15 bytes is accepted', async (t) => {
   t.is(r.calls[0]!.args.ifName, 'eth0123456789ab');
 });
 
-// ---- stdin (CNI-NOTES §1.3) ----
+// ---- stdin (docs/cni-notes.md §1.3) ----
 
 test('unreadable stdin fails with code 5', fails, { stdinThrows: true }, CniCode.IoFailure);
 for (const [what, stdin] of [['not JSON', '{"name": "appnet",'], ['empty', ''], ['a list', '[]'], ['null', 'null'], ['a string', '"appnet"']] as const) {

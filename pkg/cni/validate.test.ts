@@ -1,5 +1,5 @@
 /**
- * Attachment identity checks (CNI-NOTES §1.2), called directly: the codes and messages the
+ * Attachment identity checks (docs/cni-notes.md §1.2), called directly: the codes and messages the
  * reference's ValidateContainerID / ValidateInterfaceName / ValidateNetworkName give.
  */
 import test, { type ExecutionContext } from 'ava';

@@ -1,5 +1,5 @@
 /**
- * Spec version strings (CNI-NOTES §1.6) and the error helpers every boundary uses: versions
+ * Spec version strings (docs/cni-notes.md §1.6) and the error helpers every boundary uses: versions
  * compare numerically per part, "" is 0.1.0; wrap/describe keep codes and cause chains.
  */
 import test from 'ava';

@@ -1,5 +1,5 @@
 /**
- * The bridge plugin's config: the reference plugin's keys (CNI-NOTES §3.1) in a zod/mini schema,
+ * The bridge plugin's config: the reference plugin's keys (docs/cni-notes.md §3.1) in a zod/mini schema,
  * with every check done here, before anything is touched. Keys that the reference defines but
  * cnikit does not implement are rejected when set to a non-default value (code 2, naming the
  * key), never silently ignored; keys that no plugin defines are ignored, as the reference does.

@@ -1,3 +1,4 @@
+// Role: main (executables.ts): creates the container's interface.
 // dist/bin/bridge. host-local runs in-process when CNI_PATH resolves it to our own executable.
 import { executableMain } from '../../pkg/cni/entry.ts';
 import { aboutOf } from '../../executables.ts';

@@ -1,7 +1,7 @@
 /**
  * The bridge plugin: connects a container to a host bridge through a veth pair, with an address
  * from the IPAM plugin, routes inside the container and (isGateway) the gateway on the bridge.
- * Reference-compatible (CNI-NOTES §3), with one deliberate difference: a failed ADD removes the
+ * Reference-compatible (docs/cni-notes.md §3), with one deliberate difference: a failed ADD removes the
  * veth it made and releases the lease before it returns (the reference leaks the veth there).
  * The bridge itself is shared by every attachment and never removed.
  */

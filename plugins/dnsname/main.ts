@@ -1,3 +1,4 @@
+// Role: meta (executables.ts): chained after a main plugin, adjusts what it made; needs prevResult.
 /**
  * dist/bin/dnsname: the dnsname CNI plugin; started with `--responder` (as the plugin does,
  * detached, with the same bundle) it is the long-lived DNS responder instead, and with

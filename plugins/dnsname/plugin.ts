@@ -97,7 +97,7 @@ function requirePrev(conf: DnsnameConf): Result {
   return parseResult(conf.raw.prevResult, conf.cniVersion, 'prevResult');
 }
 
-/** Container addresses (with prefix) and gateways from prevResult (CNI-NOTES §1.8, §6.1). */
+/** Container addresses (with prefix) and gateways from prevResult (docs/cni-notes.md §1.8, §6.1). */
 function addressesOf(prev: Result, ifName: string): { addresses: string[]; gateways: string[] } {
   const addresses: string[] = [];
   const gateways: string[] = [];

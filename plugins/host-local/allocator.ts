@@ -1,5 +1,5 @@
 /**
- * host-local's allocation logic (CNI-NOTES §4.3), pure over a `Store`: which address an ADD gets,
+ * host-local's allocation logic (docs/cni-notes.md §4.3), pure over a `Store`: which address an ADD gets,
  * which leases a DEL, CHECK or GC concerns, and whether a range set is exhausted (STATUS).
  *
  * Allocation follows the reference so that both implementations walk a pool the same way: for

@@ -1,5 +1,5 @@
 /**
- * host-local's config (CNI-NOTES §4.1, §4.2): the `ipam` object of whatever plugin config we are
+ * host-local's config (docs/cni-notes.md §4.1, §4.2): the `ipam` object of whatever plugin config we are
  * handed (our own, or the whole bridge config when bridge runs us in-process), turned into
  * checked range sets, routes, a data directory and the requested addresses.
  *
@@ -124,7 +124,7 @@ function parseAddr(s: string, what: string, where: string): IP {
   return ip;
 }
 
-/** Checks one range and fills in the defaults (CNI-NOTES §4.1), as the reference's Canonicalize. */
+/** Checks one range and fills in the defaults (docs/cni-notes.md §4.1), as the reference's Canonicalize. */
 function checkRange(raw: RawRange, where: string): Range {
   const subnet = tryParseCidr(raw.subnet.trim());
   if (!subnet) throw invalidConfig(`${where}: subnet "${raw.subnet}" is not a CIDR like 10.77.0.0/24`);
@@ -180,10 +180,6 @@ function checkRangeSet(raws: RawRange[], index: number): RangeSet {
 }
 
 /**
- * Reads and checks host-local's config from a plugin config (`conf.ipam`, `conf.runtimeConfig`).
- * Throws CniError 7 naming the range set and subnet on any problem; touches nothing.
- */
-/**
  * Returns where the network's leases live, reading nothing else of the config: DEL and GC use
  * it so that they succeed, releasing what there is, even for a config whose ranges an ADD would
  * reject (a runtime DELs after every failed ADD, and keeps retrying a DEL that fails).
@@ -195,6 +191,10 @@ export function loadStoreLocation(conf: RawConf): { name: string; dataDir: strin
   return { name: conf.name, dataDir };
 }
 
+/**
+ * Reads and checks host-local's config from a plugin config (`conf.ipam`, `conf.runtimeConfig`).
+ * Throws CniError 7 naming the range set and subnet on any problem; touches nothing.
+ */
 export function loadIpamConf(conf: RawConf): IpamConf {
   if (conf.ipam === undefined || conf.ipam === null) throw invalidConfig(`IPAM config missing 'ipam' key`);
   validateNetworkName(conf.name);
@@ -255,7 +255,7 @@ function parseRequested(s: string, source: string, code: CniCode): IP {
 }
 
 /**
- * Collects the addresses asked for (CNI-NOTES §4.2): CNI_ARGS `IP=` (comma-separated), then
+ * Collects the addresses asked for (docs/cni-notes.md §4.2): CNI_ARGS `IP=` (comma-separated), then
  * `args.cni.ips`, then `runtimeConfig.ips`; duplicates dropped, order kept.
  */
 export function requestedIPs(conf: RawConf, cniArgs: string): IP[] {

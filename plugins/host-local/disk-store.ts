@@ -1,5 +1,5 @@
 /**
- * host-local's leases on disk, in the reference plugin's layout (CNI-NOTES §4.4), so that the Go
+ * host-local's leases on disk, in the reference plugin's layout (docs/cni-notes.md §4.4), so that the Go
  * host-local and cnikit can take turns on the same directory and leases survive switching.
  *
  * Layout of `<dataDir>/<network name>/` (directory mode 0755, created on first use):

@@ -15,7 +15,7 @@
  * - CHECK: the attachment holds at least one lease (the reference's check).
  * - STATUS: code 50 when some range set has no free address.
  * - GC: releases leases whose (containerId, ifname) is not among `cni.dev/valid-attachments`.
- * Upstream has no STATUS or GC for host-local; these are the natural ones (CNI-NOTES §4.4).
+ * Upstream has no STATUS or GC for host-local; these are the natural ones (docs/cni-notes.md §4.4).
  */
 import { aboutOf } from '../../executables.ts';
 import { CniCode, CniError, wrap } from '../../pkg/cni/errors.ts';

@@ -1,5 +1,5 @@
 /**
- * The portmap plugin's config (CNI-NOTES §5.1): reference keys in a zod/mini schema, the
+ * The portmap plugin's config (docs/cni-notes.md §5.1): reference keys in a zod/mini schema, the
  * `portMappings` capability, and the container addresses taken from prevResult (§1.8). Every
  * check is done here, before anything is touched.
  *

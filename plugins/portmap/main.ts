@@ -1,3 +1,4 @@
+// Role: meta (executables.ts): chained after a main plugin, adjusts what it made; needs prevResult.
 // dist/bin/portmap. The handlers (and nftables layer) load only for commands that need them.
 import { executableMain } from '../../pkg/cni/entry.ts';
 import { aboutOf } from '../../executables.ts';
