@@ -64,3 +64,17 @@ export function isNotFound(err: unknown): boolean {
 export function isExists(err: unknown): boolean {
   return isSysError(err) && err.code === 'EEXIST';
 }
+
+/**
+ * True when `err` or an error in its `cause` chain carries one of the errno `codes` (`'ETXTBSY'`,
+ * `'EPERM'`): what to test instead of the message, which wrapping rewords.
+ */
+export function hasCode(err: unknown, ...codes: string[]): boolean {
+  let cur: unknown = err;
+  for (let depth = 0; cur instanceof Error && depth < 8; depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === 'string' && codes.includes(code)) return true;
+    cur = cur.cause;
+  }
+  return false;
+}

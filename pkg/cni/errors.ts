@@ -20,14 +20,32 @@ export const CniCode = {
 } as const;
 export type CniCode = (typeof CniCode)[keyof typeof CniCode];
 
+/**
+ * Why an error happened, for callers that act on it (the cnikit command picks its exit code and
+ * hint from it). Set where the error is thrown; nothing ever derives it from message text, so
+ * messages can be reworded freely. Plugins print no reason: it does not cross the CNI protocol.
+ * - `config-not-found`: no network config of that name, or its file or directory cannot be read.
+ * - `config-invalid`: a network config exists but cannot be used (JSON, shape, versions).
+ * - `not-cached`: the attachment has no cached ADD result (nothing was added, or the cache is elsewhere).
+ * - `permission`: the operation needs privileges the caller lacks (EPERM/EACCES).
+ * - `plugin-not-found`: a plugin type is not in CNI_PATH.
+ */
+export type CniErrorReason = 'config-not-found' | 'config-invalid' | 'not-cached' | 'permission' | 'plugin-not-found';
+
+export interface CniErrorOptions extends ErrorOptions {
+  reason?: CniErrorReason;
+}
+
 export class CniError extends Error {
   readonly code: CniCode;
   readonly details: string | undefined;
-  constructor(code: CniCode, msg: string, details?: string, options?: ErrorOptions) {
+  readonly reason: CniErrorReason | undefined;
+  constructor(code: CniCode, msg: string, details?: string, options?: CniErrorOptions) {
     super(msg, options);
     this.name = 'CniError';
     this.code = code;
     this.details = details;
+    this.reason = options?.reason;
   }
 
   /** The spec's error object. */
@@ -58,14 +76,20 @@ export function describe(err: unknown): string {
   return parts.join(': ');
 }
 
+/** Renders an error in one line: a CniError's message and details (its cause chain is already in them), else describe(). */
+export function errorText(err: unknown): string {
+  if (err instanceof CniError) return err.details ? `${err.message}: ${err.details}` : err.message;
+  return describe(err);
+}
+
 /**
  * Adds context the way bridge.go and netavark do: `failed to create bridge "cni0": <cause>`.
- * A CniError keeps its code (the context goes in front of its details); anything else becomes
- * code 999 with the cause chain in details.
+ * A CniError keeps its code and reason (the context goes in front of its details); anything
+ * else becomes code 999 with the cause chain in details.
  */
 export function wrap(err: unknown, context: string): CniError {
   if (err instanceof CniError) {
-    return new CniError(err.code, context, err.details ? `${err.message}: ${err.details}` : err.message, { cause: err });
+    return new CniError(err.code, context, err.details ? `${err.message}: ${err.details}` : err.message, { cause: err, reason: err.reason });
   }
   return new CniError(CniCode.Internal, context, describe(err), { cause: err });
 }

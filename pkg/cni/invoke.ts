@@ -69,15 +69,10 @@ export function execPlugin(file: string, command: string, env: NodeJS.ProcessEnv
   // EPIPE only means the plugin exited without reading all of stdin (the Go skel checks its env
   // before it reads stdin): its exit status and error object are still there to report.
   const epipe = (child.error as NodeJS.ErrnoException | undefined)?.code === 'EPIPE' && (child.status !== null || child.signal !== null);
-  if (child.error && !epipe) throw new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(child.error));
+  if (child.error && !epipe) throw new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(child.error), { cause: child.error });
   const out = child.stdout.toString('utf8').trim();
   if (child.status !== 0) {
-    let parsed: { code?: unknown; msg?: unknown; details?: unknown } | undefined;
-    try { parsed = JSON.parse(out) as typeof parsed; } catch { /* not JSON */ }
-    if (parsed && typeof parsed.code === 'number' && typeof parsed.msg === 'string') {
-      throw new CniError(parsed.code as CniCode, parsed.msg, typeof parsed.details === 'string' ? parsed.details : undefined);
-    }
-    throw new CniError(CniCode.Internal, `netplugin failed: ${file} exited with ${child.status ?? child.signal}`, out || undefined);
+    throw decodePluginError(out) ?? new CniError(CniCode.Internal, `netplugin failed: ${file} exited with ${child.status ?? child.signal}`, out || undefined);
   }
   if (command !== 'ADD') return undefined;
   let raw: unknown;
@@ -85,4 +80,15 @@ export function execPlugin(file: string, command: string, env: NodeJS.ProcessEnv
     throw new CniError(CniCode.DecodingFailure, `failed to parse result of ${file}`, out.slice(0, 200));
   }
   return parseResult(raw, version, `result of ${file}`);
+}
+
+/**
+ * Decodes the error object a failed plugin printed (`{code, msg, details}`) into the CniError it
+ * reports; undefined when its stdout holds no such object.
+ */
+export function decodePluginError(stdout: string): CniError | undefined {
+  let parsed: { code?: unknown; msg?: unknown; details?: unknown } | undefined;
+  try { parsed = JSON.parse(stdout) as typeof parsed; } catch { return undefined; }
+  if (!parsed || typeof parsed.code !== 'number' || typeof parsed.msg !== 'string') return undefined;
+  return new CniError(parsed.code as CniCode, parsed.msg, typeof parsed.details === 'string' ? parsed.details : undefined);
 }

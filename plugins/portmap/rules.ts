@@ -32,10 +32,11 @@
  * exactly as upstream. A wildcard and a hostIP mapping of the same port may coexist; the
  * hostIP one wins on its address.
  */
+import type { PortMapping as CapabilityPortMapping } from '../../pkg/cni/capabilities.ts';
 import { type Cidr, type Family, type IP, bitsOf, formatIP, ipToBytes, lastOf, networkOf } from '../../pkg/ip/cidr.ts';
 import { PRIORITY } from '../../pkg/nftables/consts.ts';
 import {
-  type KeyField, type L4Proto, concatKey, ctStatusDnat, dnatMap, fibDaddrTypeLocal, inSet, jump, masquerade, nfproto,
+  type KeyField, concatKey, ctStatusDnat, dnatMap, fibDaddrTypeLocal, inSet, jump, masquerade, nfproto,
   portBytes, protoBytes, addrInPrefix,
 } from '../../pkg/nftables/match.ts';
 import { CNIKIT_TABLE, type Ruleset, ownerTag } from '../../pkg/nftables/model.ts';
@@ -57,7 +58,8 @@ export const SET = {
 /** Every set portmap owns elements in (for DEL/GC scans). */
 export const ALL_SETS: string[] = Object.values(SET);
 
-export interface PortMapping { hostPort: number; containerPort: number; protocol: L4Proto; hostIP?: IP }
+/** A checked port mapping: the capability's entry with its host address parsed. */
+export type PortMapping = CapabilityPortMapping<IP>;
 
 export interface PortmapInput {
   network: string;
