@@ -3,8 +3,13 @@
  * 1 for "a plugin or the runtime failed" and gives the other outcomes a code of their own, so a
  * script can tell a typo from a broken network. `cnikit run` exits with its command's status,
  * like `docker run`, and uses 125-127 for its own failures around it.
+ *
+ * The code of an error comes from its CNI code, its typed `reason` and the errno codes in its
+ * cause chain, never from its message, so rewording a message cannot change an exit status.
  */
+import { CommanderError } from 'commander';
 import { CniCode, CniError } from '../pkg/cni/errors.ts';
+import { hasCode } from '../pkg/native.ts';
 
 /** Every exit status the cnikit command uses. */
 export const ExitCode = {
@@ -48,24 +53,22 @@ export const EXIT_CODES_HELP = `Exit codes:
   130  interrupted (Ctrl-C), after cleaning up
   run otherwise exits with its command's status.`;
 
-function isPermission(err: unknown): boolean {
-  for (let cur = err, d = 0; cur && d < 8; d++) {
-    const code = (cur as { code?: unknown }).code;
-    if (code === 'EPERM' || code === 'EACCES') return true;
-    if (cur instanceof CniError && /operation not permitted|permission denied|EPERM|EACCES/i.test(`${cur.message} ${cur.details ?? ''}`)) return true;
-    cur = (cur as { cause?: unknown }).cause;
+/**
+ * Maps an error to the exit code the CLI uses for it. `command` is the subcommand that failed:
+ * for `run`, any error is a setup failure (the command never started).
+ */
+export function exitCodeFor(err: unknown, command?: string): ExitCode {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+  if (command === 'run') return ExitCode.RunSetup;
+  if (hasCode(err, 'EPERM', 'EACCES')) return ExitCode.Permission;
+  if (!(err instanceof CniError)) return ExitCode.Failure;
+  if (err.code === CniCode.NotAvailable || err.code === CniCode.NotAvailableLosingConnectivity) return ExitCode.NotAvailable;
+  switch (err.reason) {
+    case 'permission': return ExitCode.Permission;
+    case 'config-not-found':
+    case 'config-invalid': return ExitCode.Config;
+    case 'not-cached': return ExitCode.NotFound;
+    case 'plugin-not-found':
+    case undefined: return ExitCode.Failure;
   }
-  return false;
-}
-
-/** Maps an error to the exit code the CLI uses for it. */
-export function exitCodeFor(err: unknown): ExitCode {
-  if (isPermission(err)) return ExitCode.Permission;
-  if (err instanceof CniError) {
-    if (err.code === CniCode.NotAvailable || err.code === CniCode.NotAvailableLosingConnectivity) return ExitCode.NotAvailable;
-    if (/^(invalid network config in|no net configuration|incompatible CNI versions in|cannot read network config)/.test(err.message)) return ExitCode.Config;
-    if (/^no net configurations found/.test(err.message)) return ExitCode.Config;
-    if (/^no cached result for/.test(err.message)) return ExitCode.NotFound;
-  }
-  return ExitCode.Failure;
 }

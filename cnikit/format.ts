@@ -2,6 +2,7 @@
  * Output for people: `--format table` for results, and the listing of cached attachments
  * (`cnikit ls` / `inspect`). JSON output is the CNI result itself and needs nothing here.
  */
+import type { PortMapping } from '../pkg/cni/capabilities.ts';
 import type { Result } from '../pkg/cni/result.ts';
 import type { CachedAttachment } from '../runtime/cache.ts';
 
@@ -34,13 +35,12 @@ export function resultTable(r: Result): string {
   return parts.join('\n') || '(empty result)\n';
 }
 
-interface PortMapping { hostPort?: unknown; containerPort?: unknown; protocol?: unknown; hostIP?: unknown }
-
 /** Port mappings of an attachment as `8080->80/tcp`. */
 export function portsOf(a: CachedAttachment): string[] {
   const pm = a.capabilityArgs.portMappings;
   if (!Array.isArray(pm)) return [];
-  return (pm as PortMapping[]).map((p) => `${p.hostIP ? `${String(p.hostIP)}:` : ''}${String(p.hostPort)}->${String(p.containerPort)}/${String(p.protocol ?? 'tcp')}`);
+  // The cache is written by any libcni runtime: read each field as it comes, unchecked.
+  return (pm as Partial<Record<keyof PortMapping, unknown>>[]).map((p) => `${p.hostIP ? `${String(p.hostIP)}:` : ''}${String(p.hostPort)}->${String(p.containerPort)}/${String(p.protocol ?? 'tcp')}`);
 }
 
 /** Names of an attachment: K8S_POD_NAME from CNI_ARGS and the `aliases` capability. */

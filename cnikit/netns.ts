@@ -13,8 +13,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { native } from '../pkg/native.ts';
 import { RouteHandle } from '../pkg/netlink/route.ts';
 
-export { DEFAULT_NETNS_DIR } from './self.ts';
-
 /**
  * Creates a namespace pinned at `path` with `lo` up. Throws EEXIST when the path exists; on any
  * failure nothing is left behind.

@@ -12,23 +12,25 @@
  * dir removed at the end). What it does not do: no cgroups, no filesystem isolation beyond
  * those two files. It is a network sandbox for one command.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { constants } from 'node:os';
+import type { PortMapping } from '../pkg/cni/capabilities.ts';
+import { CniCode, CniError, errorText } from '../pkg/cni/errors.ts';
 import type { Result } from '../pkg/cni/result.ts';
-import { CniRuntime, type RuntimeConf, errorText } from '../runtime/chain.ts';
 import { type NetworkConfigList, listNetworks, resolveNetwork } from '../runtime/conf.ts';
+import { CniRuntime, type RuntimeConf } from '../runtime/runtime.ts';
 import { ExitCode } from './exit-codes.ts';
 import { createNetns, deleteNetns, stopNetnsProcesses } from './netns.ts';
-import { progressReporter, selfExe } from './self.ts';
-import { CniCode, CniError } from '../pkg/cni/errors.ts';
+import { progressReporter } from './progress.ts';
+import { selfExe } from './self.ts';
+import { forwardSignals } from './signals.ts';
 
 export interface RunOptions {
   network: string | undefined;
   name: string | undefined;
-  publish: { hostPort: number; containerPort: number; protocol: string; hostIP?: string }[];
+  publish: PortMapping[];
   aliases: string[];
   ifName: string;
   netnsDir: string;
@@ -42,14 +44,12 @@ export interface RunOptions {
   verbose: boolean;
 }
 
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
 function pickNetwork(o: RunOptions): NetworkConfigList {
   if (o.network) return resolveNetwork(o.netconfPath, o.network);
   const all = listNetworks(o.netconfPath);
   if (!all.length) {
     throw new CniError(CniCode.InvalidConfig, `no net configurations found in ${o.netconfPath}`,
-      'pass --network <name|file> (e.g. --network conf/10-cnikit.conflist) or --netconf-path, or install a conflist there');
+      'pass --network <name|file> (e.g. --network conf/10-cnikit.conflist) or --netconf-path, or install a conflist there', { reason: 'config-not-found' });
   }
   return all[0]!;
 }
@@ -109,7 +109,7 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
   const hasCap = (cap: string) => list.plugins.some((pl) => pl.capabilities?.[cap] === true);
   if (o.publish.length && !hasCap('portMappings')) {
     throw new CniError(CniCode.InvalidConfig, `network "${list.name}" cannot publish ports`,
-      `no plugin in ${list.file} declares the portMappings capability; add {"type": "portmap", "capabilities": {"portMappings": true}} to its plugins, or drop -p`);
+      `no plugin in ${list.file} declares the portMappings capability; add {"type": "portmap", "capabilities": {"portMappings": true}} to its plugins, or drop -p`, { reason: 'config-invalid' });
   }
   if (o.aliases.length && !hasCap('aliases')) {
     process.stderr.write(`cnikit: warning: no plugin of network "${list.name}" declares the aliases capability; --alias has no effect\n`);
@@ -119,22 +119,12 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
   const { args, caps } = attachmentArgs(o, list.name);
   const conf: RuntimeConf = { containerId: id, netns, ifName: o.ifName, args, capabilityArgs: caps };
   const p = progressReporter(o);
-  const rt = new CniRuntime({ path: o.cniPath, cacheDir: o.cacheDir, onEvent: p.onEvent });
+  const rt = new CniRuntime({ path: o.cniPath, cacheDir: o.cacheDir, env: process.env, onEvent: p.onEvent });
   const say = (s: string) => { if (!o.quiet) process.stderr.write(s); };
 
-  let interrupted: NodeJS.Signals | undefined;
-  let child: ReturnType<typeof spawn> | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (child && child.exitCode === null && child.pid) {
-      // A terminal's Ctrl-C already reached the command (same process group); other signals did not.
-      if (!(sig === 'SIGINT' && process.stdin.isTTY)) {
-        try { process.kill(child.pid, sig); } catch { /* already gone */ }
-      }
-    } else {
-      interrupted ??= sig;
-    }
-  };
-  for (const s of SIGNALS) process.on(s, onSignal);
+  // From here on a signal tears down instead of killing cnikit, and reaches the command once it runs.
+  let child: ChildProcess | undefined;
+  const signals = forwardSignals(() => child);
 
   let attached = false;
   let created = false;
@@ -159,7 +149,7 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
   try {
     createNetns(netns);
     created = true;
-    if (!interrupted) {
+    if (!signals.received) {
       const r = await rt.add(list, conf);
       attached = true;
       p.done();
@@ -167,13 +157,14 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
       binds = containerFiles(filesDir, r, o, list.name);
       say(summary(list, conf, r, o));
     }
-    if (interrupted) {
+    if (signals.received) {
       await teardown();
-      return 128 + (constants.signals[interrupted] ?? 2);
+      signals.stop();
+      return 128 + (constants.signals[signals.received] ?? 2);
     }
   } catch (err) {
     await teardown();
-    for (const s of SIGNALS) process.off(s, onSignal);
+    signals.stop();
     throw err;
   }
 
@@ -188,6 +179,6 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
   });
   say(`cnikit: command exited with ${code}; removing ${id}\n`);
   await teardown();
-  for (const s of SIGNALS) process.off(s, onSignal);
+  signals.stop();
   return code;
 }

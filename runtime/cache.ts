@@ -21,8 +21,6 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFile
 import { join } from 'node:path';
 import { CniCode, CniError } from '../pkg/cni/errors.ts';
 
-/** Where libcni keeps its cache when nothing else is configured. */
-export const DEFAULT_CACHE_DIR = '/var/lib/cni';
 /** The `kind` of a current-format cache file; anything else is a legacy bare Result. */
 export const CACHE_KIND = 'cniCacheV1';
 
@@ -108,7 +106,7 @@ export class ResultsCache {
       text = readFileSync(file, 'utf8');
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') return undefined;
-      throw new CniError(CniCode.IoFailure, `cannot read cached result ${file}`, (err as Error).message);
+      throw new CniError(CniCode.IoFailure, `cannot read cached result ${file}`, (err as Error).message, { cause: err });
     }
     const e = decode(file, text);
     if (!e) throw new CniError(CniCode.DecodingFailure, `cannot parse cached result ${file}`, 'it is neither a cniCacheV1 entry nor a CNI result');
@@ -139,7 +137,7 @@ export class ResultsCache {
       names = readdirSync(this.dir).sort();
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') return [];
-      throw new CniError(CniCode.IoFailure, `cannot list ${this.dir}`, (err as Error).message);
+      throw new CniError(CniCode.IoFailure, `cannot list ${this.dir}`, (err as Error).message, { cause: err });
     }
     const out: CachedAttachment[] = [];
     for (const name of names) {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniError } from '../pkg/cni/errors.ts';
-import { listNetworks, loadNetwork, parseConf, parseConfList, resolveNetwork } from './conf.ts';
+import { listNetworks, loadNetwork, parseConfAsList, parseConfList, resolveNetwork } from './conf.ts';
 
 const list = (o: Record<string, unknown>) => Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net', plugins: [{ type: 'bridge' }], ...o }));
 
@@ -53,11 +53,11 @@ test('not JSON, or not an object: code 6 naming the file', (t) => {
 });
 
 test('a single .conf is wrapped into a one-plugin list with the same bytes in the cache form', (t) => {
-  const l = parseConf(Buffer.from(JSON.stringify({ cniVersion: '0.4.0', name: 'one', type: 'bridge', bridge: 'b' })), 'one.conf');
+  const l = parseConfAsList(Buffer.from(JSON.stringify({ cniVersion: '0.4.0', name: 'one', type: 'bridge', bridge: 'b' })), 'one.conf');
   t.is(l.plugins.length, 1);
   t.is(l.plugins[0]!.bridge, 'b');
   t.deepEqual(JSON.parse(l.bytes.toString()), { cniVersion: '0.4.0', name: 'one', plugins: [{ cniVersion: '0.4.0', name: 'one', type: 'bridge', bridge: 'b' }] });
-  rejects(t, () => parseConf(Buffer.from(JSON.stringify({ cniVersion: '0.4.0', name: 'one' })), 'one.conf'), 7, /type: missing/);
+  rejects(t, () => parseConfAsList(Buffer.from(JSON.stringify({ cniVersion: '0.4.0', name: 'one' })), 'one.conf'), 7, /type: missing/);
 });
 
 test('directory lookup: conflists first (sorted), then .conf/.json; not found lists what exists', (t) => {

@@ -16,8 +16,6 @@ import * as z from 'zod/mini';
 import { CniCode, CniError } from '../pkg/cni/errors.ts';
 import { SUPPORTED_VERSIONS, compareVersions, isSupported } from '../pkg/cni/version.ts';
 
-export { DEFAULT_NETCONF_PATH } from '../cnikit/self.ts';
-
 /** One plugin object of a list, with every key the admin wrote (passed on verbatim). */
 export interface PluginConf {
   type: string;
@@ -87,7 +85,7 @@ function formatZod(issues: readonly z.core.$ZodIssue[]): string {
 }
 
 function invalid(file: string, details: string, code: CniCode = CniCode.InvalidConfig): CniError {
-  return new CniError(code, `invalid network config in ${file}`, details);
+  return new CniError(code, `invalid network config in ${file}`, details, { reason: 'config-invalid' });
 }
 
 function parseJson(file: string, bytes: Buffer): Record<string, unknown> {
@@ -111,7 +109,7 @@ function candidates(file: string, declared: string[]): string[] {
   const ok = [...new Set(declared.filter(isSupported))].sort((a, b) => compareVersions(b, a));
   if (ok.length === 0) {
     throw new CniError(CniCode.IncompatibleVersion, `incompatible CNI versions in ${file}`,
-      `the config asks for [${declared.join(' ')}]; cnikit implements [${SUPPORTED_VERSIONS.join(' ')}]`);
+      `the config asks for [${declared.join(' ')}]; cnikit implements [${SUPPORTED_VERSIONS.join(' ')}]`, { reason: 'config-invalid' });
   }
   return ok;
 }
@@ -131,8 +129,8 @@ export function parseConfList(bytes: Buffer, file = '<conflist>'): NetworkConfig
   };
 }
 
-/** Parses a single-plugin `.conf`/`.json` and wraps it as a one-plugin list (libcni ConfListFromConf). */
-export function parseConf(bytes: Buffer, file = '<conf>'): NetworkConfigList {
+/** Parses a single-plugin `.conf`/`.json` as a one-plugin network configuration list (libcni ConfListFromConf). */
+export function parseConfAsList(bytes: Buffer, file = '<conf>'): NetworkConfigList {
   const raw = parseJson(file, bytes);
   const r = singleSchema.safeParse(raw);
   if (!r.success) throw invalid(file, formatZod(r.error.issues));
@@ -151,11 +149,11 @@ export function loadConfFile(path: string): NetworkConfigList {
   try {
     bytes = readFileSync(file);
   } catch (err) {
-    throw new CniError(CniCode.IoFailure, `cannot read network config ${file}`, (err as Error).message);
+    throw new CniError(CniCode.IoFailure, `cannot read network config ${file}`, (err as Error).message, { cause: err, reason: 'config-not-found' });
   }
   if (extname(file) === '.conflist') return parseConfList(bytes, file);
   const raw = parseJson(file, bytes);
-  return 'plugins' in raw ? parseConfList(bytes, file) : parseConf(bytes, file);
+  return 'plugins' in raw ? parseConfList(bytes, file) : parseConfAsList(bytes, file);
 }
 
 function filesWith(dir: string, exts: string[]): string[] {
@@ -165,7 +163,7 @@ function filesWith(dir: string, exts: string[]): string[] {
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ENOENT') return [];
-    throw new CniError(CniCode.IoFailure, `cannot read network config directory ${dir}`, (err as Error).message);
+    throw new CniError(CniCode.IoFailure, `cannot read network config directory ${dir}`, (err as Error).message, { cause: err, reason: 'config-not-found' });
   }
   return names.filter((n) => exts.includes(extname(n))).sort().map((n) => join(dir, n))
     .filter((p) => { try { return statSync(p).isFile(); } catch { return false; } });
@@ -181,15 +179,15 @@ export function loadNetwork(dir: string, name: string): NetworkConfigList {
     if (list.name === name) return list;
   }
   for (const file of filesWith(dir, ['.conf', '.json'])) {
-    const list = parseConf(readFileSync(file), file);
+    const list = parseConfAsList(readFileSync(file), file);
     if (list.name === name) return list;
   }
   const known = listNetworks(dir).map((l) => l.name);
   if (known.length === 0) {
     throw new CniError(CniCode.InvalidConfig, `no net configurations found in ${dir}`,
-      'put a .conflist there (see conf/ in cnikit), or point NETCONFPATH / --netconf-path at a directory that has one');
+      'put a .conflist there (see conf/ in cnikit), or point NETCONFPATH / --netconf-path at a directory that has one', { reason: 'config-not-found' });
   }
-  throw new CniError(CniCode.InvalidConfig, `no net configuration with name "${name}" in ${dir}`, `networks there: ${known.join(', ')}`);
+  throw new CniError(CniCode.InvalidConfig, `no net configuration with name "${name}" in ${dir}`, `networks there: ${known.join(', ')}`, { reason: 'config-not-found' });
 }
 
 /**
@@ -205,7 +203,7 @@ export function resolveNetwork(dir: string, nameOrPath: string): NetworkConfigLi
 export function listNetworks(dir: string): NetworkConfigList[] {
   const out: NetworkConfigList[] = [];
   const seen = new Set<string>();
-  for (const [exts, parse] of [[['.conflist'], parseConfList], [['.conf', '.json'], parseConf]] as const) {
+  for (const [exts, parse] of [[['.conflist'], parseConfList], [['.conf', '.json'], parseConfAsList]] as const) {
     for (const file of filesWith(dir, [...exts])) {
       const list = parse(readFileSync(file), file);
       if (!seen.has(list.name)) {

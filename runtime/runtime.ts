@@ -1,11 +1,14 @@
 /**
- * The chain engine: what libcni's api.go is for Go runtimes. It runs a network config list
- * against one attachment (container id + ifname + netns): ADD in order passing each result on as
- * the next plugin's prevResult, DEL in reverse with the cached final result, CHECK in order with
- * the cached result, STATUS, and GC with the still-valid attachments. It builds each plugin's
- * stdin (list name and negotiated version injected, capabilities turned into runtimeConfig),
- * finds the plugin in CNI_PATH and always execs it (never in-process: a runtime must see exactly
- * what cnitool would), and keeps the libcni-compatible results cache (cache.ts).
+ * CniRuntime: what libcni's api.go is for Go runtimes. It runs a network config list against one
+ * attachment (container id + ifname + netns): ADD in order passing each result on as the next
+ * plugin's prevResult, DEL in reverse with the cached final result, CHECK in order with the
+ * cached result, STATUS, and GC with the still-valid attachments. It builds each plugin's stdin
+ * (list name and negotiated version injected, capabilities turned into runtimeConfig), runs the
+ * plugin through an `Exec` (exec.ts: child processes by default, FakeExec in unit tests) and
+ * keeps the libcni-compatible results cache (cache.ts).
+ *
+ * It is a library: it reads no process state (the base environment for plugins is passed in)
+ * and prints nothing (progress goes to `onEvent`). The cnikit command is one caller.
  *
  * Where it differs from libcni, on purpose:
  * - A failed ADD runs DEL, in reverse, for every plugin it reached (the failing one included,
@@ -18,20 +21,17 @@
  * - DEL and CHECK fall back to the CNI_ARGS and capability args cached at ADD when the caller
  *   gives none, so `cnikit del` removes port mappings without repeating CAP_ARGS.
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { CniCode, CniError, describe } from '../pkg/cni/errors.ts';
-import { execPlugin, findInPath } from '../pkg/cni/invoke.ts';
+import { join } from 'node:path';
+import { CniCode, CniError, describe, errorText } from '../pkg/cni/errors.ts';
 import { type Result, formatResult, parseResult } from '../pkg/cni/result.ts';
+import type { Attachment } from '../pkg/cni/skel.ts';
 import { atLeast } from '../pkg/cni/version.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from '../pkg/cni/validate.ts';
+import { hasCode } from '../pkg/native.ts';
 import { type CachedAttachment, ResultsCache } from './cache.ts';
 import type { NetworkConfigList, PluginConf } from './conf.ts';
-import { errorText, parseArgsEnv } from '../cnikit/self.ts';
-
-export { errorText, parseArgsEnv };
+import { type Exec, type PluginCommand, ProcessExec } from './exec.ts';
+import { VersionStore } from './version-store.ts';
 
 /** Who and where: libcni's RuntimeConf. */
 export interface RuntimeConf {
@@ -44,9 +44,6 @@ export interface RuntimeConf {
   /** Capability arguments; each reaches a plugin as runtimeConfig only if the plugin declares the capability. */
   capabilityArgs: Record<string, unknown>;
 }
-
-/** One still-valid attachment, for GC. */
-export interface Attachment { containerID: string; ifname: string }
 
 /** Progress events, for a CLI to show what a long chain is doing. */
 export interface ChainEvent {
@@ -64,8 +61,10 @@ export interface RuntimeOptions {
   path: string[];
   /** Cache directory (libcni's cacheDir; `results/` lives under it). */
   cacheDir: string;
-  /** Base environment for plugins (the six CNI_* are set on top). Defaults to process.env. */
-  env?: NodeJS.ProcessEnv;
+  /** Base environment for plugins (the six CNI_* are set on top): a CLI passes its own. */
+  env: NodeJS.ProcessEnv;
+  /** How plugins are found and run; default: as child processes (ProcessExec). */
+  exec?: Exec;
   onEvent?: (e: ChainEvent) => void;
 }
 
@@ -78,6 +77,7 @@ export class CniRuntime {
   readonly path: string[];
   readonly cache: ResultsCache;
   private readonly env: NodeJS.ProcessEnv;
+  private readonly exec: Exec;
   private readonly onEvent: (e: ChainEvent) => void;
   private readonly versionInfo = new Map<string, Promise<string[]>>();
   private readonly versionStore: VersionStore;
@@ -85,17 +85,23 @@ export class CniRuntime {
   constructor(o: RuntimeOptions) {
     this.path = o.path;
     this.cache = new ResultsCache(o.cacheDir);
-    this.env = o.env ?? process.env;
+    this.env = o.env;
+    this.exec = o.exec ?? new ProcessExec();
     this.onEvent = o.onEvent ?? (() => {});
     this.versionStore = new VersionStore(join(o.cacheDir, 'cnikit', 'plugin-versions.json'));
   }
 
-  /** Returns the plugin executable for `type`, or throws naming CNI_PATH. */
+  /** Returns the plugin executable for `type`, or throws naming CNI_PATH (reason `plugin-not-found`). */
   find(type: string): string {
     if (this.path.length === 0) {
-      throw new CniError(CniCode.InvalidEnv, `cannot find plugin "${type}": CNI_PATH is empty`, 'set CNI_PATH or --cni-path to the directories holding the plugins, e.g. /opt/cni/bin');
+      throw new CniError(CniCode.InvalidEnv, `cannot find plugin "${type}": CNI_PATH is empty`, 'set CNI_PATH or --cni-path to the directories holding the plugins, e.g. /opt/cni/bin', { reason: 'plugin-not-found' });
     }
-    return findInPath(type, this.path);
+    try {
+      return this.exec.find(type, this.path);
+    } catch (err) {
+      if (!(err instanceof CniError)) throw err;
+      throw new CniError(err.code, err.message, err.details, { cause: err, reason: 'plugin-not-found' });
+    }
   }
 
   /**
@@ -109,7 +115,7 @@ export class CniRuntime {
     if (!p) {
       const file = this.find(type);
       const known = this.versionStore.get(file);
-      p = known ? Promise.resolve(known) : retryBusy(() => versionOf(file, asked, this.env)).then((v) => {
+      p = known ? Promise.resolve(known) : this.exec.version(file, this.env, asked).then((v) => {
         this.versionStore.set(file, v);
         return v;
       });
@@ -164,17 +170,18 @@ export class CniRuntime {
     return Buffer.from(JSON.stringify(obj));
   }
 
-  private async exec(list: NetworkConfigList, i: number, command: 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC', version: string, prev: Result | undefined, rt: RuntimeConf | undefined, extra?: Record<string, unknown>): Promise<Result | undefined> {
+  private async runPlugin(list: NetworkConfigList, i: number, command: PluginCommand, version: string, prev: Result | undefined, rt: RuntimeConf | undefined, extra?: Record<string, unknown>): Promise<Result | undefined> {
     const plugin = list.plugins[i]!;
     this.onEvent({ op: command, network: list.name, type: plugin.type, index: i, total: list.plugins.length });
     try {
       const file = this.find(plugin.type);
       const stdin = this.buildConfig(list, plugin, version, prev, command === 'STATUS' || command === 'GC' ? undefined : rt, extra);
       const env = this.pluginEnv(command, command === 'STATUS' || command === 'GC' ? undefined : rt);
-      return await retryBusy(() => execPlugin(file, command, env, stdin, version));
+      return await this.exec.exec(file, command, env, stdin, version);
     } catch (err) {
       const e = err instanceof CniError ? err : new CniError(CniCode.Internal, describe(err));
-      throw new CniError(e.code, `plugin type="${plugin.type}" name="${list.name}" failed (${command.toLowerCase()}): ${e.message}`, e.details, { cause: err });
+      throw new CniError(e.code, `plugin type="${plugin.type}" name="${list.name}" failed (${command.toLowerCase()}): ${e.message}`, e.details,
+        { cause: err, reason: e.reason ?? (lacksPermission(err) ? 'permission' : undefined) });
     }
   }
 
@@ -204,12 +211,12 @@ export class CniRuntime {
     try {
       for (let i = 0; i < list.plugins.length; i++) {
         reached = i;
-        result = await this.exec(list, i, 'ADD', version, result, rt);
+        result = await this.runPlugin(list, i, 'ADD', version, result, rt);
       }
     } catch (err) {
       const undoErrors = await this.rollback(list, version, reached, result, rt);
       if (undoErrors.length && err instanceof CniError) {
-        throw new CniError(err.code, err.message, [err.details, `rollback: ${undoErrors.join('; ')}`].filter(Boolean).join('; '), { cause: err });
+        throw new CniError(err.code, err.message, [err.details, `rollback: ${undoErrors.join('; ')}`].filter(Boolean).join('; '), { cause: err, reason: err.reason });
       }
       throw err;
     }
@@ -227,7 +234,7 @@ export class CniRuntime {
     for (let i = reached; i >= 0; i--) {
       this.onEvent({ op: 'ROLLBACK', network: list.name, type: list.plugins[i]!.type, index: i, total: list.plugins.length });
       try {
-        await this.exec(list, i, 'DEL', version, atLeast(version, '0.4.0') ? prev : undefined, rt);
+        await this.runPlugin(list, i, 'DEL', version, atLeast(version, '0.4.0') ? prev : undefined, rt);
       } catch (err) {
         errors.push(errorText(err));
       }
@@ -283,7 +290,7 @@ export class CniRuntime {
       }
     }
     const r = this.withCached(rt, cached);
-    for (let i = list.plugins.length - 1; i >= 0; i--) await this.exec(list, i, 'DEL', version, prev, r);
+    for (let i = list.plugins.length - 1; i >= 0; i--) await this.runPlugin(list, i, 'DEL', version, prev, r);
     this.cache.remove(list.name, rt.containerId, rt.ifName);
   }
 
@@ -299,11 +306,11 @@ export class CniRuntime {
     if (list.disableCheck) return;
     if (!cached?.result) {
       throw new CniError(CniCode.UnknownContainer, `no cached result for container "${rt.containerId}" on network "${list.name}" (${rt.ifName})`,
-        `nothing was added with this container id and ifname, or the cache is elsewhere (looked in ${this.cache.dir})`);
+        `nothing was added with this container id and ifname, or the cache is elsewhere (looked in ${this.cache.dir})`, { reason: 'not-cached' });
     }
     const prev = this.cachedResult(list, cached, version);
     const r = this.withCached(rt, cached);
-    for (let i = 0; i < list.plugins.length; i++) await this.exec(list, i, 'CHECK', version, prev, r);
+    for (let i = 0; i < list.plugins.length; i++) await this.runPlugin(list, i, 'CHECK', version, prev, r);
   }
 
   /**
@@ -313,7 +320,7 @@ export class CniRuntime {
   async status(list: NetworkConfigList): Promise<boolean> {
     const version = await this.negotiate(list);
     if (!atLeast(version, '1.1.0')) return false;
-    for (let i = 0; i < list.plugins.length; i++) await this.exec(list, i, 'STATUS', version, undefined, undefined);
+    for (let i = 0; i < list.plugins.length; i++) await this.runPlugin(list, i, 'STATUS', version, undefined, undefined);
     return true;
   }
 
@@ -344,7 +351,7 @@ export class CniRuntime {
       const extra = { 'cni.dev/valid-attachments': attachments, 'cni.dev/attachments': attachments };
       for (let i = 0; i < list.plugins.length; i++) {
         try {
-          await this.exec(list, i, 'GC', version, undefined, undefined, extra);
+          await this.runPlugin(list, i, 'GC', version, undefined, undefined, extra);
         } catch (err) {
           errors.push(errorText(err));
         }
@@ -356,111 +363,11 @@ export class CniRuntime {
 }
 
 /**
- * Runs fn again while exec fails with ETXTBSY ("text file busy": the plugin file is being
- * written, e.g. by an install or a build), at most 5 more times, 1 s apart, as libcni does.
+ * True when a plugin failed for lack of privileges. A plugin is another process: the errno it hit
+ * reaches the runtime only as the text of its error object, so this reads that text (a foreign
+ * process's output, never a message of our own), besides any errno in the cause chain.
  */
-async function retryBusy<T>(fn: () => T | Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const busy = (err as { code?: unknown }).code === 'ETXTBSY' || /ETXTBSY/.test(errorText(err));
-      if (!busy || attempt >= 5) throw err;
-      await sleep(1000);
-    }
-  }
-}
-
-/** Runs `file` with VERSION and returns its supportedVersions. */
-function versionOf(file: string, asked: string, env: NodeJS.ProcessEnv): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    // libcni sets the other variables to "dummy" for VERSION. spawn throws ETXTBSY synchronously,
-    // which rejects this promise (and retryBusy tries again).
-    const child = spawn(file, [], {
-      env: { ...env, CNI_COMMAND: 'VERSION', CNI_CONTAINERID: 'dummy', CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_PATH: 'dummy' },
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString('utf8'); });
-    child.on('error', (err) => reject(new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(err))));
-    child.on('close', (code) => {
-      let parsed: { supportedVersions?: unknown; cniVersion?: unknown; code?: unknown; msg?: unknown; details?: unknown } | undefined;
-      try { parsed = JSON.parse(out) as typeof parsed; } catch { /* handled below */ }
-      if (code !== 0) {
-        if (parsed && typeof parsed.code === 'number' && typeof parsed.msg === 'string') {
-          reject(new CniError(parsed.code as CniCode, `${file} VERSION: ${parsed.msg}`, typeof parsed.details === 'string' ? parsed.details : undefined));
-        } else reject(new CniError(CniCode.Internal, `${file} VERSION exited with ${code}`, out.trim() || undefined));
-        return;
-      }
-      if (parsed && Array.isArray(parsed.supportedVersions)) {
-        resolve(parsed.supportedVersions.filter((v): v is string => typeof v === 'string'));
-      } else if (parsed && parsed.cniVersion === '0.2.0') {
-        resolve(['0.1.0', '0.2.0']); // the one version allowed to omit supportedVersions
-      } else {
-        reject(new CniError(CniCode.DecodingFailure, `cannot read the VERSION output of ${file}`, out.trim().slice(0, 200)));
-      }
-    });
-    // Some plugins answer VERSION without reading stdin (the reference ones do) and may be gone
-    // before it is written: EPIPE here is harmless, the answer is on stdout.
-    child.stdin.on('error', () => {});
-    child.stdin.end(JSON.stringify({ cniVersion: asked }));
-  });
-}
-
-/**
- * Plugins' VERSION answers kept on disk between runs. Best effort: an unreadable or unwritable
- * file only means the plugin is asked again.
- */
-type VersionEntry = { size: number; mtimeMs: number; versions: string[] };
-
-class VersionStore {
-  private readonly file: string;
-  private data: Record<string, VersionEntry> | undefined;
-  constructor(file: string) {
-    this.file = file;
-  }
-
-  private key(plugin: string): { path: string; size: number; mtimeMs: number } | undefined {
-    try {
-      const path = realpathSync(plugin);
-      const st = statSync(path);
-      return { path, size: st.size, mtimeMs: st.mtimeMs };
-    } catch {
-      return undefined;
-    }
-  }
-
-  private load(): Record<string, VersionEntry> {
-    if (!this.data) {
-      try {
-        const raw = JSON.parse(readFileSync(this.file, 'utf8')) as unknown;
-        this.data = raw && typeof raw === 'object' && !Array.isArray(raw) ? raw as Record<string, VersionEntry> : {};
-      } catch {
-        this.data = {};
-      }
-    }
-    return this.data;
-  }
-
-  get(plugin: string): string[] | undefined {
-    const k = this.key(plugin);
-    const e = k && this.load()[k.path];
-    if (!k || !e || e.size !== k.size || e.mtimeMs !== k.mtimeMs || !Array.isArray(e.versions)) return undefined;
-    return e.versions.filter((v): v is string => typeof v === 'string');
-  }
-
-  set(plugin: string, versions: string[]): void {
-    const k = this.key(plugin);
-    if (!k) return;
-    const data = this.load();
-    data[k.path] = { size: k.size, mtimeMs: k.mtimeMs, versions };
-    try {
-      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-      const tmp = `${this.file}.tmp${process.pid}`;
-      writeFileSync(tmp, JSON.stringify(data), { mode: 0o600 });
-      renameSync(tmp, this.file);
-    } catch {
-      // Not being able to remember only costs a VERSION exec next time.
-    }
-  }
+function lacksPermission(err: unknown): boolean {
+  if (hasCode(err, 'EPERM', 'EACCES')) return true;
+  return err instanceof CniError && /\b(EPERM|EACCES)\b|operation not permitted|permission denied/i.test(errorText(err));
 }
