@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniCode, CniError } from './errors.ts';
-import { delegate, execPlugin, findInPath } from './invoke.ts';
+import { decodePluginError, delegate, execPlugin, findInPath } from './invoke.ts';
 import type { CmdArgs } from './skel.ts';
 import { silentLogger } from '../log.ts';
 
@@ -104,4 +104,14 @@ test.serial('delegate execs a plugin that is not ours, found through CmdArgs.pat
   t.is(r, undefined);
   t.true(readFileSync(`${record}.env`, 'utf8').includes('CNI_COMMAND=CHECK'));
   t.like(await delegate('fake-ipam', 'ADD', a), { cniVersion: '0.4.0' });
+});
+
+test('decodePluginError reads the error object a plugin printed, and nothing else', (t) => {
+  const e = decodePluginError('{"cniVersion":"1.0.0","code":7,"msg":"invalid network config","details":"subnet: missing"}\n');
+  t.true(e instanceof CniError);
+  t.is(e!.code, CniCode.InvalidConfig);
+  t.is(e!.message, 'invalid network config');
+  t.is(e!.details, 'subnet: missing');
+  t.is(decodePluginError('{"code":11,"msg":"later"}')!.details, undefined);
+  for (const out of ['', 'not json', 'null', '[1]', '{"code":"7","msg":"x"}', '{"code":7}']) t.is(decodePluginError(out), undefined, out);
 });
