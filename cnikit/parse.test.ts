@@ -1,3 +1,4 @@
+/** The command's argument and environment parsers, as cnitool parses the same inputs. */
 import test from 'ava';
 import { cnitoolContainerId, parseArgsEnv, parseCapArgs, parsePublish } from './parse.ts';
 

@@ -1,3 +1,4 @@
+/** The errno helpers (the addon itself is exercised by netns-tests). */
 import test from 'ava';
 import { CniCode, CniError, wrap } from './cni/errors.ts';
 import { hasCode } from './native.ts';

@@ -1,3 +1,4 @@
+/** The results cache in libcni's layout: file names, modes, keys, legacy entries and listing. */
 import test from 'ava';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -67,6 +67,7 @@ export class FakeExec implements Exec {
     const handle = this.plugins[type]!.handle ?? passThrough;
     const out = await handle(call);
     if (command !== 'ADD') return undefined;
+    if (out === undefined) throw new Error(`FakeExec: plugin "${type}" returned no result for ADD`);
     return parseResult(out, version, `result of ${file}`);
   }
 

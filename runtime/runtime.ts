@@ -7,8 +7,9 @@
  * plugin through an `Exec` (exec.ts: child processes by default, FakeExec in unit tests) and
  * keeps the libcni-compatible results cache (cache.ts).
  *
- * It is a library: it reads no process state (the base environment for plugins is passed in)
- * and prints nothing (progress goes to `onEvent`). The cnikit command is one caller.
+ * It is a library: it reads neither the environment nor argv (the base environment for plugins
+ * is passed in) and prints nothing (progress goes to `onEvent`). The cnikit command is one
+ * caller; a daemon can be another.
  *
  * Where it differs from libcni, on purpose:
  * - A failed ADD runs DEL, in reverse, for every plugin it reached (the failing one included,

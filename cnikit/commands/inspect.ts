@@ -3,7 +3,7 @@
  * prefix), netns path or netns name. Exits 5 when nothing matches.
  */
 import { resolve } from 'node:path';
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { CniCode, CniError } from '../../pkg/cni/errors.ts';
 import { act } from '../act.ts';
 import { cacheDirOf, cacheDirOption } from '../options.ts';

@@ -2,7 +2,7 @@
  * `cnikit ls`: the attachments in the results cache, as a table or JSON. Entries written by any
  * libcni runtime (cnitool, containerd, Podman) are listed too: the cache format is libcni's.
  */
-import { type Command } from 'commander';
+import type { Command } from 'commander';
 import { act } from '../act.ts';
 import { cacheDirOf, cacheDirOption } from '../options.ts';
 

@@ -10,7 +10,7 @@ import { type CniOptions, ENV_HELP, cacheDirOf, cniPathOf, netconfDirOf, withCni
 import { collectName, parseArgsEnv, parseCapArgs, parseName, parsePublish } from '../parse.ts';
 
 /** Where `ip netns` keeps named namespaces, and `run` pins its own. */
-export const DEFAULT_NETNS_DIR = '/run/netns';
+const DEFAULT_NETNS_DIR = '/run/netns';
 
 const HELP = `
 Examples:

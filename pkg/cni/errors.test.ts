@@ -1,3 +1,4 @@
+/** errorText, and the typed reason CniError carries beside its code. */
 import test from 'ava';
 import { CniCode, CniError, errorText, wrap } from './errors.ts';
 
