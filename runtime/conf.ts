@@ -14,6 +14,8 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import * as z from 'zod/mini';
 import { CniCode, CniError } from '../pkg/cni/errors.ts';
+import { formatIssues } from '../pkg/cni/schema.ts';
+import { isValidId } from '../pkg/cni/validate.ts';
 import { SUPPORTED_VERSIONS, compareVersions, isSupported } from '../pkg/cni/version.ts';
 
 /** One plugin object of a list, with every key the admin wrote (passed on verbatim). */
@@ -39,7 +41,6 @@ export interface NetworkConfigList {
   file: string;
 }
 
-const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const version = z.string().check(z.regex(/^\d+\.\d+\.\d+$/, 'expected a version like "1.0.0"'));
 // libcni accepts the disable* flags as JSON booleans or as the strings "true"/"false".
 const boolish = z.optional(z.union([z.boolean(), z.enum(['true', 'false'])], {
@@ -53,7 +54,7 @@ const pluginSchema = z.looseObject({
 }, { error: 'expected a plugin object' });
 
 const nameSchema = z.string({ error: (i) => (i.input === undefined ? 'missing: the network needs a "name"' : 'expected a string') })
-  .check(z.regex(ID_RE, 'must start with a letter or digit and hold only letters, digits, "_", "." and "-"'));
+  .check(z.refine(isValidId, 'must start with a letter or digit and hold only letters, digits, "_", "." and "-"'));
 
 const listSchema = z.looseObject({
   cniVersion: z.optional(version),
@@ -71,18 +72,6 @@ const singleSchema = z.looseObject({
   type: pluginSchema.shape.type,
   capabilities: pluginSchema.shape.capabilities,
 });
-
-/** One line per problem: `plugins[1].type: missing: every plugin needs a "type"`. */
-function formatZod(issues: readonly z.core.$ZodIssue[]): string {
-  return issues.map((i) => {
-    let where = '';
-    for (const p of i.path) where += typeof p === 'number' ? `[${p}]` : where ? `.${String(p)}` : String(p);
-    let why = i.message;
-    const m = /^Invalid input: expected (\w+), received (\w+)$/.exec(why);
-    if (m) why = m[2] === 'undefined' ? `missing (expected ${m[1]})` : `expected ${m[1]}, got ${m[2]}`;
-    return `${where || '(top level)'}: ${why}`;
-  }).join('; ');
-}
 
 function invalid(file: string, details: string, code: CniCode = CniCode.InvalidConfig): CniError {
   return new CniError(code, `invalid network config in ${file}`, details, { reason: 'config-invalid' });
@@ -118,7 +107,7 @@ function candidates(file: string, declared: string[]): string[] {
 export function parseConfList(bytes: Buffer, file = '<conflist>'): NetworkConfigList {
   const raw = parseJson(file, bytes);
   const r = listSchema.safeParse(raw);
-  if (!r.success) throw invalid(file, formatZod(r.error.issues));
+  if (!r.success) throw invalid(file, formatIssues(r.error.issues, raw));
   const d = r.data;
   const declared = [...(d.cniVersions ?? []), ...(d.cniVersion ? [d.cniVersion] : [])];
   const cand = candidates(file, declared);
@@ -133,7 +122,7 @@ export function parseConfList(bytes: Buffer, file = '<conflist>'): NetworkConfig
 export function parseConfAsList(bytes: Buffer, file = '<conf>'): NetworkConfigList {
   const raw = parseJson(file, bytes);
   const r = singleSchema.safeParse(raw);
-  if (!r.success) throw invalid(file, formatZod(r.error.issues));
+  if (!r.success) throw invalid(file, formatIssues(r.error.issues, raw));
   const cand = candidates(file, r.data.cniVersion ? [r.data.cniVersion] : []);
   const list = { cniVersion: r.data.cniVersion, name: r.data.name, plugins: [raw] };
   return {

@@ -18,22 +18,37 @@ function pathOf(path: PropertyKey[]): string {
   return out || '(config)';
 }
 
-/** Turns zod issues into one readable line per problem: `ipam.ranges[0][0].subnet: expected string`. */
-export function formatIssues(issues: readonly Issue[]): string {
+/**
+ * Turns zod issues into one readable line per problem: `ipam.ranges[0][0].subnet: expected
+ * string, got number`. zod/mini carries no English messages (its default is "Invalid input"), so
+ * a type error is spelled here from the issue's expected type and the value found at its path in
+ * `input` (the data that was parsed); a message the schema gives itself (`{ error: ... }`) is kept.
+ */
+export function formatIssues(issues: readonly Issue[], input?: unknown): string {
   return issues.map((i) => {
     let why = i.message;
-    if (i.code === 'invalid_type') {
-      // zod reports `input` only with reportInput; otherwise its message says "received <type>".
-      const got = 'input' in i ? describeValue(i.input) : (/received (\w+)/.exec(i.message)?.[1] ?? 'something else');
-      why = `expected ${String(i.expected)}, got ${got === 'undefined' ? 'nothing' : got}`;
+    if (i.code === 'invalid_type' && DEFAULT_MESSAGE.test(i.message)) {
+      const v = 'input' in i ? i.input : valueAt(input, i.path);
+      why = v === undefined ? `missing (expected ${String(i.expected)})` : `expected ${String(i.expected)}, got ${describeValue(v)}`;
     }
     else if (i.code === 'unrecognized_keys' && i.keys) why = `unknown keys ${i.keys.join(', ')}`;
     return `${pathOf(i.path)}: ${why}`;
   }).join('; ');
 }
 
+/** zod's own wording of a type error: "Invalid input" (zod/mini), with the types when a locale is loaded. */
+const DEFAULT_MESSAGE = /^Invalid input(: expected \w+, received \w+)?$/;
+
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let v = data;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
 function describeValue(v: unknown): string {
-  if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
   return typeof v;
@@ -42,7 +57,7 @@ function describeValue(v: unknown): string {
 /** Parses `data` with `schema`; on failure throws CniError(code, msg) naming each bad field. */
 export function parseWith<T extends z.ZodMiniType>(schema: T, data: unknown, msg = 'invalid network config', code: CniCode = CniCode.InvalidConfig): z.infer<T> {
   const r = schema.safeParse(data);
-  if (!r.success) throw new CniError(code, msg, formatIssues(r.error.issues as unknown as Issue[]));
+  if (!r.success) throw new CniError(code, msg, formatIssues(r.error.issues as unknown as Issue[], data));
   return r.data as z.infer<T>;
 }
 

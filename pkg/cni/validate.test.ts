@@ -4,7 +4,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { CniCode, CniError } from './errors.ts';
-import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
+import { isValidId, validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
 
 /** A title-safe rendering: every character outside printable ASCII as \\uXXXX. */
 const show = (s: string) => `"${[...s].map((c) => /[ -~]/.test(c) ? c : `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`).join('')}"`;
@@ -50,3 +50,8 @@ for (const name of ['appnet', 'podman', 'net.1', 'a-b_c', '1net']) {
 for (const [name, msg] of [[undefined, 'missing network name'], ['', 'missing network name'], [42, 'missing network name'], ['app net', 'invalid network name'], ['-net', 'invalid network name'], ['net/1', 'invalid network name']] as const) {
   test(`network name ${JSON.stringify(name)}: ${msg} (code 7)`, rejects, () => validateNetworkName(name), CniCode.InvalidConfig, msg);
 }
+
+test('isValidId: a letter or digit first, then letters, digits, "_", "." and "-"', (t) => {
+  for (const s of ['a', '0', 'ctr-1', 'web_2.x', '3f2a9c', 'A.b-C_d']) t.true(isValidId(s), s);
+  for (const s of ['', '-a', '.a', '_a', 'a b', 'a/b', 'a:b', 'é', 'a\n']) t.false(isValidId(s), s);
+});

@@ -2,6 +2,15 @@
 import { CniCode, CniError } from './errors.ts';
 
 const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+/**
+ * Returns true when `s` is a valid container id or network name: a letter or digit, then
+ * letters, digits, `_`, `.` and `-` (libcni's ValidateContainerID / ValidateNetworkName pattern).
+ */
+export function isValidId(s: string): boolean {
+  return ID_RE.test(s);
+}
+
 /**
  * '/', ':' and exactly what Go's unicode.IsSpace calls space (the reference checks that):
  * JavaScript's \s differs, it lacks U+0085 (NEL) and includes U+FEFF.
@@ -22,11 +31,11 @@ export function validateIfName(name: string): void {
  */
 export function validateContainerId(id: string): void {
   if (id === '') throw new CniError(CniCode.UnknownContainer, 'missing containerID', 'set CNI_CONTAINERID');
-  if (!ID_RE.test(id)) throw new CniError(CniCode.InvalidEnv, 'invalid characters in containerID', `CNI_CONTAINERID="${id}" must match ${ID_RE.source}`);
+  if (!isValidId(id)) throw new CniError(CniCode.InvalidEnv, 'invalid characters in containerID', `CNI_CONTAINERID="${id}" must match ${ID_RE.source}`);
 }
 
 /** Throws code 7 unless name is a valid network name. */
 export function validateNetworkName(name: unknown): asserts name is string {
   if (typeof name !== 'string' || name === '') throw new CniError(CniCode.InvalidConfig, 'missing network name', 'the config needs a "name"');
-  if (!ID_RE.test(name)) throw new CniError(CniCode.InvalidConfig, 'invalid network name', `"${name}" must match ${ID_RE.source}`);
+  if (!isValidId(name)) throw new CniError(CniCode.InvalidConfig, 'invalid network name', `"${name}" must match ${ID_RE.source}`);
 }

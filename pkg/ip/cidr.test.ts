@@ -5,7 +5,7 @@
 import test from 'ava';
 import {
   type Cidr, type IP, addToIP, cidrOf, contains, formatCidr, formatIP, ipEquals, ipFromBytes, ipToBytes,
-  isGlobalUnicast, lastOf, networkOf, overlaps, parseCidr, parseIP, tryParseCidr, tryParseIP,
+  isGlobalUnicast, lastOf, networkOf, overlaps, parseCidr, parseHostPort, parseIP, tryParseCidr, tryParseIP,
 } from './cidr.ts';
 
 const v4 = (s: string): IP => parseIP(s);
@@ -175,6 +175,36 @@ for (const [s, expected] of [
 ] as const) {
   test(`isGlobalUnicast(${s}) = ${expected}`, (t) => t.is(isGlobalUnicast(parseIP(s)), expected));
 }
+
+const hostPorts: [string, string, number][] = [
+  ['192.0.2.1', '192.0.2.1', 53],
+  ['192.0.2.1:5353', '192.0.2.1', 5353],
+  ['fd00::53', 'fd00::53', 53],
+  ['FD00:0::53', 'fd00::53', 53],
+  ['[fd00::53]:5353', 'fd00::53', 5353],
+  ['[::1]:1', '::1', 1],
+  ['[192.0.2.1]:65535', '192.0.2.1', 65535],
+  ['::ffff:10.1.2.3', '::ffff:10.1.2.3', 53],
+];
+for (const [s, address, port] of hostPorts) {
+  test(`parseHostPort(${s}) = ${address} port ${port}`, (t) => {
+    const hp = parseHostPort(s, 53);
+    t.truthy(hp);
+    t.is(formatIP(hp!.ip), address);
+    t.is(hp!.port, port);
+  });
+}
+
+test('parseHostPort refuses names, bad ports, unbracketed IPv6 with a port, zones and junk', (t) => {
+  for (const s of ['dns.example', 'dns.example:53', '192.0.2.1:0', '192.0.2.1:65536', '192.0.2.1:99999', '192.0.2.1:',
+    '192.0.2.1:53x', '192.0.2.1:-1', '192.0.2.1:5.3', '[fd00::53]', '[fd00::53]:', '[fd00::53]:0', 'fd00::53]:53', '[fd00::53:53',
+    '[fe80::1%eth0]:53', 'fe80::1%eth0', '10.0.0.256:53', '01.2.3.4:53', '1.2.3.4/24', ':53', '', ' 192.0.2.1']) {
+    t.is(parseHostPort(s, 53), undefined, s);
+  }
+  t.is(parseHostPort(7 as unknown as string, 53), undefined);
+  // Without brackets, a trailing group is part of the address (what `ip` and resolv.conf mean).
+  t.is(formatIP(parseHostPort('fd00::53:5353', 53)!.ip), 'fd00::53:5353');
+});
 
 // ip-address as the oracle: our parser and printer agree with it on random addresses (with
 // runs of zero groups made likely, since that is where RFC 5952 printing has its cases).

@@ -122,6 +122,31 @@ export function familyOfAddress(s: string): Family {
   return s.includes(':') ? 6 : 4;
 }
 
+/** An address with a port (a listen address, an upstream resolver). */
+export interface HostPort {
+  ip: IP;
+  port: number;
+}
+
+const PORT_RE = /^\d{1,5}$/;
+
+/**
+ * Parses `ADDR:PORT`, `[V6]:PORT` or a bare address (which gets `defaultPort`); undefined when
+ * the address is not an IP literal or the port is not 1-65535. A bare IPv6 address needs no
+ * brackets; with a port it does (`fd00::53:5353` is the address fd00::53:5353).
+ */
+export function parseHostPort(s: string, defaultPort: number): HostPort | undefined {
+  if (typeof s !== 'string') return undefined;
+  const bare = tryParseIP(s);
+  if (bare) return { ip: bare, port: defaultPort };
+  const m = /^\[([^\]]+)\]:([^:]*)$/.exec(s) ?? /^([^:[\]]+):([^:]*)$/.exec(s);
+  if (!m || !PORT_RE.test(m[2]!)) return undefined;
+  const ip = tryParseIP(m[1]!);
+  const port = Number(m[2]);
+  if (!ip || port < 1 || port > 65535) return undefined;
+  return { ip, port };
+}
+
 function format4(v: bigint): string {
   const n = Number(v);
   return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
