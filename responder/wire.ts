@@ -7,14 +7,71 @@
  * resource records whose owner name is the pointer 0xC00C (the question name at offset 12), so a
  * response is the header, the question copied from the query, and those records concatenated.
  * This does in well under a microsecond what dns2's Packet.parse + toBuffer does in ~6 µs
- * (docs/toolchain.md §4). Queries the fast parser declines (a compressed question name) go through dns2's
- * general decoder (`parseQuerySlow` in slow-path.ts). No dns2 here: the plugin uses this module too.
+ * (docs/toolchain.md §4). Queries the fast parser declines (a compressed question name) go through
+ * dns2's general decoder (`parseQuerySlow` in slow-path.ts). The header's fields are read only
+ * through the accessors below (`isResponse`, `rcodeOf`, ...), and `encodeQuery` is the one query
+ * encoder (the plugin's CHECK probe sends it). No dns2 here: the plugin uses this module too.
  */
 export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, ANY: 255 } as const;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 export const CLASS_IN = 1;
 /** The UDP payload size we advertise and accept at most (the DNS flag day 2020 value). */
 export const OUR_UDP_SIZE = 1232;
+
+/*
+ * The header (RFC 1035 §4.1.1): 12 bytes, id, two bytes of flags, then the four section counts.
+ *   byte 2: QR (0x80) | OPCODE (4 bits, 0x78) | AA (0x04) | TC (0x02) | RD (0x01)
+ *   byte 3: RA (0x80) | Z, AD, CD (0x70) | RCODE (4 bits, 0x0f)
+ * Every read of a header field goes through the accessors below; they need m.length >= 12.
+ */
+export const HEADER_SIZE = 12;
+const QR = 0x80;
+const AA = 0x04;
+const TC = 0x02;
+const RD = 0x01;
+const RA = 0x80;
+/** DNSSEC OK: the top bit of an OPT record's flags (RFC 3225). */
+const DO = 0x80;
+
+/** Returns the message id. */
+export function idOf(m: Buffer): number {
+  return (m[0]! << 8) | m[1]!;
+}
+
+/** Returns true for a response (QR set), false for a query. */
+export function isResponse(m: Buffer): boolean {
+  return (m[2]! & QR) !== 0;
+}
+
+/** Returns the opcode (0 = QUERY). */
+export function opcodeOf(m: Buffer): number {
+  return (m[2]! >> 3) & 0xf;
+}
+
+/** Returns true when the TC bit is set (the answer did not fit; ask again over TCP). */
+export function isTruncated(m: Buffer): boolean {
+  return (m[2]! & TC) !== 0;
+}
+
+/** Returns true when the RD bit (recursion desired) is set. */
+export function wantsRecursion(m: Buffer): boolean {
+  return (m[2]! & RD) !== 0;
+}
+
+/** Returns the header's 4-bit response code. */
+export function rcodeOf(m: Buffer): number {
+  return m[3]! & 0xf;
+}
+
+/** Returns the number of questions (QDCOUNT). */
+export function questionCount(m: Buffer): number {
+  return (m[4]! << 8) | m[5]!;
+}
+
+/** Returns the number of answer records (ANCOUNT). */
+export function answerCount(m: Buffer): number {
+  return (m[6]! << 8) | m[7]!;
+}
 
 /** The EDNS0 part of a query (from its OPT record). */
 export interface Edns {
@@ -46,8 +103,9 @@ export type ParseFailure =
 const DROP: ParseFailure = { action: 'drop' };
 const SLOW: ParseFailure = { action: 'slow' };
 
-function fail(m: Buffer, rcode: number): ParseFailure {
-  return { action: 'reply', id: (m[0]! << 8) | m[1]!, opcode: (m[2]! >> 3) & 0xf, rd: (m[2]! & 1) === 1, rcode };
+/** The header-only error reply to message `m` (its id, opcode and RD echoed), for encodeError. */
+export function errorReply(m: Buffer, rcode: number): ParseFailure & { action: 'reply' } {
+  return { action: 'reply', id: idOf(m), opcode: opcodeOf(m), rd: wantsRecursion(m), rcode };
 }
 
 /** Skips a (possibly compressed) name starting at p; returns the offset after it or -1. */
@@ -69,30 +127,28 @@ function skipName(m: Buffer, p: number): number {
  */
 export function parseQuery(m: Buffer): Query | ParseFailure {
   const len = m.length;
-  if (len < 12) return DROP;
-  const f1 = m[2]!;
-  if (f1 & 0x80) return DROP;
-  const opcode = (f1 >> 3) & 0xf;
-  if (opcode !== 0) return fail(m, RCODE.NOTIMP);
-  if (m[4] !== 0 || m[5] !== 1) return fail(m, RCODE.FORMERR);
-  let p = 12;
+  if (len < HEADER_SIZE || isResponse(m)) return DROP;
+  const opcode = opcodeOf(m);
+  if (opcode !== 0) return errorReply(m, RCODE.NOTIMP);
+  if (questionCount(m) !== 1) return errorReply(m, RCODE.FORMERR);
+  let p = HEADER_SIZE;
   for (;;) {
-    if (p >= len) return fail(m, RCODE.FORMERR);
+    if (p >= len) return errorReply(m, RCODE.FORMERR);
     const l = m[p]!;
     if (l === 0) { p++; break; }
-    if (l & 0xc0) return (l & 0xc0) === 0xc0 ? SLOW : fail(m, RCODE.FORMERR);
+    if (l & 0xc0) return (l & 0xc0) === 0xc0 ? SLOW : errorReply(m, RCODE.FORMERR);
     p += 1 + l;
-    if (p - 12 > 255) return fail(m, RCODE.FORMERR);
+    if (p - HEADER_SIZE > 255) return errorReply(m, RCODE.FORMERR);
   }
-  if (p + 4 > len) return fail(m, RCODE.FORMERR);
-  const key = m.toString('latin1', 12, p).toLowerCase();
+  if (p + 4 > len) return errorReply(m, RCODE.FORMERR);
+  const key = m.toString('latin1', HEADER_SIZE, p).toLowerCase();
   const qtype = (m[p]! << 8) | m[p + 1]!;
   const qclass = (m[p + 2]! << 8) | m[p + 3]!;
   p += 4;
-  const question = m.subarray(12, p);
+  const question = m.subarray(HEADER_SIZE, p);
   const edns = parseRest(m, p);
-  if (edns === null) return fail(m, RCODE.FORMERR);
-  return { id: (m[0]! << 8) | m[1]!, opcode, rd: (f1 & 1) === 1, key, qtype, qclass, question, edns };
+  if (edns === null) return errorReply(m, RCODE.FORMERR);
+  return { id: idOf(m), opcode, rd: wantsRecursion(m), key, qtype, qclass, question, edns };
 }
 
 /** Walks answer/authority/additional records after the question; returns the OPT data, undefined, or null when malformed. */
@@ -112,7 +168,7 @@ function parseRest(m: Buffer, p: number): Edns | undefined | null {
     if (type === TYPE.OPT) {
       // RFC 6891 §6.1.1: one OPT at most, in the additional section, owned by the root.
       if (edns || i < an + ns || m[nameStart] !== 0) return null;
-      edns = { udpSize: m.readUInt16BE(p + 2), version: m[p + 5]!, dnssecOk: (m[p + 6]! & 0x80) !== 0 };
+      edns = { udpSize: m.readUInt16BE(p + 2), version: m[p + 5]!, dnssecOk: (m[p + 6]! & DO) !== 0 };
     }
     p += 10 + rdlen;
   }
@@ -230,7 +286,7 @@ function writeOpt(out: Buffer, p: number, extRcode: number, dnssecOk: boolean): 
   out.writeUInt16BE(OUR_UDP_SIZE, p + 3);
   out[p + 5] = extRcode;
   out[p + 6] = 0;
-  out[p + 7] = dnssecOk ? 0x80 : 0;
+  out[p + 7] = dnssecOk ? DO : 0;
   out[p + 8] = 0;
   out.writeUInt16BE(0, p + 9);
   return p + 11;
@@ -250,7 +306,7 @@ export function udpLimit(q: Query): number {
 export function encodeResponse(q: Query, r: Reply, maxSize: number): Buffer {
   const badVers = q.edns !== undefined && q.edns.version !== 0;
   const rcode = badVers ? 0 : r.rcode; // BADVERS = 16: low bits 0, high bits 1 in the OPT
-  let size = 12 + q.question.length + (q.edns ? 11 : 0);
+  let size = HEADER_SIZE + q.question.length + (q.edns ? 11 : 0);
   let na = badVers ? 0 : r.answers.length;
   let ns = badVers ? 0 : r.authority.length;
   let an = badVers ? 0 : r.ancount ?? na;
@@ -268,14 +324,14 @@ export function encodeResponse(q: Query, r: Reply, maxSize: number): Buffer {
   const out = Buffer.allocUnsafe(size);
   out[0] = q.id >> 8;
   out[1] = q.id & 0xff;
-  out[2] = 0x80 | (q.opcode << 3) | (r.aa ? 4 : 0) | (tc ? 2 : 0) | (q.rd ? 1 : 0);
-  out[3] = 0x80 | (rcode & 0xf);
+  out[2] = QR | (q.opcode << 3) | (r.aa ? AA : 0) | (tc ? TC : 0) | (q.rd ? RD : 0);
+  out[3] = RA | (rcode & 0xf);
   out[4] = 0;
   out[5] = 1;
   out.writeUInt16BE(an, 6);
   out.writeUInt16BE(ns, 8);
   out.writeUInt16BE(q.edns ? 1 : 0, 10);
-  let p = 12 + q.question.copy(out, 12);
+  let p = HEADER_SIZE + q.question.copy(out, HEADER_SIZE);
   for (let i = 0; i < na; i++) p += r.answers[i]!.copy(out, p);
   for (let i = 0; i < ns; i++) p += r.authority[i]!.copy(out, p);
   if (q.edns) writeOpt(out, p, badVers ? 1 : 0, q.edns.dnssecOk);
@@ -284,10 +340,26 @@ export function encodeResponse(q: Query, r: Reply, maxSize: number): Buffer {
 
 /** A header-only error response (no question) for a query that could not be parsed. */
 export function encodeError(f: { id: number; opcode: number; rd: boolean; rcode: number }): Buffer {
-  const out = Buffer.alloc(12);
+  const out = Buffer.alloc(HEADER_SIZE);
   out.writeUInt16BE(f.id, 0);
-  out[2] = 0x80 | (f.opcode << 3) | (f.rd ? 1 : 0);
-  out[3] = 0x80 | (f.rcode & 0xf);
+  out[2] = QR | (f.opcode << 3) | (f.rd ? RD : 0);
+  out[3] = RA | (f.rcode & 0xf);
+  return out;
+}
+
+/**
+ * Encodes a standard query for `name` (one question, class IN, RD set, no EDNS): what a client
+ * sends, e.g. the plugin's CHECK probe.
+ */
+export function encodeQuery(id: number, name: string, qtype: number): Buffer {
+  const qname = encodeName(name);
+  const out = Buffer.alloc(HEADER_SIZE + qname.length + 4);
+  out.writeUInt16BE(id, 0);
+  out[2] = RD;
+  out.writeUInt16BE(1, 4);
+  let p = HEADER_SIZE + qname.copy(out, HEADER_SIZE);
+  p = out.writeUInt16BE(qtype, p);
+  out.writeUInt16BE(CLASS_IN, p);
   return out;
 }
 
