@@ -11,8 +11,8 @@
  * For `cnikit dns serve` on an explicit address, `hostView` merges every network: clients
  * inside a network's subnet still see only that network, others (the host) see all of them.
  */
-import { type Cidr, type IP, contains, formatIP, ipFromBytes, ipToBytes, tryParseIP } from '../pkg/ip/cidr.ts';
-import { type NetworkRecords, isIP, parseUpstream } from './records.ts';
+import { type Cidr, type IP, contains, familyOfAddress, formatCidr, formatIP, ipToBytes, networkOf, tryParseCidr, tryParseIP } from '../pkg/ip/cidr.ts';
+import { type NetworkRecords, parseUpstream } from './records.ts';
 import { RCODE, TYPE, answerRecord, encodeName, keyInZone, keyLabels, nameKey, namedRecord, soaRdata } from './wire.ts';
 
 /** TTL of our answers: 0, as dnsmasq's local-ttl, since container names come and go. */
@@ -77,8 +77,7 @@ function upstreamsOf(list: string[] | undefined): Upstream[] | undefined {
   const out: Upstream[] = [];
   for (const s of list) {
     const u = parseUpstream(s);
-    const ip = u ? tryParseIP(u.address) : undefined;
-    if (u && ip) out.push({ address: formatIP(ip), port: u.port, family: ip.family });
+    if (u) out.push({ ...u, family: familyOfAddress(u.address) });
   }
   return out;
 }
@@ -106,28 +105,6 @@ export function addressOfReverse(key: string): IP | undefined {
   return undefined;
 }
 
-/** Address text -> network-order bytes (4 or 16), without ip-address: build speed matters at 10,000 names. */
-export function addressBytes(s: string): Buffer | undefined {
-  const fam = isIP(s);
-  if (fam === 4) return Buffer.from(s.split('.').map(Number));
-  if (fam !== 6) return undefined;
-  const out = Buffer.alloc(16);
-  let text = s;
-  let tail: number[] = [];
-  const lastColon = text.lastIndexOf(':');
-  if (text.includes('.', lastColon)) { // embedded IPv4 (::ffff:1.2.3.4)
-    tail = text.slice(lastColon + 1).split('.').map(Number);
-    text = text.slice(0, lastColon + 1) + '0:0';
-  }
-  const [head, rest] = text.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const groups = rest === undefined ? h : [...h, ...Array(8 - h.length - r.length).fill('0'), ...r];
-  for (let i = 0; i < 8; i++) out.writeUInt16BE(parseInt(groups[i] ?? '0', 16), i * 2);
-  if (tail.length === 4) for (let i = 0; i < 4; i++) out[12 + i] = tail[i]!;
-  return out;
-}
-
 function reverseKey(b: Buffer): string {
   if (b.length === 4) return nameKey(`${b[3]}.${b[2]}.${b[1]}.${b[0]}.in-addr.arpa`);
   const hex = b.toString('hex');
@@ -135,15 +112,6 @@ function reverseKey(b: Buffer): string {
   for (let i = 31; i >= 0; i--) parts.push(hex[i]!);
   parts.push('ip6', 'arpa');
   return nameKey(parts.join('.'));
-}
-
-function networkKey(b: Buffer, prefix: number): string {
-  const n = Buffer.from(b);
-  for (let i = 0; i < n.length; i++) {
-    const bits = Math.max(0, Math.min(8, prefix - i * 8));
-    n[i]! &= (0xff << (8 - bits)) & 0xff;
-  }
-  return `${n.toString('hex')}/${prefix}`;
 }
 
 function emptyView(name: string): View {
@@ -163,15 +131,15 @@ function fillView(view: View, r: NetworkRecords, serial: number, subnetKeys: Set
   for (const c of r.containers) {
     let ptrRecord: Buffer | undefined; // one record for all of the container's addresses
     for (const a of c.addresses) {
-      const slash = a.indexOf('/');
-      const bytes = addressBytes(a.slice(0, slash));
-      if (!bytes) continue;
-      const sk = networkKey(bytes, Number(a.slice(slash + 1)));
+      const cidr = tryParseCidr(a);
+      if (!cidr) continue;
+      const subnet = networkOf(cidr);
+      const sk = formatCidr(subnet);
       if (!subnetKeys.has(sk)) {
         subnetKeys.add(sk);
-        const [hex, prefix] = sk.split('/') as [string, string];
-        view.subnets.push({ ...ipFromBytes(Buffer.from(hex, 'hex')), prefix: Number(prefix) } as Cidr);
+        view.subnets.push(subnet);
       }
+      const bytes = ipToBytes(cidr);
       for (const n of c.names) {
         const lower = n.toLowerCase();
         let e = byName.get(lower);
@@ -183,9 +151,9 @@ function fillView(view: View, r: NetworkRecords, serial: number, subnetKeys: Set
       if (!view.ptr.has(rev)) view.ptr.set(rev, ptrRecord ??= answerRecord(TYPE.PTR, ANSWER_TTL, encodeName(`${c.names[0]}${suffix}`.toLowerCase())));
     }
     for (const g of c.gateways) {
-      const gw = addressBytes(g);
+      const gw = tryParseIP(g);
       if (!gw) continue;
-      const address = gw.length === 4 ? g : formatIP(ipFromBytes(gw));
+      const address = formatIP(gw);
       if (!view.listen.some((l) => l.address === address && l.port === r.port)) view.listen.push({ address, port: r.port });
     }
   }

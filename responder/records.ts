@@ -20,11 +20,17 @@
  * A container line lists the container's addresses with their prefix (the prefixes give the
  * network's subnets, used for client isolation), the gateways (the addresses the responder
  * listens on), and its names: the container name first (used for PTR answers), then aliases.
+ * Fields: ids and the network name as the CNI spec allows them (`isValidId`), addresses and
+ * gateways as IP literals that pkg/ip reads (no zone, no leading zero in IPv4), upstreams as
+ * `IP`, `IP:port` or `[IPv6]:port` (port 53 when absent), names as DNS names (`isValidDnsName`).
+ *
  * A malformed line is reported and skipped; a file without a usable `domain` is reported and
  * skipped as a whole. Nothing in a file can stop the responder from serving the other networks.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { isValidId } from '../pkg/cni/validate.ts';
+import { formatIP, parseHostPort, tryParseCidr, tryParseIP } from '../pkg/ip/cidr.ts';
 
 /** File name suffix of a network's record file. */
 export const RECORDS_SUFFIX = '.records';
@@ -58,61 +64,16 @@ export interface RecordProblem {
 }
 
 const NAME_RE = /^[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,62})(\.[a-zA-Z0-9_]([a-zA-Z0-9_-]{0,62}))*$/;
-const ID_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 /** True when s can be a DNS name we serve: dot-separated labels of letters, digits, `_`, `-`, 1-63 bytes each, 253 in all. */
 export function isValidDnsName(s: string): boolean {
   return s.length > 0 && s.length <= 253 && NAME_RE.test(s);
 }
 
-const V4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const HEX_RE = /^[0-9a-fA-F]{1,4}$/;
-
-/** 4 or 6 for a bare IPv4 or IPv6 address (no zone, no prefix), else 0. Hand-written: node:net costs ~10 ms of plugin start-up, ip-address is slow for thousands of records. */
-export function isIP(s: string): 0 | 4 | 6 {
-  if (V4_RE.test(s)) return 4;
-  if (!s.includes(':') || s.length > 45) return 0;
-  let text = s;
-  let extra = 0;
-  const last = s.lastIndexOf(':');
-  if (s.includes('.', last)) {
-    if (!V4_RE.test(s.slice(last + 1))) return 0;
-    text = s.slice(0, last + 1) + '0';
-    extra = 1; // the IPv4 tail is two groups, counted as one here
-  }
-  const halves = text.split('::');
-  if (halves.length > 2) return 0;
-  const groups = (h: string) => (h === '' ? [] : h.split(':'));
-  const head = groups(halves[0]!);
-  const tail = halves.length === 2 ? groups(halves[1]!) : [];
-  if (![...head, ...tail].every((g) => HEX_RE.test(g))) return 0;
-  const n = head.length + tail.length + extra;
-  return (halves.length === 2 ? n <= 7 : n === 8) ? 6 : 0;
-}
-
-/** True for a bare IPv4 or IPv6 address (no zone, no prefix). */
-export function isAddress(s: string): boolean {
-  return isIP(s) !== 0;
-}
-
-/** True for `address/prefix` with a prefix that fits the family. */
-export function isCidr(s: string): boolean {
-  const i = s.lastIndexOf('/');
-  if (i < 0) return false;
-  const a = s.slice(0, i);
-  const p = s.slice(i + 1);
-  if (!isAddress(a) || !/^\d{1,3}$/.test(p)) return false;
-  return Number(p) <= (isIP(a) === 4 ? 32 : 128);
-}
-
-/** Parses an upstream server "IP" or "IP:port" ("[v6]:port" for IPv6 with a port). */
+/** Parses an upstream server "IP" or "IP:port" ("[v6]:port" for IPv6 with a port); the address comes back canonical. */
 export function parseUpstream(s: string): { address: string; port: number } | undefined {
-  if (isAddress(s)) return { address: s, port: 53 };
-  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:]+):(\d{1,5})$/.exec(s);
-  if (!m || !isAddress(m[1]!)) return undefined;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  return { address: m[1]!, port };
+  const hp = parseHostPort(s, 53);
+  return hp && { address: formatIP(hp.ip), port: hp.port };
 }
 
 /** Renders a network's records in the format documented above. */
@@ -145,7 +106,7 @@ export function parseRecords(text: string, fallbackName: string, file = fallback
     const f = line.split(/\s+/);
     switch (f[0]) {
       case 'network':
-        if (f.length !== 2 || !ID_RE.test(f[1]!)) bad('expected "network <name>"');
+        if (f.length !== 2 || !isValidId(f[1]!)) bad('expected "network <name>"');
         else r.network = f[1]!;
         break;
       case 'domain':
@@ -187,11 +148,11 @@ export function parseRecords(text: string, fallbackName: string, file = fallback
 function parseContainerLine(f: string[]): ContainerRecord | string {
   if (f.length !== 6) return 'expected "container <id> <ifname> <cidr,...> <gateway,...> <name,...>"';
   const [, id, ifName, addrs, gws, names] = f as [string, string, string, string, string, string];
-  if (!ID_RE.test(id)) return `invalid container id "${id}"`;
+  if (!isValidId(id)) return `invalid container id "${id}"`;
   const addresses = addrs.split(',');
-  if (addresses.some((a) => !isCidr(a))) return `invalid address list "${addrs}"`;
+  if (addresses.some((a) => !tryParseCidr(a))) return `invalid address list "${addrs}"`;
   const gateways = gws.split(',');
-  if (gateways.some((g) => !isAddress(g))) return `invalid gateway list "${gws}"`;
+  if (gateways.some((g) => !tryParseIP(g))) return `invalid gateway list "${gws}"`;
   const nameList = names.split(',');
   if (nameList.some((n) => !isValidDnsName(n))) return `invalid name list "${names}"`;
   return { containerId: id, ifName, addresses, gateways, names: nameList };
