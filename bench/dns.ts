@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, NODE, Sandbox, ip } from '../netns-tests/lib/sandbox.ts';
-import { RESPONDER_NODE_FLAGS } from '../responder/control.ts';
+import { RESPONDER_NODE_FLAGS } from '../responder/ensure.ts';
 import { formatRecords } from '../responder/records.ts';
 
 const AARDVARK = '/usr/lib/podman/aardvark-dns';

@@ -40,6 +40,17 @@ export interface Zone {
   soa: Buffer;
 }
 
+/** An address (canonical IP text) and port the responder listens on. */
+export interface ListenAddr {
+  address: string;
+  port: number;
+}
+
+/** The key of a listen address in maps and in the control reply's `listening` list: `address|port`. */
+export function listenKey(a: ListenAddr): string {
+  return `${a.address}|${a.port}`;
+}
+
 export interface Upstream {
   address: string;
   port: number;
@@ -49,8 +60,8 @@ export interface Upstream {
 /** Everything a query arriving on one network's address is answered from. */
 export interface View {
   name: string;
-  /** Listen addresses (canonical IP text) with the port. */
-  listen: { address: string; port: number }[];
+  /** Where its queries arrive: the network's gateway addresses, with its port. */
+  listen: ListenAddr[];
   subnets: Cidr[];
   zones: Zone[];
   /** undefined = the host's resolv.conf nameservers; [] = no forwarding. */
@@ -186,8 +197,10 @@ function rotated(block: Buffer | undefined, size: number, e: NameEntry): readonl
 /** The immutable set of views built from one reading of the records directory. */
 export class Backend {
   readonly views: Map<string, View>;
-  /** `address|port` -> the view of the network listening there. */
-  readonly byListen: Map<string, View>;
+  /** `listenKey` -> the view of the network listening there. */
+  private readonly byListen: Map<string, View>;
+  /** Every address some network listens on, once (the first network there answers on it). */
+  readonly listen: ListenAddr[];
   /** All networks merged (standalone resolver, clients outside every network). */
   readonly hostView: View;
 
@@ -195,6 +208,7 @@ export class Backend {
   constructor(networks: NetworkRecords[], serial = 1, withHostView = true) {
     this.views = new Map();
     this.byListen = new Map();
+    this.listen = [];
     this.hostView = emptyView('(host)');
     const hostSubnets = new Set<string>();
     for (const r of networks) {
@@ -203,8 +217,10 @@ export class Backend {
       fillView(v, r, serial, new Set());
       this.views.set(r.network, v);
       for (const l of v.listen) {
-        const k = `${l.address}|${l.port}`;
-        if (!this.byListen.has(k)) this.byListen.set(k, v);
+        const k = listenKey(l);
+        if (this.byListen.has(k)) continue;
+        this.byListen.set(k, v);
+        this.listen.push(l);
       }
       if (withHostView) fillView(this.hostView, r, serial, hostSubnets);
       if (v.upstreams && !this.hostView.upstreams) this.hostView.upstreams = v.upstreams;
@@ -213,7 +229,7 @@ export class Backend {
 
   /** The view answering queries that arrive on `address:port`. */
   viewFor(address: string, port: number): View | undefined {
-    return this.byListen.get(`${address}|${port}`);
+    return this.byListen.get(listenKey({ address, port }));
   }
 
   /** The network whose subnets hold `client`, else undefined. */

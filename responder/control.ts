@@ -1,22 +1,25 @@
 /**
- * The plugin's side of the responder: find out whether it runs, start it when it does not, and
- * ask it to reload, through a small control socket in its run directory:
+ * The responder's control protocol, both ends: the run directory's files, the one reply type,
+ * the client the plugin uses (`controlRequest`) and the server the responder runs
+ * (`serveControl`).
  *
  * - `<runDir>/responder.lock`  flock'd by the running responder for its whole life (one per dir)
  * - `<runDir>/responder.pid`   its pid (for `kill -HUP`, and to kill a hung one)
  * - `<runDir>/responder.sock`  control socket: one line in (`ping` | `reload`), one JSON line out
- *                              `{"ok":true,"pid":N,"networks":N,"listening":[...]}`
+ *                              (a ControlReply), then the server closes the connection
  * - `<runDir>/responder.log`   its stderr (structured JSON lines)
  *
- * The plugin calls `ensureResponder` while holding the records directory lock, so twenty ADDs
- * at once start exactly one responder: the first finds none and starts it, the others find it
- * answering. Liveness is "the control socket answers", not "the pid exists" (pids are reused).
- * This module stays light (no dns2; node:net and node:child_process are loaded on first use,
- * they cost ~10 ms of start-up): it runs in every plugin exec.
+ * `ping` answers ok while the responder serves; `reload` re-reads the records first and answers
+ * ok once it has (also when that reload left no network and the responder is on its way out).
+ * Liveness is "the control socket answers", not "the pid exists" (pids are reused). This module
+ * stays light (node:net is loaded on first use, it costs ~10 ms of start-up): the plugin loads
+ * it in every exec.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
-import { CniCode, CniError } from '../pkg/cni/errors.ts';
+import type { Logger } from '../pkg/log.ts';
+import type { ServerStats } from './server.ts';
 
 export const RUN_FILES = {
   lock: 'responder.lock',
@@ -25,24 +28,26 @@ export const RUN_FILES = {
   log: 'responder.log',
 } as const;
 
-/**
- * Node flags for the responder process: a small young generation keeps a 10,000-name responder
- * near 100 MB resident instead of ~170 MB (the default 16 MB semi-spaces stay committed after
- * the reload's garbage is gone), at no measurable cost in queries per second.
- */
-export const RESPONDER_NODE_FLAGS = ['--max-semi-space-size=2'];
+/** A command the control socket takes. */
+export type ControlCommand = 'ping' | 'reload';
 
 /** What the responder answers on its control socket. */
 export interface ControlReply {
   ok: boolean;
+  /** The pid of the process serving the socket. */
   pid: number;
+  /** Networks served (0 once the responder is stopping). */
   networks: number;
+  /** Addresses bound, as `listenKey` gives them (`10.89.0.1|53`). */
   listening: string[];
+  /** The query counters. */
+  stats?: ServerStats;
+  /** Why the command failed (ok false). */
   error?: string;
 }
 
 /** Sends one command; resolves undefined when nothing (or nothing sensible) answers in time. */
-export async function controlRequest(runDir: string, cmd: 'ping' | 'reload', timeoutMs: number): Promise<ControlReply | undefined> {
+export async function controlRequest(runDir: string, cmd: ControlCommand, timeoutMs: number): Promise<ControlReply | undefined> {
   const net = await import('node:net');
   return new Promise((resolve) => {
     const s = net.connect({ path: join(runDir, RUN_FILES.sock) });
@@ -73,103 +78,65 @@ export async function controlRequest(runDir: string, cmd: 'ping' | 'reload', tim
   });
 }
 
-function readPid(runDir: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(join(runDir, RUN_FILES.pid), 'utf8').trim());
-    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+/** What the control socket reports on and acts upon: the running responder. */
+export interface ControlTarget {
+  /** Re-reads the records; rejects when that failed. */
+  reload(reason: string): Promise<unknown>;
+  /** True once the responder is stopping (closed, or no network left). */
+  readonly stopping: boolean;
+  readonly networks: number;
+  /** Addresses bound (`listenKey` form). */
+  readonly bound: string[];
+  readonly stats: ServerStats;
 }
 
-function isOurResponder(pid: number, runDir: string): boolean {
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.includes('--responder') && argv.includes(runDir);
-  } catch {
-    return false;
-  }
+const MAX_COMMAND_BYTES = 256;
+const CONNECTION_TIMEOUT_MS = 5000;
+
+/** The reply to a command, from the target's state now. */
+function replyOf(t: ControlTarget, ok: boolean, error?: string): ControlReply {
+  const r: ControlReply = { ok, pid: process.pid, networks: t.stopping ? 0 : t.networks, listening: t.bound, stats: t.stats };
+  if (error !== undefined) r.error = error;
+  return r;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
+async function answer(cmd: string, t: ControlTarget): Promise<ControlReply> {
+  switch (cmd) {
+    case 'ping': return replyOf(t, !t.stopping);
+    case 'reload': await t.reload('control'); return replyOf(t, true);
+    default: return replyOf(t, false, `unknown command "${cmd}"`);
   }
-}
-
-/** A responder's log is rotated (one old copy kept) when a new responder starts and it is larger. */
-const LOG_ROTATE_BYTES = 4 << 20;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function tail(file: string, lines = 5): string {
-  try {
-    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-export interface EnsureOptions {
-  recordsDir: string;
-  runDir: string;
-  /** argv that starts this executable (`[node, bundle]`); `--responder ...` is appended. */
-  command: string[];
-  /** The caller's environment; the responder gets it minus CNI_*. */
-  env: NodeJS.ProcessEnv;
 }
 
 /**
- * Makes sure a responder serves `recordsDir` and has read its current files. Must be called
- * with the records lock held. A hung responder (pid alive, control socket silent) is killed and
- * replaced. Returns the responder's reply to `reload`.
+ * Serves the control socket of `runDir` for `target` (replacing a stale socket file); resolves
+ * once it listens. Errors after that are logged.
  */
-export async function ensureResponder(o: EnsureOptions): Promise<ControlReply> {
-  const running = await controlRequest(o.runDir, 'reload', 3000);
-  if (running?.ok) return running;
-  // Not answering: either not running, exiting, or hung.
-  const old = readPid(o.runDir);
-  if (old && old !== running?.pid && alive(old) && isOurResponder(old, o.runDir)) {
-    try { process.kill(old, 'SIGKILL'); } catch { /* gone meanwhile */ }
-  }
-  if (old) for (let i = 0; i < 100 && alive(old) && isOurResponder(old, o.runDir); i++) await sleep(20);
-  return startResponder(o);
-}
-
-/** Starts a responder (detached, outliving this process) and waits until it answers. */
-export async function startResponder(o: EnsureOptions): Promise<ControlReply> {
-  mkdirSync(o.runDir, { recursive: true, mode: 0o700 });
-  try { unlinkSync(join(o.runDir, RUN_FILES.sock)); } catch { /* none */ }
-  const logFile = join(o.runDir, RUN_FILES.log);
-  try {
-    if (statSync(logFile).size > LOG_ROTATE_BYTES) renameSync(logFile, `${logFile}.1`); // keep one old log
-  } catch { /* no log yet */ }
-  const logFd = openSync(logFile, 'a', 0o600);
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(o.env)) if (!k.startsWith('CNI_')) env[k] = v;
-  const [cmd, ...args] = o.command;
-  const { spawn } = await import('node:child_process');
-  let exited: string | undefined;
-  try {
-    const child = spawn(cmd!, [...args, '--responder', '--records', o.recordsDir, '--run-dir', o.runDir], {
-      detached: true, stdio: ['ignore', logFd, logFd], env, cwd: '/',
+export async function serveControl(runDir: string, target: ControlTarget, log: Logger): Promise<Server> {
+  const net = await import('node:net');
+  const sockPath = join(runDir, RUN_FILES.sock);
+  try { unlinkSync(sockPath); } catch { /* none */ }
+  const server = net.createServer((c) => {
+    let line: string | undefined = '';
+    c.setTimeout(CONNECTION_TIMEOUT_MS, () => c.destroy());
+    c.on('error', () => c.destroy());
+    c.on('data', (d) => {
+      if (line === undefined) return; // one command per connection
+      line += d;
+      if (line.length > MAX_COMMAND_BYTES) { c.destroy(); return; }
+      const nl = line.indexOf('\n');
+      if (nl < 0) return;
+      const cmd = line.slice(0, nl).trim();
+      line = undefined;
+      answer(cmd, target).then(
+        (r) => c.end(JSON.stringify(r) + '\n'),
+        (err: Error) => c.end(JSON.stringify(replyOf(target, false, err.message)) + '\n'));
     });
-    child.on('exit', (code, signal) => { exited = signal ? `killed by ${signal}` : `exited with code ${code}`; });
-    child.on('error', (err) => { exited = err.message; });
-    child.unref();
-  } finally {
-    closeSync(logFd);
-  }
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const r = await controlRequest(o.runDir, 'ping', 1000);
-    if (r?.ok) return r;
-    if (exited) break;
-    await sleep(15);
-  }
-  throw new CniError(CniCode.Internal, 'failed to start the DNS responder',
-    `${exited ?? 'no answer on its control socket within 10 s'}; last log lines of ${logFile}:\n${tail(logFile)}`);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(sockPath, () => { server.off('error', reject); resolve(); });
+  });
+  server.on('error', (err) => log.error('control socket error', { error: err.message }));
+  return server;
 }

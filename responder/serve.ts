@@ -1,25 +1,25 @@
 /**
- * Running the responder: as the long-lived per-host daemon the dnsname plugin starts
- * (`dnsname --responder --records DIR --run-dir DIR`, one per run directory, guarded by an
- * flock, with a control socket and pid file, exiting when no network is left), or as the
- * standalone resolver `cnikit dns serve --records DIR --listen ADDR:PORT` (the CLI calls
- * `serveDns`). Both reload on SIGHUP; the standalone one also follows changes to the records
- * directory by itself.
+ * Running the responder over a records directory, in two forms: the per-host daemon the dnsname
+ * plugin starts (a run directory with its lock, control socket and pid file; it stops when no
+ * network is left), and the standalone resolver on explicit addresses (`cnikit dns serve`; it
+ * follows the records directory by itself). `serveDns` starts either, in this process, and
+ * returns the handle that reloads and stops it. Signals and argv are main.ts's business.
+ *
+ * Reloads are queued, one at a time, so a burst of `reload` commands or directory events never
+ * runs two reads of the directory at once.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, watch, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { type FSWatcher, closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, watch, writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { tryParseIP, formatIP } from '../pkg/ip/cidr.ts';
-import { stderrLogger } from '../pkg/log.ts';
+import { formatIP, parseHostPort } from '../pkg/ip/cidr.ts';
+import { type Logger, stderrLogger } from '../pkg/log.ts';
 import { native } from '../pkg/native.ts';
-import { RUN_FILES } from './control.ts';
+import type { ListenAddr } from './backend.ts';
+import { RUN_FILES, serveControl } from './control.ts';
 import { RECORDS_SUFFIX } from './records.ts';
-import { DnsServer, type ListenAddr } from './server.ts';
-
-// TODO(shape): the daemon's logger comes from its entry, not from a module global.
-const log = stderrLogger(process.env);
+import { DnsServer } from './server.ts';
 
 export interface ServeOptions {
   /** Directory of `<network>.records` files. */
@@ -34,12 +34,17 @@ export interface ServeOptions {
   watch?: boolean;
   forwardTimeoutMs?: number;
   resolvConf?: string;
+  /**
+   * Where the responder logs (JSON lines). The entry that starts it makes it from its own
+   * environment; absent, it is this process's stderr with CNIKIT_DEBUG from process.env.
+   */
+  log?: Logger;
 }
 
 /** A running resolver. */
 export interface DnsService {
   server: DnsServer;
-  /** Re-reads the records (what SIGHUP does). */
+  /** Re-reads the records (what SIGHUP does); resolves the number of networks served. */
   reload(reason?: string): Promise<number>;
   /** Closes sockets and run files; resolves when everything is closed. */
   close(): Promise<void>;
@@ -47,26 +52,23 @@ export interface DnsService {
   done: Promise<void>;
 }
 
-/** Parses `ADDR:PORT`, `[V6]:PORT` or a bare address (port 53). */
+/** Parses `ADDR:PORT`, `[V6]:PORT` or a bare address (port 53) to listen on; throws on anything else. */
 export function parseListen(s: string): ListenAddr {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s);
-  const addr = m ? m[1]! : s;
-  const port = m ? Number(m[2]) : 53;
-  const ip = tryParseIP(addr);
-  if (!ip || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid listen address "${s}" (want ADDR:PORT)`);
-  if (ip.value === 0n) throw new Error(`refusing to listen on the wildcard address "${s}": give the address the clients use`);
-  return { address: formatIP(ip), port };
+  const hp = parseHostPort(s, 53);
+  if (!hp) throw new Error(`invalid listen address "${s}" (want ADDR:PORT)`);
+  if (hp.ip.value === 0n) throw new Error(`refusing to listen on the wildcard address "${s}": give the address the clients use`);
+  return { address: formatIP(hp.ip), port: hp.port };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A full garbage collection after a reload: building the backend for 10,000 names leaves tens
- * of MB of garbage in the old generation, which V8 would otherwise keep mapped for a long time
- * in an idle daemon. (`--expose-gc` set at run time is the documented way to get `gc`.)
+ * A full V8 garbage collection, run after each reload: building the backend for 10,000 names
+ * leaves tens of MB of garbage in the old generation, which V8 would otherwise keep mapped for a
+ * long time in an idle daemon. (`--expose-gc` set at run time is the documented way to get `gc`.)
  */
 let fullGc: (() => void) | undefined;
-function collectGarbage(): void {
+function v8FullGc(): void {
   if (!fullGc) {
     v8.setFlagsFromString('--expose-gc');
     fullGc = vm.runInNewContext('gc') as () => void;
@@ -86,158 +88,133 @@ async function takeLock(runDir: string, waitMs: number): Promise<number | undefi
   }
 }
 
-/** Starts a resolver over `o.recordsDir`. */
+/**
+ * Starts a resolver over `o.recordsDir` in this process: takes the run directory's lock, loads
+ * the records and listens where they say, opens the control socket and writes the pid file,
+ * and follows the directory when asked to. Stop it with `close()`.
+ */
 export async function serveDns(o: ServeOptions): Promise<DnsService> {
+  const log = o.log ?? stderrLogger(process.env);
   let lockFd: number | undefined;
   if (o.runDir) {
     lockFd = await takeLock(o.runDir, 5000);
     if (lockFd === undefined) throw new Error(`another responder holds ${join(o.runDir, RUN_FILES.lock)}`);
   }
-  const server = new DnsServer({ recordsDir: o.recordsDir, listen: o.listen, forwardTimeoutMs: o.forwardTimeoutMs, resolvConf: o.resolvConf });
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => { resolveDone = r; });
-  let control: net.Server | undefined;
-  let watcher: ReturnType<typeof watch> | undefined;
-  let closing: Promise<void> | undefined;
-  let queue: Promise<unknown> = Promise.resolve();
+  const svc = new Responder(o, log, lockFd);
+  try {
+    await svc.reload('start');
+    if (svc.stopping) return svc; // no network to serve, and told to stop then
+    if (o.runDir) await svc.openRunDir(o.runDir);
+    if (o.watch) svc.watchRecords();
+  } catch (err) {
+    await svc.close();
+    throw err;
+  }
+  log.info('responder started', { pid: process.pid, records: o.recordsDir, listen: o.listen?.map((l) => `${l.address}:${l.port}`), networks: svc.networks });
+  return svc;
+}
 
-  const close = (): Promise<void> => {
-    closing ??= (async () => {
-      watcher?.close();
-      if (o.runDir) {
-        // Remove the run files first, so a plugin that comes next starts a new responder.
-        const pidFile = join(o.runDir, RUN_FILES.pid);
-        try { if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile); } catch { /* gone */ }
-        try { unlinkSync(join(o.runDir, RUN_FILES.sock)); } catch { /* gone */ }
-      }
-      control?.close();
-      await server.close();
-      if (lockFd !== undefined) closeSync(lockFd);
-      log.info('responder stopped', { pid: process.pid });
-      resolveDone();
-    })();
-    return closing;
-  };
+/** The state of one running resolver: its server, run files, watcher and reload queue. */
+class Responder implements DnsService {
+  readonly server: DnsServer;
+  readonly done: Promise<void>;
+  private readonly o: ServeOptions;
+  private readonly log: Logger;
+  private readonly lockFd: number | undefined;
+  private resolveDone!: () => void;
+  private control: Server | undefined;
+  private watcher: FSWatcher | undefined;
+  private closing: Promise<void> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
 
-  const reload = (reason = 'request'): Promise<number> => {
-    const p = queue.then(async () => {
-      if (closing) return 0;
-      const r = await server.reload(reason);
-      collectGarbage();
-      const mem = process.memoryUsage();
-      log.debug('memory after reload', { rssMB: Math.round(mem.rss / 1e5) / 10, heapMB: Math.round(mem.heapUsed / 1e5) / 10, heapTotalMB: Math.round(mem.heapTotal / 1e5) / 10, abMB: Math.round(mem.arrayBuffers / 1e5) / 10, externalMB: Math.round(mem.external / 1e5) / 10 });
-      if (r.networks === 0 && o.exitWhenEmpty) {
-        log.info('no network left; exiting', { pid: process.pid });
-        await close();
+  constructor(o: ServeOptions, log: Logger, lockFd: number | undefined) {
+    this.o = o;
+    this.log = log;
+    this.lockFd = lockFd;
+    this.server = new DnsServer({ recordsDir: o.recordsDir, listen: o.listen, forwardTimeoutMs: o.forwardTimeoutMs, resolvConf: o.resolvConf, log });
+    this.done = new Promise<void>((r) => { this.resolveDone = r; });
+  }
+
+  /** True once closing has begun. */
+  get stopping(): boolean {
+    return this.closing !== undefined;
+  }
+
+  get networks(): number {
+    return this.server.networks;
+  }
+
+  get bound(): string[] {
+    return this.server.bound;
+  }
+
+  get stats() {
+    return this.server.stats;
+  }
+
+  reload(reason = 'request'): Promise<number> {
+    const p = this.queue.then(async () => {
+      if (this.closing) return 0;
+      const r = await this.server.reload(reason);
+      v8FullGc();
+      this.logMemory();
+      if (r.networks === 0 && this.o.exitWhenEmpty) {
+        this.log.info('no network left; exiting', { pid: process.pid });
+        await this.close();
       }
       return r.networks;
     });
-    queue = p.catch(() => undefined);
+    this.queue = p.catch(() => undefined);
     return p;
-  };
-
-  try {
-    await reload('start');
-  } catch (err) {
-    await close();
-    throw err;
   }
-  if (closing) return { server, reload, close, done };
 
-  if (o.runDir) {
-    const sockPath = join(o.runDir, RUN_FILES.sock);
-    try { unlinkSync(sockPath); } catch { /* none */ }
-    control = net.createServer((c) => {
-      let line = '';
-      c.setTimeout(5000, () => c.destroy());
-      c.on('error', () => c.destroy());
-      c.on('data', (d) => {
-        line += d;
-        if (line.length > 256) { c.destroy(); return; }
-        const nl = line.indexOf('\n');
-        if (nl < 0) return;
-        const cmd = line.slice(0, nl).trim();
-        const answer = async () => {
-          if (cmd === 'reload') await reload('control');
-          else if (cmd !== 'ping') return { ok: false, pid: process.pid, networks: server.networks, listening: server.bound, error: `unknown command "${cmd}"` };
-          return { ok: !closing || cmd === 'reload', pid: process.pid, networks: closing ? 0 : server.networks, listening: server.bound, stats: server.stats };
-        };
-        answer().then((r) => c.end(JSON.stringify(r) + '\n'), (err: Error) => c.end(JSON.stringify({ ok: false, pid: process.pid, networks: server.networks, listening: server.bound, error: err.message }) + '\n'));
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      control!.once('error', reject);
-      control!.listen(sockPath, () => { control!.off('error', reject); resolve(); });
-    });
-    control.on('error', (err) => log.error('control socket error', { error: err.message }));
-    const pidFile = join(o.runDir, RUN_FILES.pid);
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.watcher?.close();
+      if (this.o.runDir) this.removeRunFiles(this.o.runDir);
+      this.control?.close();
+      await this.server.close();
+      if (this.lockFd !== undefined) closeSync(this.lockFd);
+      this.log.info('responder stopped', { pid: process.pid });
+      this.resolveDone();
+    })();
+    return this.closing;
+  }
+
+  /** Opens the control socket, then publishes the pid (a plugin that sees the pid can talk to us). */
+  async openRunDir(runDir: string): Promise<void> {
+    this.control = await serveControl(runDir, this, this.log);
+    const pidFile = join(runDir, RUN_FILES.pid);
     writeFileSync(`${pidFile}.tmp`, `${process.pid}\n`, { mode: 0o644 });
     renameSync(`${pidFile}.tmp`, pidFile);
   }
 
-  if (o.watch) {
+  /** Removes the pid file (if still ours) and the socket first, so a plugin that comes next starts a new responder. */
+  private removeRunFiles(runDir: string): void {
+    const pidFile = join(runDir, RUN_FILES.pid);
+    try { if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile); } catch { /* gone */ }
+    try { unlinkSync(join(runDir, RUN_FILES.sock)); } catch { /* gone */ }
+  }
+
+  /** Reloads 50 ms after the last change to a records file; without a watcher, SIGHUP still works. */
+  watchRecords(): void {
+    const dir = this.o.recordsDir;
     let t: NodeJS.Timeout | undefined;
     try {
-      mkdirSync(o.recordsDir, { recursive: true });
-      watcher = watch(o.recordsDir, (_event, file) => {
+      mkdirSync(dir, { recursive: true });
+      this.watcher = watch(dir, (_event, file) => {
         if (file && !String(file).endsWith(RECORDS_SUFFIX)) return;
         clearTimeout(t);
-        t = setTimeout(() => { void reload('records changed'); }, 50);
+        t = setTimeout(() => { void this.reload('records changed'); }, 50);
       });
     } catch (err) {
-      log.warn('cannot watch the records directory; reload with SIGHUP', { dir: o.recordsDir, error: (err as Error).message });
+      this.log.warn('cannot watch the records directory; reload with SIGHUP', { dir, error: (err as Error).message });
     }
   }
-  log.info('responder started', { pid: process.pid, records: o.recordsDir, listen: o.listen?.map((l) => `${l.address}:${l.port}`), networks: server.networks });
-  return { server, reload, close, done };
-}
 
-/**
- * Parses the responder's command line: `--responder --records DIR --run-dir DIR` (started by the
- * plugin) or `--serve --records DIR --listen ADDR:PORT...` (standalone; follows the directory).
- */
-export function parseServeArgs(argv: string[]): ServeOptions {
-  const o: ServeOptions = { recordsDir: '' };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    switch (a) {
-      case '--responder': o.exitWhenEmpty = true; break;
-      case '--serve': o.exitWhenEmpty = false; o.watch = true; break;
-      case '--records': o.recordsDir = val(); break;
-      case '--run-dir': o.runDir = val(); break;
-      case '--listen': (o.listen ??= []).push(parseListen(val())); break;
-      case '--forward-timeout-ms': o.forwardTimeoutMs = Number(val()); break;
-      case '--resolv-conf': o.resolvConf = val(); break;
-      case '--watch': o.watch = true; break;
-      default: throw new Error(`unknown argument "${a}"`);
-    }
+  private logMemory(): void {
+    const mem = process.memoryUsage();
+    const mb = (n: number) => Math.round(n / 1e5) / 10;
+    this.log.debug('memory after reload', { rssMB: mb(mem.rss), heapMB: mb(mem.heapUsed), heapTotalMB: mb(mem.heapTotal), abMB: mb(mem.arrayBuffers), externalMB: mb(mem.external) });
   }
-  if (!o.recordsDir) throw new Error('--records DIR is required');
-  return o;
-}
-
-/** main() of the responder process: runs until stopped; signals SIGHUP reload, SIGTERM/SIGINT stop. */
-export function responderMain(argv: string[]): void {
-  let opts: ServeOptions;
-  try {
-    opts = parseServeArgs(argv);
-  } catch (err) {
-    log.error('bad responder arguments', { error: (err as Error).message });
-    process.exitCode = 2;
-    return;
-  }
-  serveDns(opts).then((svc) => {
-    process.on('SIGHUP', () => { void svc.reload('SIGHUP'); });
-    process.on('SIGTERM', () => { void svc.close(); });
-    process.on('SIGINT', () => { void svc.close(); });
-    svc.done.then(() => process.exit(0), () => process.exit(1));
-  }, (err: Error) => {
-    log.error('responder failed to start', { error: err.message });
-    process.exitCode = 1;
-  });
 }

@@ -10,7 +10,7 @@ import { executableMain } from '../../pkg/cni/entry.ts';
 import { aboutOf } from '../../executables.ts';
 
 if (process.argv.includes('--responder') || process.argv.includes('--serve')) {
-  void import('../../responder/serve.ts').then((m) => m.responderMain(process.argv.slice(2)));
+  void import('../../responder/main.ts').then((m) => m.responderMain(process.argv.slice(2), process.env));
 } else {
   executableMain(aboutOf('dnsname'),
     async () => (await import('./plugin.ts')).dnsnamePlugin);

@@ -5,7 +5,7 @@
 import test from 'ava';
 import type { CmdArgs } from '../../pkg/cni/skel.ts';
 import { CniError } from '../../pkg/cni/errors.ts';
-import { DEFAULT_DOMAIN, DEFAULT_RECORDS_DIR, parseConf } from './plugin.ts';
+import { DEFAULT_DOMAIN, DEFAULT_RECORDS_DIR, parseDnsnameConf } from './plugin.ts';
 import { silentLogger } from '../../pkg/log.ts';
 
 function args(conf: Record<string, unknown>): CmdArgs {
@@ -17,7 +17,7 @@ function args(conf: Record<string, unknown>): CmdArgs {
 }
 
 test('defaults: domain dns.cnikit, port 53, host resolvers, /run/cnikit/dns', (t) => {
-  const c = parseConf(args({}));
+  const c = parseDnsnameConf(args({}));
   t.is(c.domain, DEFAULT_DOMAIN);
   t.is(c.port, 53);
   t.is(c.upstreams, undefined);
@@ -26,7 +26,7 @@ test('defaults: domain dns.cnikit, port 53, host resolvers, /run/cnikit/dns', (t
 });
 
 test('the dnsname plugin\'s own keys work unchanged; ours are taken', (t) => {
-  const c = parseConf(args({ domainName: 'DNS.Podman.', capabilities: { aliases: true }, upstreams: ['192.0.2.1', '[fd00::1]:5353'], port: 5353, recordsDir: '/tmp/r', runDir: '/tmp/x' }));
+  const c = parseDnsnameConf(args({ domainName: 'DNS.Podman.', capabilities: { aliases: true }, upstreams: ['192.0.2.1', '[fd00::1]:5353'], port: 5353, recordsDir: '/tmp/r', runDir: '/tmp/x' }));
   t.is(c.domain, 'dns.podman');
   t.deepEqual(c.upstreams, ['192.0.2.1', '[fd00::1]:5353']);
   t.is(c.port, 5353);
@@ -46,7 +46,7 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
 ];
 for (const [what, conf, re] of bad) {
   test(`rejected: ${what}`, (t) => {
-    const err = t.throws(() => parseConf(args(conf)), { instanceOf: CniError }) as CniError;
+    const err = t.throws(() => parseDnsnameConf(args(conf)), { instanceOf: CniError }) as CniError;
     t.is(err.code, 7);
     t.regex(`${err.message}: ${err.details}`, re);
   });

@@ -22,11 +22,14 @@ import * as z from 'zod/mini';
 import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
 import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
 import { formatIP, tryParseCidr, tryParseIP } from '../../pkg/ip/cidr.ts';
+import type { Logger } from '../../pkg/log.ts';
 import { native } from '../../pkg/native.ts';
 import { LockedDir } from '../../pkg/store/locked-dir.ts';
-import { type ControlReply, RESPONDER_NODE_FLAGS, controlRequest, ensureResponder } from '../../responder/control.ts';
+import { listenKey } from '../../responder/backend.ts';
+import { type ControlReply, controlRequest } from '../../responder/control.ts';
+import { RESPONDER_NODE_FLAGS, ensureResponder } from '../../responder/ensure.ts';
 import { type ContainerRecord, type NetworkRecords, RECORDS_SUFFIX, formatRecords, isValidDnsName, parseRecords, parseUpstream } from '../../responder/records.ts';
-import { TYPE, encodeName } from '../../responder/wire.ts';
+import { HEADER_SIZE, TYPE, answerCount, encodeQuery, idOf, isResponse, rcodeOf } from '../../responder/wire.ts';
 
 export const DEFAULT_RECORDS_DIR = '/run/cnikit/dns';
 export const DEFAULT_DOMAIN = 'dns.cnikit';
@@ -53,7 +56,7 @@ export interface DnsnameConf {
 }
 
 /** Validates the config (code 7 naming the field); no side effects. */
-export function parseConf(a: CmdArgs): DnsnameConf {
+export function parseDnsnameConf(a: CmdArgs): DnsnameConf {
   const raw = parseWith(confSchema, a.conf);
   const domain = (raw.domainName ?? DEFAULT_DOMAIN).replace(/\.$/, '').toLowerCase();
   if (!isValidDnsName(domain)) throw invalidConfig(`domainName: "${raw.domainName}" is not a valid DNS domain`);
@@ -129,11 +132,12 @@ async function withRecordsLock<T>(dir: string, fn: (d: LockedDir) => Promise<T>)
 
 const fileOf = (network: string) => `${network}${RECORDS_SUFFIX}`;
 
-function readNetwork(d: LockedDir, conf: DnsnameConf): NetworkRecords | undefined {
+/** Reads the network's record file; lines it cannot use are logged (to the call's log) and dropped. */
+function readNetwork(d: LockedDir, conf: DnsnameConf, log: Logger): NetworkRecords | undefined {
   const text = d.read(fileOf(conf.network));
   if (text === undefined) return undefined;
   const r = parseRecords(text, conf.network, join(d.dir, fileOf(conf.network)));
-  for (const p of r.problems) process.stderr.write(`dnsname: dropping bad record line ${p.file}:${p.line ?? ''}: ${p.msg}\n`);
+  for (const p of r.problems) log.warn('dropping bad record line', { file: p.file, line: p.line, problem: p.msg });
   return r.records;
 }
 
@@ -158,12 +162,13 @@ async function reloadIfRunning(conf: DnsnameConf): Promise<void> {
   await controlRequest(conf.runDir, 'reload', 3000);
 }
 
-function ensure(conf: DnsnameConf, a: CmdArgs): Promise<ControlReply> {
+/** Makes sure a responder runs for the network's records directory and has read its files (starts one when none answers). */
+function ensureResponderServing(conf: DnsnameConf, a: CmdArgs): Promise<ControlReply> {
   return ensureResponder({ recordsDir: conf.recordsDir, runDir: conf.runDir, command: responderCommand(a.self), env: a.env });
 }
 
 function notListening(reply: ControlReply, gateways: string[], port: number): string[] {
-  return gateways.filter((g) => !reply.listening.includes(`${canonical(g)}|${port}`));
+  return gateways.filter((g) => !reply.listening.includes(listenKey({ address: canonical(g), port })));
 }
 
 function canonical(ip: string): string {
@@ -172,7 +177,7 @@ function canonical(ip: string): string {
 }
 
 async function cmdAdd(a: CmdArgs): Promise<Result> {
-  const conf = parseConf(a);
+  const conf = parseDnsnameConf(a);
   const name = containerName(a);
   const aliases = aliasesOf(conf);
   const prev = requirePrev(conf);
@@ -183,7 +188,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
 
   await withRecordsLock(conf.recordsDir, async (d) => {
     const before = d.read(fileOf(conf.network));
-    const rec = readNetwork(d, conf) ?? { network: conf.network, domain: conf.domain, port: conf.port, upstreams: conf.upstreams, containers: [] };
+    const rec = readNetwork(d, conf, a.log) ?? { network: conf.network, domain: conf.domain, port: conf.port, upstreams: conf.upstreams, containers: [] };
     rec.domain = conf.domain;
     rec.port = conf.port;
     rec.upstreams = conf.upstreams;
@@ -191,7 +196,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
     rec.containers.push(entry);
     writeNetwork(d, rec);
     try {
-      const reply = await ensure(conf, a);
+      const reply = await ensureResponderServing(conf, a);
       const missing = notListening(reply, gateways, conf.port);
       if (missing.length === gateways.length) {
         throw new CniError(CniCode.Internal, `the DNS responder cannot listen on ${missing.map((g) => `${g}:${conf.port}`).join(', ')}`,
@@ -215,9 +220,9 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
 }
 
 /** Removes entries matching `drop` from the network file; reloads the responder if anything changed. */
-async function removeEntries(conf: DnsnameConf, drop: (c: ContainerRecord) => boolean): Promise<void> {
+async function removeEntries(conf: DnsnameConf, log: Logger, drop: (c: ContainerRecord) => boolean): Promise<void> {
   await withRecordsLock(conf.recordsDir, async (d) => {
-    const rec = readNetwork(d, conf);
+    const rec = readNetwork(d, conf, log);
     if (!rec) return;
     const kept = rec.containers.filter((c) => !drop(c));
     if (kept.length === rec.containers.length) return;
@@ -228,14 +233,14 @@ async function removeEntries(conf: DnsnameConf, drop: (c: ContainerRecord) => bo
 }
 
 async function cmdDel(a: CmdArgs): Promise<void> {
-  const conf = parseConf(a);
-  await removeEntries(conf, (c) => c.containerId === a.containerId && c.ifName === a.ifName);
+  const conf = parseDnsnameConf(a);
+  await removeEntries(conf, a.log, (c) => c.containerId === a.containerId && c.ifName === a.ifName);
 }
 
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
-  const conf = parseConf(a);
+  const conf = parseDnsnameConf(a);
   const keep = new Set(valid.map((v) => `${v.containerID}\n${v.ifname}`));
-  await removeEntries(conf, (c) => !keep.has(`${c.containerId}\n${c.ifName}`));
+  await removeEntries(conf, a.log, (c) => !keep.has(`${c.containerId}\n${c.ifName}`));
 }
 
 /** Asks `server:port` for `name` (type A or AAAA) over UDP; resolves the answer's addresses' count and rcode. */
@@ -244,33 +249,26 @@ async function probe(server: string, port: number, name: string, type: number, t
   return new Promise((resolve) => {
     const s = dgram.createSocket(server.includes(':') ? 'udp6' : 'udp4');
     const id = Math.floor(Math.random() * 0x10000);
-    const qname = encodeName(name);
-    const q = Buffer.alloc(12 + qname.length + 4);
-    q.writeUInt16BE(id, 0);
-    q.writeUInt16BE(0x0100, 2);
-    q.writeUInt16BE(1, 4);
-    qname.copy(q, 12);
-    q.writeUInt16BE(type, 12 + qname.length);
-    q.writeUInt16BE(1, 14 + qname.length);
+    const q = encodeQuery(id, name, type);
     const done = (r: { rcode: number; answers: number } | undefined) => { clearTimeout(t); s.close(); resolve(r); };
     const t = setTimeout(() => done(undefined), timeoutMs);
     s.on('error', () => done(undefined));
     s.on('message', (m) => {
-      if (m.length >= 12 && m.readUInt16BE(0) === id) done({ rcode: m[3]! & 0xf, answers: m.readUInt16BE(6) });
+      if (m.length >= HEADER_SIZE && isResponse(m) && idOf(m) === id) done({ rcode: rcodeOf(m), answers: answerCount(m) });
     });
     s.send(q, port, server);
   });
 }
 
 async function cmdCheck(a: CmdArgs): Promise<void> {
-  const conf = parseConf(a);
+  const conf = parseDnsnameConf(a);
   const prev = requirePrev(conf);
   const { gateways } = addressesOf(prev, a.ifName);
   let entry: ContainerRecord | undefined;
   await withRecordsLock(conf.recordsDir, async (d) => {
-    entry = readNetwork(d, conf)?.containers.find((c) => c.containerId === a.containerId && c.ifName === a.ifName);
+    entry = readNetwork(d, conf, a.log)?.containers.find((c) => c.containerId === a.containerId && c.ifName === a.ifName);
     if (!entry) throw new CniError(CniCode.Internal, `container "${a.containerId}" (${a.ifName}) has no DNS records in network "${conf.network}"`, `expected in ${join(conf.recordsDir, fileOf(conf.network))}`);
-    await ensure(conf, a);
+    await ensureResponderServing(conf, a);
   });
   const e = entry!;
   const v4 = e.addresses.some((x) => !x.includes(':'));
@@ -289,6 +287,6 @@ export const dnsnamePlugin: Plugin = {
   check: cmdCheck,
   gc: cmdGc,
   async status(a: CmdArgs) {
-    parseConf(a);
+    parseDnsnameConf(a);
   },
 };
