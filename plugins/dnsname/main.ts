@@ -3,8 +3,9 @@
  * dist/bin/dnsname: the dnsname CNI plugin; started with `--responder` (as the plugin does,
  * detached, with the same bundle) it is the long-lived DNS responder instead, and with
  * `--serve --records DIR --listen ADDR:PORT` the standalone resolver (what `cnikit dns serve`
- * runs). The responder's code (and dns2) is loaded only then, and the plugin's only for the
- * commands that need it (VERSION is answered by the entry alone), so a plugin exec stays light.
+ * runs): responder/main.ts. The responder's code (and dns2) is loaded only then, and the plugin's
+ * only for the commands that need it (VERSION is answered by the entry alone), so a plugin exec
+ * stays light.
  */
 import { executableMain } from '../../pkg/cni/entry.ts';
 import { aboutOf } from '../../executables.ts';

@@ -10,7 +10,10 @@
  * the records and asks the responder a real DNS question; GC drops records of attachments that
  * are no longer valid. Extra keys (ours): `upstreams`, `port`, `recordsDir`, `runDir`.
  *
- * This file runs in every plugin exec, so it loads no DNS library (wire.ts is ours and small).
+ * From responder/ it takes the plugin's half of the contract only: records.ts (the file format
+ * it writes), control.ts (asking for a reload), ensure.ts (starting one), wire.ts (CHECK's
+ * query) and backend.ts's listenKey. This file runs in every plugin exec, so it loads no DNS
+ * library (wire.ts is ours and small).
  */
 import { aboutOf } from '../../executables.ts';
 import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
