@@ -159,7 +159,7 @@ async function populateOurs(hostPath: string, n: number): Promise<void> {
           mappings: [{ hostPort: bgPort(i), containerPort: 80, protocol: 'tcp' }],
         }));
       }
-      nft.transact(rulesetMessages({ ...portmapSkeleton(), elements }));
+      await nft.transact(rulesetMessages({ ...portmapSkeleton(), elements }));
     }
   } finally {
     nft.close();
@@ -211,14 +211,14 @@ async function layerTimes(hostPath: string, rounds: number): Promise<{ add: Stat
     };
     let t0 = process.hrtime.bigint();
     let nft = openNftables(hostPath);
-    applyRuleset(nft, portmapRuleset(input));
+    await applyRuleset(nft, portmapRuleset(input));
     nft.close();
     const a = Number(process.hrtime.bigint() - t0) / 1e6;
     t0 = process.hrtime.bigint();
     nft = openNftables(hostPath);
     const want = portmapElements(input);
-    const found = nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
-    deleteElements(nft, CNIKIT_TABLE, want.filter((_, j) => found[j]));
+    const found = await nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
+    await deleteElements(nft, CNIKIT_TABLE, want.filter((_, j) => found[j]));
     nft.close();
     const d = Number(process.hrtime.bigint() - t0) / 1e6;
     if (i >= 0) { add.push(a); del.push(d); }

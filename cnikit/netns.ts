@@ -17,15 +17,15 @@ import { RouteHandle } from '../pkg/netlink/route.ts';
  * Creates a namespace pinned at `path` with `lo` up. Throws EEXIST when the path exists; on any
  * failure nothing is left behind.
  */
-export function createNetns(path: string): void {
+export async function createNetns(path: string): Promise<void> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   closeSync(openSync(path, 'wx', 0o444));
   try {
     native().netnsCreate(path);
     const rt = RouteHandle.open(path);
     try {
-      const lo = rt.linkGet('lo');
-      if (lo) rt.linkSetUp(lo.index);
+      const lo = await rt.linkGet('lo');
+      if (lo) await rt.linkSetUp(lo.index);
     } finally {
       rt.close();
     }

@@ -147,7 +147,7 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
   };
 
   try {
-    createNetns(netns);
+    await createNetns(netns);
     created = true;
     if (!signals.received) {
       const r = await rt.add(list, conf);

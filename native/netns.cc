@@ -1,9 +1,11 @@
 // cnikit native layer: the only C++ in the project.
 //
 // It does what JavaScript cannot: open a netlink socket inside another network namespace,
-// exchange raw datagrams with the kernel, read/write /proc/sys inside a namespace, take flock()
-// locks, create a named netns, and setns+exec for `cnikit run`. It carries no policy: all message
-// layout and decisions live in TypeScript (plugins/core/netlink).
+// exchange raw datagrams with the kernel (blocking, or delivered to a callback from a uv_poll
+// watcher on Node's own loop), read/write /proc/sys inside a namespace, take flock() locks
+// (without waiting, or waiting on a thread of our own), create a named netns, and setns+exec for
+// `cnikit run`. It carries no policy: all message layout and decisions live in TypeScript
+// (pkg/netlink, pkg/store).
 //
 // Why a thread per namespace job: setns(CLONE_NEWNET) changes the namespace of the calling
 // thread only. We do it on a short-lived std::thread that we create and join, so no Node or libuv
@@ -24,9 +26,14 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -119,26 +126,175 @@ Napi::Value NlSend(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(n));
 }
 
-// nlRecv(fd, timeoutMs) -> Buffer | null (timeout)
+// nlClose(fd): closes a socket nlOpen made. Why not fs.closeSync: in a worker thread Node warns
+// about closing an fd that fs did not open.
+Napi::Value NlClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 1 && info[0].IsNumber(), "nlClose(fd: number)");
+  if (close(info[0].As<Napi::Number>().Int32Value()) < 0 && errno != EINTR) throw ErrnoError(env, errno, "close");
+  return env.Undefined();
+}
+
+// Reads one datagram without blocking: 1 = got one, 0 = nothing queued, -1 = error (errno set).
+// Why peek with MSG_TRUNC first: a large dump datagram is never cut short.
+int RecvDatagram(int fd, std::vector<uint8_t>& out) {
+  ssize_t len;
+  do { len = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT); } while (len < 0 && errno == EINTR);
+  if (len < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+  out.resize(len > 0 ? len : 1);
+  ssize_t n;
+  do { n = recv(fd, out.data(), out.size(), MSG_DONTWAIT); } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+  out.resize(n);
+  return 1;
+}
+
+// nlRecv(fd, timeoutMs) -> Buffer | null (timeout). Blocks this thread: for short-lived processes.
 Napi::Value NlRecv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Usage(env, info.Length() == 2 && info[0].IsNumber() && info[1].IsNumber(), "nlRecv(fd: number, timeoutMs: number)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   int timeout = info[1].As<Napi::Number>().Int32Value();
-  struct pollfd p = {fd, POLLIN, 0};
-  int rc;
-  do { rc = poll(&p, 1, timeout); } while (rc < 0 && errno == EINTR);
-  if (rc < 0) throw ErrnoError(env, errno, "poll");
-  if (rc == 0) return env.Null();
-  // Why: peek with MSG_TRUNC first so a large dump datagram is never cut short.
-  ssize_t len;
-  do { len = recv(fd, nullptr, 0, MSG_PEEK | MSG_TRUNC); } while (len < 0 && errno == EINTR);
-  if (len < 0) throw ErrnoError(env, errno, "recv");
-  std::vector<uint8_t> data(len > 0 ? len : 1);
-  ssize_t n;
-  do { n = recv(fd, data.data(), data.size(), 0); } while (n < 0 && errno == EINTR);
-  if (n < 0) throw ErrnoError(env, errno, "recv");
-  return Napi::Buffer<uint8_t>::Copy(env, data.data(), n);
+  std::vector<uint8_t> data;
+  for (;;) {
+    struct pollfd p = {fd, POLLIN, 0};
+    int rc;
+    do { rc = poll(&p, 1, timeout); } while (rc < 0 && errno == EINTR);
+    if (rc < 0) throw ErrnoError(env, errno, "poll");
+    if (rc == 0) return env.Null();
+    int got = RecvDatagram(fd, data);
+    if (got < 0) throw ErrnoError(env, errno, "recv");
+    if (got > 0) return Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size());
+  }
+}
+
+// ---- asynchronous receive: a uv_poll watcher on the loop of the calling JS thread ----------
+//
+// nlWatch(fd, onData) delivers every datagram that arrives on fd to onData(err, datagrams) from
+// Node's event loop, so nothing ever blocks waiting for the kernel. The watcher is unref'd: it
+// does not keep the process alive by itself (the caller keeps a timer while it waits for a
+// reply). nlUnwatch(fd) stops it; it must come before the fd is closed. A watcher still open
+// when its environment (a worker thread, say) shuts down is closed by an async cleanup hook.
+
+struct Watch {
+  napi_env env;
+  int fd;
+  uv_poll_t poll;
+  Napi::FunctionReference onData;
+  Napi::AsyncContext context;
+  napi_async_cleanup_hook_handle hook = nullptr;
+  bool closing = false;
+  Watch(napi_env e, int f, Napi::Function cb) : env(e), fd(f), onData(Napi::Persistent(cb)), context(e, "cnikit:netlink") {}
+};
+
+// Why a global map under a mutex: each worker thread has its own env, and they run concurrently.
+std::mutex watchesMu;
+std::map<std::pair<napi_env, int>, Watch*> watches;
+
+void OnWatchClosed(uv_handle_t* h) {
+  Watch* w = static_cast<Watch*>(h->data);
+  napi_async_cleanup_hook_handle hook = w->hook;
+  delete w;
+  if (hook) napi_remove_async_cleanup_hook(hook);
+}
+
+void CloseWatch(Watch* w) {
+  if (w->closing) return;
+  w->closing = true;
+  {
+    std::lock_guard<std::mutex> lock(watchesMu);
+    watches.erase({w->env, w->fd});
+  }
+  uv_poll_stop(&w->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnWatchClosed);
+}
+
+void OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
+  CloseWatch(static_cast<Watch*>(arg));
+}
+
+void OnReadable(uv_poll_t* h, int status, int) {
+  Watch* w = static_cast<Watch*>(h->data);
+  if (w->closing) return;
+  Napi::Env env(w->env);
+  Napi::HandleScope scope(env);
+  Napi::Array list = Napi::Array::New(env);
+  Napi::Value err = env.Null();
+  if (status < 0) {
+    err = ErrnoError(env, -status, "poll").Value();
+  } else {
+    std::vector<uint8_t> data;
+    // At most 64 datagrams per turn of the loop; the poll stays readable for the rest.
+    for (uint32_t i = 0; i < 64; i++) {
+      int got = RecvDatagram(w->fd, data);
+      if (got < 0) { err = ErrnoError(env, errno, "recv").Value(); break; }
+      if (got == 0) break;
+      list.Set(i, Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size()));
+    }
+  }
+  if (err.IsNull() && list.Length() == 0) return;
+  try {
+    w->onData.MakeCallback(env.Global(), {err, list}, w->context);
+  } catch (const Napi::Error& e) {
+    // Nothing on the stack to throw into: report it as Node reports any uncaught exception.
+    napi_fatal_exception(w->env, e.Value());
+  }
+}
+
+// nlWatch(fd, onData(err: Error|null, datagrams: Buffer[]))
+Napi::Value NlWatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 2 && info[0].IsNumber() && info[1].IsFunction(), "nlWatch(fd: number, onData: (err, datagrams) => void)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  {
+    std::lock_guard<std::mutex> lock(watchesMu);
+    Usage(env, watches.find({env, fd}) == watches.end(), "nlWatch: fd is already watched");
+  }
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) throw Napi::Error::New(env, "nlWatch: no event loop");
+  Watch* w = new Watch(env, fd, info[1].As<Napi::Function>());
+  w->poll.data = w;
+  int rc = uv_poll_init(loop, &w->poll, fd);
+  if (rc < 0) { delete w; throw ErrnoError(env, -rc, "uv_poll_init"); }
+  uv_unref(reinterpret_cast<uv_handle_t*>(&w->poll));
+  rc = uv_poll_start(&w->poll, UV_READABLE, OnReadable);
+  if (rc < 0) {
+    w->closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnWatchClosed);
+    throw ErrnoError(env, -rc, "uv_poll_start");
+  }
+  napi_add_async_cleanup_hook(env, OnEnvTeardown, w, &w->hook);
+  std::lock_guard<std::mutex> lock(watchesMu);
+  watches[{env, fd}] = w;
+  return env.Undefined();
+}
+
+// nlUnwatch(fd): stops the watcher of fd (none: nothing to do).
+Napi::Value NlUnwatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 1 && info[0].IsNumber(), "nlUnwatch(fd: number)");
+  Watch* w = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(watchesMu);
+    auto it = watches.find({env, info[0].As<Napi::Number>().Int32Value()});
+    if (it != watches.end()) w = it->second;
+  }
+  if (w) CloseWatch(w);
+  return env.Undefined();
+}
+
+// Refuses a sysctl key that could leave /proc/sys: absolute, or with an empty, "." or ".."
+// component, or a NUL byte.
+void CheckSysctlKey(Napi::Env env, const std::string& key, const char* usage) {
+  bool ok = !key.empty() && key[0] != '/' && key.find('\0') == std::string::npos;
+  for (size_t start = 0; ok && start <= key.size();) {
+    size_t end = key.find('/', start);
+    if (end == std::string::npos) end = key.size();
+    std::string part = key.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") ok = false;
+    start = end + 1;
+  }
+  Usage(env, ok, usage);
 }
 
 // sysctlWrite(netnsPath|null, key, value): key like "net/ipv4/ip_forward"
@@ -147,7 +303,9 @@ Napi::Value SysctlWrite(const Napi::CallbackInfo& info) {
   Usage(env, info.Length() == 3 && info[1].IsString() && info[2].IsString(),
         "sysctlWrite(netnsPath: string|null, key: string, value: string)");
   std::string ns = OptPath(info[0]);
-  std::string path = "/proc/sys/" + info[1].As<Napi::String>().Utf8Value();
+  std::string key = info[1].As<Napi::String>().Utf8Value();
+  CheckSysctlKey(env, key, "sysctlWrite: key is a path under /proc/sys such as \"net/ipv4/ip_forward\"");
+  std::string path = "/proc/sys/" + key;
   std::string value = info[2].As<Napi::String>().Utf8Value();
   JobResult r = RunInNetns(ns, [&](JobResult& r) {
     int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -164,7 +322,9 @@ Napi::Value SysctlRead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Usage(env, info.Length() == 2 && info[1].IsString(), "sysctlRead(netnsPath: string|null, key: string)");
   std::string ns = OptPath(info[0]);
-  std::string path = "/proc/sys/" + info[1].As<Napi::String>().Utf8Value();
+  std::string key = info[1].As<Napi::String>().Utf8Value();
+  CheckSysctlKey(env, key, "sysctlRead: key is a path under /proc/sys such as \"net/ipv4/ip_forward\"");
+  std::string path = "/proc/sys/" + key;
   JobResult r = RunInNetns(ns, [&](JobResult& r) {
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) { r.err = errno; r.syscall = "open"; return; }
@@ -179,13 +339,12 @@ Napi::Value SysctlRead(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, s);
 }
 
-// flock(fd, exclusive: boolean, wait: boolean) -> boolean (false when !wait and the lock is held)
+// flock(fd, exclusive) -> boolean: takes the lock if it is free, never waits (false when held).
 Napi::Value Flock(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Usage(env, info.Length() == 3 && info[0].IsNumber(), "flock(fd: number, exclusive: boolean, wait: boolean)");
+  Usage(env, info.Length() == 2 && info[0].IsNumber() && info[1].IsBoolean(), "flock(fd: number, exclusive: boolean)");
   int fd = info[0].As<Napi::Number>().Int32Value();
-  int op = info[1].ToBoolean() ? LOCK_EX : LOCK_SH;
-  if (!info[2].ToBoolean()) op |= LOCK_NB;
+  int op = (info[1].As<Napi::Boolean>().Value() ? LOCK_EX : LOCK_SH) | LOCK_NB;
   int rc;
   do { rc = flock(fd, op); } while (rc < 0 && errno == EINTR);
   if (rc < 0) {
@@ -195,12 +354,53 @@ Napi::Value Flock(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-// funlock(fd)
-Napi::Value Funlock(const Napi::CallbackInfo& info) {
+struct FlockDone {
+  Napi::Promise::Deferred deferred;
+  int err = 0;
+  explicit FlockDone(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+// flockWait(fd, exclusive) -> Promise<void>: resolves once the lock is held. A free lock is taken
+// at once; a held one is waited for by a thread of our own (never the JS thread or the libuv
+// pool, whose four threads a few waiters would exhaust), on a dup of fd: a dup shares the open
+// file, hence the lock, and cannot be reused as another file if the caller closes fd meanwhile.
+Napi::Value FlockWait(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Usage(env, info.Length() == 1 && info[0].IsNumber(), "funlock(fd: number)");
-  if (flock(info[0].As<Napi::Number>().Int32Value(), LOCK_UN) < 0) throw ErrnoError(env, errno, "flock");
-  return env.Undefined();
+  Usage(env, info.Length() == 2 && info[0].IsNumber() && info[1].IsBoolean(), "flockWait(fd: number, exclusive: boolean)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int op = info[1].As<Napi::Boolean>().Value() ? LOCK_EX : LOCK_SH;
+  auto* done = new FlockDone(env);
+  Napi::Promise promise = done->deferred.Promise();
+  int rc;
+  do { rc = flock(fd, op | LOCK_NB); } while (rc < 0 && errno == EINTR);
+  if (rc == 0 || errno != EWOULDBLOCK) {
+    if (rc == 0) done->deferred.Resolve(env.Undefined());
+    else done->deferred.Reject(ErrnoError(env, errno, "flock").Value());
+    delete done;
+    return promise;
+  }
+  int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dupfd < 0) {
+    done->deferred.Reject(ErrnoError(env, errno, "fcntl").Value());
+    delete done;
+    return promise;
+  }
+  auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "cnikit:flock", 0, 1);
+  std::thread([tsfn, dupfd, op, done]() mutable {
+    int r;
+    do { r = flock(dupfd, op); } while (r < 0 && errno == EINTR);
+    done->err = r < 0 ? errno : 0;
+    close(dupfd);
+    napi_status s = tsfn.BlockingCall(done, [](Napi::Env env, Napi::Function, FlockDone* d) {
+      if (d->err) d->deferred.Reject(ErrnoError(env, d->err, "flock").Value());
+      else d->deferred.Resolve(env.Undefined());
+      delete d;
+    });
+    // napi_closing: the environment is gone; nobody waits for the promise any more.
+    if (s == napi_ok) tsfn.Release();
+    else delete done;
+  }).detach();
+  return promise;
 }
 
 // netnsCreate(path): a new network namespace pinned by a bind mount on path (which must exist
@@ -290,10 +490,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nlOpen", Napi::Function::New(env, NlOpen));
   exports.Set("nlSend", Napi::Function::New(env, NlSend));
   exports.Set("nlRecv", Napi::Function::New(env, NlRecv));
+  exports.Set("nlClose", Napi::Function::New(env, NlClose));
+  exports.Set("nlWatch", Napi::Function::New(env, NlWatch));
+  exports.Set("nlUnwatch", Napi::Function::New(env, NlUnwatch));
   exports.Set("sysctlWrite", Napi::Function::New(env, SysctlWrite));
   exports.Set("sysctlRead", Napi::Function::New(env, SysctlRead));
   exports.Set("flock", Napi::Function::New(env, Flock));
-  exports.Set("funlock", Napi::Function::New(env, Funlock));
+  exports.Set("flockWait", Napi::Function::New(env, FlockWait));
   exports.Set("netnsCreate", Napi::Function::New(env, NetnsCreate));
   exports.Set("netnsDelete", Napi::Function::New(env, NetnsDelete));
   exports.Set("execInNetns", Napi::Function::New(env, ExecInNetns));

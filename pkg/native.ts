@@ -15,14 +15,31 @@ declare const __CNIKIT_ADDON__: string | undefined;
 export interface NativeBinding {
   /** Opens a netlink socket of `protocol` inside the netns at `netnsPath` (null = this process's). */
   nlOpen(protocol: number, netnsPath: string | null): number;
+  /** Sends one datagram (a batch must not be split); returns the bytes sent. */
   nlSend(fd: number, msg: Buffer): number;
-  /** Returns one datagram, or null when nothing arrived within timeoutMs. */
+  /** Closes a socket nlOpen made (unwatch it first if it is watched). */
+  nlClose(fd: number): void;
+  /** Blocks this thread until one datagram arrives; null when nothing arrived within timeoutMs. */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
+  /**
+   * Delivers every datagram that arrives on `fd` to `onData` from the event loop, never blocking
+   * it (a uv_poll watcher). The watcher alone does not keep the process alive. `err` is a recv
+   * error (ENOBUFS: the kernel dropped replies), after which the watcher keeps going.
+   */
+  nlWatch(fd: number, onData: (err: SysError | null, datagrams: Buffer[]) => void): void;
+  /** Stops the watcher of `fd` (none: nothing happens); call it before closing the fd. */
+  nlUnwatch(fd: number): void;
+  /** Writes /proc/sys/`key` inside the netns; `key` is relative ("net/ipv4/ip_forward"), without "..". */
   sysctlWrite(netnsPath: string | null, key: string, value: string): void;
+  /** Reads /proc/sys/`key` inside the netns, without the trailing newline. */
   sysctlRead(netnsPath: string | null, key: string): string;
-  /** Takes a flock; with wait=false returns false instead of blocking when it is held. */
-  flock(fd: number, exclusive: boolean, wait: boolean): boolean;
-  funlock(fd: number): void;
+  /** Takes a flock if it is free; false when someone holds it. Never waits. */
+  flock(fd: number, exclusive: boolean): boolean;
+  /**
+   * Resolves once the flock is held, waiting on a thread of the addon's own (never the event loop
+   * or the libuv pool). Closing the fd releases the lock.
+   */
+  flockWait(fd: number, exclusive: boolean): Promise<void>;
   netnsCreate(path: string): void;
   netnsDelete(path: string): void;
   /**
@@ -53,14 +70,17 @@ export interface SysError extends Error {
   extack?: string;
 }
 
+/** True for an error with a SystemError's `code` and `errno`. */
 export function isSysError(err: unknown): err is SysError {
   return err instanceof Error && typeof (err as SysError).code === 'string' && typeof (err as SysError).errno === 'number';
 }
 
+/** True when the kernel said the object is not there (ENODEV, ENOENT, ESRCH, EADDRNOTAVAIL). */
 export function isNotFound(err: unknown): boolean {
   return isSysError(err) && (err.code === 'ENODEV' || err.code === 'ENOENT' || err.code === 'ESRCH' || err.code === 'EADDRNOTAVAIL');
 }
 
+/** True for EEXIST. */
 export function isExists(err: unknown): boolean {
   return isSysError(err) && err.code === 'EEXIST';
 }

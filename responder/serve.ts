@@ -8,14 +8,14 @@
  * Reloads are queued, one at a time, so a burst of `reload` commands or directory events never
  * runs two reads of the directory at once.
  */
-import { type FSWatcher, closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, watch, writeFileSync } from 'node:fs';
+import { type FSWatcher, mkdirSync, readFileSync, renameSync, unlinkSync, watch, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { formatIP, parseHostPort } from '../pkg/ip/cidr.ts';
 import { type Logger, stderrLogger } from '../pkg/log.ts';
-import { native } from '../pkg/native.ts';
+import { type HeldLock, LockedDir } from '../pkg/store/locked-dir.ts';
 import type { ListenAddr } from './backend.ts';
 import { RUN_FILES, serveControl } from './control.ts';
 import { RECORDS_SUFFIX } from './records.ts';
@@ -77,13 +77,13 @@ function v8FullGc(): void {
 }
 
 /** Takes the run directory's lock, waiting up to `waitMs` for an exiting predecessor. */
-async function takeLock(runDir: string, waitMs: number): Promise<number | undefined> {
-  mkdirSync(runDir, { recursive: true, mode: 0o700 });
-  const fd = openSync(join(runDir, RUN_FILES.lock), 'a', 0o600);
+async function takeLock(runDir: string, waitMs: number): Promise<HeldLock | undefined> {
+  const dir = new LockedDir(runDir, 0o700, RUN_FILES.lock);
   const deadline = Date.now() + waitMs;
   for (;;) {
-    if (native().flock(fd, true, false)) return fd;
-    if (Date.now() >= deadline) { closeSync(fd); return undefined; }
+    const held = dir.tryLock();
+    if (held) return held;
+    if (Date.now() >= deadline) return undefined;
     await sleep(20);
   }
 }
@@ -95,12 +95,12 @@ async function takeLock(runDir: string, waitMs: number): Promise<number | undefi
  */
 export async function serveDns(o: ServeOptions): Promise<DnsService> {
   const log = o.log ?? stderrLogger(process.env);
-  let lockFd: number | undefined;
+  let lock: HeldLock | undefined;
   if (o.runDir) {
-    lockFd = await takeLock(o.runDir, 5000);
-    if (lockFd === undefined) throw new Error(`another responder holds ${join(o.runDir, RUN_FILES.lock)}`);
+    lock = await takeLock(o.runDir, 5000);
+    if (lock === undefined) throw new Error(`another responder holds ${join(o.runDir, RUN_FILES.lock)}`);
   }
-  const svc = new Responder(o, log, lockFd);
+  const svc = new Responder(o, log, lock);
   try {
     await svc.reload('start');
     if (svc.stopping) return svc; // no network to serve, and told to stop then
@@ -120,17 +120,17 @@ class Responder implements DnsService {
   readonly done: Promise<void>;
   private readonly o: ServeOptions;
   private readonly log: Logger;
-  private readonly lockFd: number | undefined;
+  private readonly lock: HeldLock | undefined;
   private resolveDone!: () => void;
   private control: Server | undefined;
   private watcher: FSWatcher | undefined;
   private closing: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(o: ServeOptions, log: Logger, lockFd: number | undefined) {
+  constructor(o: ServeOptions, log: Logger, lock: HeldLock | undefined) {
     this.o = o;
     this.log = log;
-    this.lockFd = lockFd;
+    this.lock = lock;
     this.server = new DnsServer({ recordsDir: o.recordsDir, listen: o.listen, forwardTimeoutMs: o.forwardTimeoutMs, resolvConf: o.resolvConf, log });
     this.done = new Promise<void>((r) => { this.resolveDone = r; });
   }
@@ -174,7 +174,7 @@ class Responder implements DnsService {
       if (this.o.runDir) this.removeRunFiles(this.o.runDir);
       this.control?.close();
       await this.server.close();
-      if (this.lockFd !== undefined) closeSync(this.lockFd);
+      this.lock?.release();
       this.log.info('responder stopped', { pid: process.pid });
       this.resolveDone();
     })();

@@ -47,10 +47,10 @@ export function demoConflist(tmp: string, have: { portmap: boolean; dnsname: boo
 }
 
 /** The veths left in the sandbox host (this process's namespace) besides the uplink. */
-function leftoverVeths(): string[] {
+async function leftoverVeths(): Promise<string[]> {
   const rt = RouteHandle.open();
   try {
-    return rt.linkList().filter((l) => l.kind === 'veth' && l.name !== 'uplink0').map((l) => l.name);
+    return (await rt.linkList()).filter((l) => l.kind === 'veth' && l.name !== 'uplink0').map((l) => l.name);
   } finally {
     rt.close();
   }
@@ -130,7 +130,7 @@ export async function demoInner(statePath: string): Promise<number> {
     const problems = await tour.teardown();
     const leases = existsSync(join(s.tmp, 'ipam', NETWORK)) ? readdirSync(join(s.tmp, 'ipam', NETWORK)).filter((f) => /^[0-9a-f.:]+$/i.test(f)) : [];
     const cached = rt.cache.list().length;
-    const veths = leftoverVeths();
+    const veths = await leftoverVeths();
     const clean = problems.length === 0 && leases.length === 0 && cached === 0 && veths.length === 0;
     tour.skipToLast(interrupted ? 'interrupted' : 'an earlier step failed');
     tour.say(clean, 'teardown: DEL web and client; no veth, lease or cache entry is left, containers removed',

@@ -42,9 +42,9 @@ export async function demoOuter(o: { tmpDir: string }): Promise<number> {
   let code: number = ExitCode.Failure;
   try {
     mkdirSync(nsDir, { recursive: true });
-    createNetns(state.hostNetns);
-    createNetns(state.outNetns);
-    makeUplink(state);
+    await createNetns(state.hostNetns);
+    await createNetns(state.outNetns);
+    await makeUplink(state);
     out(`${green('✓')} sandbox host netns with an outside peer: uplink ${UPLINK.host} <-> ${UPLINK.outside}`);
     writeFileSync(join(tmp, 'state.json'), JSON.stringify(state));
     if (!signals.received) {
@@ -74,18 +74,18 @@ export async function demoOuter(o: { tmpDir: string }): Promise<number> {
   return code;
 }
 
-function makeUplink(s: DemoState): void {
+async function makeUplink(s: DemoState): Promise<void> {
   const host = RouteHandle.open(s.hostNetns);
   const outside = RouteHandle.open(s.outNetns);
   const outNs = Netns.open(s.outNetns, process.env);
   try {
-    host.linkAddVeth({ name: 'uplink0', peerName: 'wan0', peerNetnsFd: outNs.fd, up: true, peerUp: true });
-    const up = host.linkGet('uplink0')!;
-    const wan = outside.linkGet('wan0')!;
-    host.addrAdd(up.index, parseCidr(UPLINK.host));
-    host.addrAdd(up.index, parseCidr(UPLINK.host6), { nodad: true });
-    outside.addrAdd(wan.index, parseCidr(UPLINK.outside));
-    outside.addrAdd(wan.index, parseCidr(UPLINK.outside6), { nodad: true });
+    await host.linkAddVeth({ name: 'uplink0', peerName: 'wan0', peerNetnsFd: outNs.fd, up: true, peerUp: true, peerHandle: outside });
+    const up = (await host.linkGet('uplink0'))!;
+    const wan = (await outside.linkGet('wan0'))!;
+    await host.addrAdd(up.index, parseCidr(UPLINK.host));
+    await host.addrAdd(up.index, parseCidr(UPLINK.host6), { nodad: true });
+    await outside.addrAdd(wan.index, parseCidr(UPLINK.outside));
+    await outside.addrAdd(wan.index, parseCidr(UPLINK.outside6), { nodad: true });
   } finally {
     outNs.close();
     host.close();

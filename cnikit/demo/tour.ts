@@ -143,7 +143,7 @@ export class Tour {
   async attach(name: string, extra: { ports?: PortMapping[]; aliases?: string[] }): Promise<Result> {
     this.checkpoint();
     const netns = join(this.s.tmp, 'netns', name);
-    createNetns(netns);
+    await createNetns(netns);
     const conf: RuntimeConf = {
       containerId: `demo-${name}`, netns, ifName: 'eth0',
       args: [['IgnoreUnknown', '1'], ['K8S_POD_NAME', name]],

@@ -11,6 +11,7 @@ import { CniCode, CniError } from './errors.ts';
 import { decodePluginError, delegate, execPlugin, findInPath } from './invoke.ts';
 import type { CmdArgs } from './skel.ts';
 import { silentLogger } from '../log.ts';
+import { noKernel } from '../kernel.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'cnikit-invoke-'));
 test.after.always(() => rmSync(dir, { recursive: true, force: true }));
@@ -98,7 +99,7 @@ test.serial('delegate execs a plugin that is not ours, found through CmdArgs.pat
     command: 'ADD', containerId: 'ctr2', netns: '/run/netns/y', ifName: 'net1', args: '', path: [join(dir, 'nope'), join(dir, 'a')],
     stdinData: Buffer.from('{"cniVersion":"0.4.0","name":"n"}'), conf: { cniVersion: '0.4.0', name: 'n' },
     env: { CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr2', CNI_IFNAME: 'net1', CNI_PATH: join(dir, 'a') },
-    self: '', log: silentLogger,
+    self: '', log: silentLogger, kernel: noKernel,
   };
   const r = await delegate('fake-ipam', 'CHECK', a);
   t.is(r, undefined);

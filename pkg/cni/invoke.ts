@@ -4,8 +4,10 @@
  * pass its stderr through, and read its result or error.
  *
  * When the plugin found in CNI_PATH is our own executable of that type (same directory as the
- * running one, after symlinks) and its handlers were registered in-process, it runs in-process:
- * the same code and on-disk state as exec'ing it, without a second ~25 ms Node start.
+ * executable the call came through, `CmdArgs.self`, after symlinks) and the caller passes its
+ * handlers in `inProcess`, it runs in-process: the same code, on-disk state and kernel handles as
+ * exec'ing it, without a second ~25 ms Node start. The caller's table is explicit (bridge gets it
+ * through its factory); there is no registry.
  */
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,12 +15,8 @@ import { CniCode, CniError, describe } from './errors.ts';
 import { type Result, parseResult } from './result.ts';
 import { type CmdArgs, type Command, type Plugin, validAttachments } from './skel.ts';
 
-const inProcess = new Map<string, Plugin>();
-
-/** Registers handlers for `type`, used when CNI_PATH resolves `type` to our own executable. */
-export function registerInProcess(type: string, plugin: Plugin): void {
-  inProcess.set(type, plugin);
-}
+/** Handlers that may run in-process, by CNI type. */
+export type InProcessPlugins = Readonly<Record<string, Plugin>>;
 
 /** Returns the first regular file named `type` in `paths`, as libcni's FindInPath. */
 export function findInPath(type: string, paths: string[]): string {
@@ -41,10 +39,14 @@ function isOwnExecutable(found: string, type: string, self: string): boolean {
   }
 }
 
-/** Runs `type` for `command` with the caller's env and stdin, returning its result (ADD) or nothing. */
-export async function delegate(type: string, command: Exclude<Command, 'VERSION'>, a: CmdArgs): Promise<Result | undefined> {
+/**
+ * Runs `type` for `command` with the caller's env and stdin, returning its result (ADD) or
+ * nothing: in-process with `inProcess[type]` when CNI_PATH resolves `type` to our own executable,
+ * else by exec'ing what CNI_PATH found.
+ */
+export async function delegate(type: string, command: Exclude<Command, 'VERSION'>, a: CmdArgs, inProcess: InProcessPlugins = {}): Promise<Result | undefined> {
   const found = findInPath(type, a.path);
-  const local = inProcess.get(type);
+  const local = Object.hasOwn(inProcess, type) ? inProcess[type] : undefined;
   if (local && isOwnExecutable(found, type, a.self)) {
     const sub: CmdArgs = { ...a, command };
     switch (command) {

@@ -4,6 +4,10 @@
  * error object. Plugins export handlers and never touch process.env, stdin or the exit code.
  *
  * Exit status: 0 on success; 1 with `{cniVersion, code, msg, details}` on stdout on failure.
+ *
+ * Everything a call reads, writes and talks to comes through its `Io`: the environment, stdin,
+ * stdout/stderr and the kernel handles (`Io.kernel`; by default a fresh process's blocking
+ * sockets, closed when the call ends). A daemon runs calls concurrently with one Io each.
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { CniCode, CniError, describe } from './errors.ts';
@@ -11,13 +15,15 @@ import { type Result, formatResult } from './result.ts';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, aboutText, atLeast, isSupported, parseVersion, versionReply } from './version.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
 import { type Logger, createLogger, debugEnabled } from '../log.ts';
+import { type CallKernel, type Kernel, processKernel } from '../kernel.ts';
+import type { Attachment } from './attachment.ts';
+
+export type { Attachment } from './attachment.ts';
 
 export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 
 /** The base of every config: what skel guarantees before a handler runs. */
 export interface RawConf { cniVersion: string; name: string; [key: string]: unknown }
-
-export interface Attachment { containerID: string; ifname: string }
 
 export interface CmdArgs {
   command: Command;
@@ -42,6 +48,8 @@ export interface CmdArgs {
   self: string;
   /** This call's logger (stderr of the caller, debug per the caller's CNIKIT_DEBUG). */
   log: Logger;
+  /** This call's kernel handles (netlink per namespace, nftables, sysctls); see pkg/kernel.ts. */
+  kernel: Kernel;
 }
 
 export interface Plugin {
@@ -62,6 +70,11 @@ export interface Io {
   readStdin(): Buffer;
   stdout(s: string): void;
   stderr(s: string): void;
+  /**
+   * The call's kernel handles; released by runPlugin when the call ends. Omitted: a fresh
+   * process's (processKernel(): blocking sockets opened on first use, closed at the end).
+   */
+  kernel?: CallKernel;
 }
 
 /** The Io of a fresh plugin process: its environment, argv[1], fds 0-2. */
@@ -119,8 +132,17 @@ export function validAttachments(conf: RawConf): Attachment[] {
   });
 }
 
-/** Runs one CNI command for `plugin` and returns the process exit code. */
+/** Runs one CNI command for `plugin` and returns the process exit code; releases the call's kernel handles at the end. */
 export async function runPlugin(plugin: Plugin, io: Io = processIo): Promise<number> {
+  const kernel = io.kernel ?? processKernel();
+  try {
+    return await run(plugin, io, kernel);
+  } finally {
+    kernel.release();
+  }
+}
+
+async function run(plugin: Plugin, io: Io, kernel: Kernel): Promise<number> {
   const env = io.env;
   const command = env.CNI_COMMAND ?? '';
   let version = LATEST_VERSION;
@@ -162,7 +184,7 @@ export async function runPlugin(plugin: Plugin, io: Io = processIo): Promise<num
     const a: CmdArgs = {
       command: cmd, containerId, netns: env.CNI_NETNS ?? '', ifName, args: env.CNI_ARGS ?? '',
       path: (env.CNI_PATH ?? '').split(':').filter(Boolean), stdinData, conf, env,
-      self: io.self, log: createLogger({ debug: debugEnabled(env), write: io.stderr }),
+      self: io.self, log: createLogger({ debug: debugEnabled(env), write: io.stderr }), kernel,
     };
     switch (cmd) {
       case 'ADD': {
@@ -184,10 +206,3 @@ export async function runPlugin(plugin: Plugin, io: Io = processIo): Promise<num
   }
 }
 
-/** The whole main() of a plugin executable whose handlers are already loaded. */
-export function pluginMain(plugin: Plugin): void {
-  runPlugin(plugin).then((code) => { process.exitCode = code; }, (err: unknown) => {
-    processIo.stdout(JSON.stringify({ cniVersion: LATEST_VERSION, code: CniCode.Internal, msg: describe(err) }) + '\n');
-    process.exitCode = 1;
-  });
-}

@@ -1,14 +1,16 @@
 /**
- * rtnetlink: links, addresses and routes in one network namespace, through a RouteHandle bound
- * to that namespace when it is opened. Methods are named after the iproute2 command they match.
- * Only what the plugins need is here; every request waits for the kernel's ACK, so a method
- * returns once the change is made or throws the kernel's error (SysError with code/op/extack).
+ * rtnetlink: links, addresses and routes in one network namespace, through a RouteHandle over a
+ * NetlinkSocket bound to that namespace (blocking in a fresh process, asynchronous in a daemon:
+ * the handle does not care). Methods are named after the iproute2 command they match. Only what
+ * the plugins need is here; every request waits for the kernel's ACK, so a method resolves once
+ * the change is made or rejects with the kernel's error (SysError with code/op/extack).
+ * Plugins get their handles from the call (CmdArgs.kernel), never by opening sockets.
  */
 import { type Cidr, type Family, type IP, ipFromBytes, ipToBytes } from '../ip/cidr.ts';
 import {
   type Attr, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, attr, attrStr, attrU32, attrU8, encodeAttrs, parseAttrs,
 } from './message.ts';
-import { NETLINK_ROUTE, NetlinkSocket } from './socket.ts';
+import { BlockingNetlinkSocket, NETLINK_ROUTE, type NetlinkSocket } from './socket.ts';
 
 const RTM_NEWLINK = 16, RTM_DELLINK = 17, RTM_GETLINK = 18, RTM_SETLINK = 19;
 const RTM_NEWADDR = 20, RTM_DELADDR = 21, RTM_GETADDR = 22;
@@ -20,7 +22,8 @@ const IFLA_OPERSTATE = 16, IFLA_LINKINFO = 18, IFLA_NET_NS_FD = 28, IFLA_AF_SPEC
 const IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, IFLA_INFO_SLAVE_KIND = 4;
 const IFLA_BR_VLAN_FILTERING = 7;
 const IFLA_BRPORT_MODE = 4;
-const IFLA_BRIDGE_VLAN_INFO = 2;
+const IFLA_BRIDGE_FLAGS = 0, IFLA_BRIDGE_VLAN_INFO = 2;
+const BRIDGE_FLAGS_SELF = 2;
 const BRIDGE_VLAN_INFO_PVID = 2, BRIDGE_VLAN_INFO_UNTAGGED = 4;
 const VETH_INFO_PEER = 1;
 export const IFF_UP = 0x1;
@@ -35,6 +38,8 @@ const IFA_F_PERMANENT = 0x80;
 const RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PRIORITY = 6, RTA_METRICS = 8, RTA_TABLE = 15;
 const RTAX_MTU = 2, RTAX_ADVMSS = 8;
 export const RT_TABLE_MAIN = 254;
+/** What rtm_table says when the real table id (> 255) is in RTA_TABLE. */
+const RT_TABLE_COMPAT = 252;
 const RTPROT_UNSPEC = 0, RTPROT_BOOT = 3, RTN_UNSPEC = 0, RTN_UNICAST = 1;
 const RT_SCOPE_NOWHERE = 255;
 export const RT_SCOPE_UNIVERSE = 0, RT_SCOPE_LINK = 253, RT_SCOPE_HOST = 254;
@@ -122,17 +127,28 @@ export interface VethSpec {
   up?: boolean;
   /** Bring the peer up too (a second request, made in the peer's namespace, once the pair exists). */
   peerUp?: boolean;
+  /** A handle on the peer's namespace, for peerUp when `peerNetnsFd` puts the peer elsewhere. */
+  peerHandle?: RouteHandle;
 }
 
 export class RouteHandle {
   private readonly sock: NetlinkSocket;
-  private constructor(sock: NetlinkSocket) {
+  /** A handle over `sock`, a NETLINK_ROUTE socket (any implementation). */
+  constructor(sock: NetlinkSocket) {
     this.sock = sock;
   }
 
-  /** Opens a handle bound to the namespace at `netnsPath` (omitted = the caller's own). */
+  /**
+   * Opens a handle on a blocking socket bound to the namespace at `netnsPath` (omitted = the
+   * caller's own), for tools and tests; plugins get theirs from CmdArgs.kernel.
+   */
   static open(netnsPath?: string | null): RouteHandle {
-    return new RouteHandle(NetlinkSocket.open(NETLINK_ROUTE, netnsPath));
+    return new RouteHandle(BlockingNetlinkSocket.open(NETLINK_ROUTE, netnsPath));
+  }
+
+  /** The namespace path the socket was opened in (null: the opener's own). */
+  get netns(): string | null {
+    return this.sock.netns;
   }
 
   close(): void {
@@ -140,9 +156,9 @@ export class RouteHandle {
   }
 
   /** Returns the link called `name`, or undefined. Equivalent to: `ip link show NAME` */
-  linkGet(name: string): Link | undefined {
+  async linkGet(name: string): Promise<Link | undefined> {
     try {
-      const [m] = this.sock.request(RTM_GETLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, 0), encodeAttrs([attr.str(IFLA_IFNAME, name)])]), `RTM_GETLINK ${name}`);
+      const [m] = await this.sock.request(RTM_GETLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, 0), encodeAttrs([attr.str(IFLA_IFNAME, name)])]), `RTM_GETLINK ${name}`);
       return m ? decodeLink(m.payload) : undefined;
     } catch (err) {
       if ((err as { code?: string }).code === 'ENODEV') return undefined;
@@ -151,9 +167,9 @@ export class RouteHandle {
   }
 
   /** Returns the link with ifindex `index`, or undefined. Equivalent to: `ip link show dev IDX` */
-  linkGetByIndex(index: number): Link | undefined {
+  async linkGetByIndex(index: number): Promise<Link | undefined> {
     try {
-      const [m] = this.sock.request(RTM_GETLINK, 0, ifinfomsg(AF_UNSPEC, index), `RTM_GETLINK #${index}`);
+      const [m] = await this.sock.request(RTM_GETLINK, 0, ifinfomsg(AF_UNSPEC, index), `RTM_GETLINK #${index}`);
       return m ? decodeLink(m.payload) : undefined;
     } catch (err) {
       if ((err as { code?: string }).code === 'ENODEV') return undefined;
@@ -162,19 +178,19 @@ export class RouteHandle {
   }
 
   /** Equivalent to: `ip link show` */
-  linkList(): Link[] {
-    return this.sock.dump(RTM_GETLINK, ifinfomsg(AF_UNSPEC, 0), 'RTM_GETLINK dump').map((m) => decodeLink(m.payload));
+  async linkList(): Promise<Link[]> {
+    return (await this.sock.dump(RTM_GETLINK, ifinfomsg(AF_UNSPEC, 0), 'RTM_GETLINK dump')).map((m) => decodeLink(m.payload));
   }
 
   /** Creates a bridge; throws EEXIST if a link of that name exists. Equivalent to: `ip link add NAME type bridge` */
-  linkAddBridge(name: string, opts: { mtu?: number; mac?: string; vlanFiltering?: boolean; up?: boolean } = {}): void {
+  async linkAddBridge(name: string, opts: { mtu?: number; mac?: string; vlanFiltering?: boolean; up?: boolean } = {}): Promise<void> {
     const attrs: Attr[] = [attr.str(IFLA_IFNAME, name)];
     if (opts.mtu) attrs.push(attr.u32(IFLA_MTU, opts.mtu));
     if (opts.mac) attrs.push(attr.bytes(IFLA_ADDRESS, macToBytes(opts.mac)));
     const data: Attr[] = opts.vlanFiltering ? [attr.u8(IFLA_BR_VLAN_FILTERING, 1)] : [];
     attrs.push(attr.nested(IFLA_LINKINFO, [attr.str(IFLA_INFO_KIND, 'bridge'), ...(data.length ? [attr.nested(IFLA_INFO_DATA, data)] : [])]));
     const up = opts.up ? IFF_UP : 0;
-    this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(AF_UNSPEC, 0, up, up), encodeAttrs(attrs)]), `RTM_NEWLINK bridge ${name}`);
+    await this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(AF_UNSPEC, 0, up, up), encodeAttrs(attrs)]), `RTM_NEWLINK bridge ${name}`);
   }
 
   /**
@@ -182,7 +198,7 @@ export class RouteHandle {
    * request so no half-made pair is ever visible. Throws EEXIST when either name is taken.
    * Equivalent to: `ip link add NAME type veth peer name PEER netns NS`
    */
-  linkAddVeth(v: VethSpec): void {
+  async linkAddVeth(v: VethSpec): Promise<void> {
     const peerAttrs: Attr[] = [attr.str(IFLA_IFNAME, v.peerName)];
     if (v.peerNetnsFd !== undefined) peerAttrs.push(attr.u32(IFLA_NET_NS_FD, v.peerNetnsFd));
     if (v.mtu) peerAttrs.push(attr.u32(IFLA_MTU, v.mtu));
@@ -199,82 +215,80 @@ export class RouteHandle {
       attr.nested(IFLA_INFO_DATA, [attr.bytes(VETH_INFO_PEER, peer)]),
     ]));
     const up = v.up ? IFF_UP : 0;
-    this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(AF_UNSPEC, 0, up, up), encodeAttrs(attrs)]), `RTM_NEWLINK veth ${v.name}`);
-    if (v.peerUp) this.vethPeerUp(v);
+    await this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(AF_UNSPEC, 0, up, up), encodeAttrs(attrs)]), `RTM_NEWLINK veth ${v.name}`);
+    if (v.peerUp) await this.vethPeerUp(v);
   }
 
   /** Brings up the peer of a veth just made (through the peer's namespace); on failure deletes the pair. */
-  private vethPeerUp(v: VethSpec): void {
-    // /proc/self/fd/N names the caller's namespace fd as a path a handle can be opened on.
-    const peerNs = v.peerNetnsFd === undefined ? this : RouteHandle.open(`/proc/self/fd/${v.peerNetnsFd}`);
+  private async vethPeerUp(v: VethSpec): Promise<void> {
+    const peerNs = v.peerNetnsFd === undefined ? this : v.peerHandle;
     try {
-      const peer = peerNs.linkGet(v.peerName);
+      if (!peerNs) throw new Error(`peerUp for "${v.peerName}" in another namespace needs peerHandle`);
+      const peer = await peerNs.linkGet(v.peerName);
       if (!peer) throw new Error(`veth peer "${v.peerName}" vanished after creation`);
-      peerNs.linkSetUp(peer.index);
+      await peerNs.linkSetUp(peer.index);
     } catch (err) {
-      const me = this.linkGet(v.name);
-      if (me) this.linkDel(me.index);
+      const me = await this.linkGet(v.name);
+      if (me) await this.linkDel(me.index);
       throw err;
-    } finally {
-      if (peerNs !== this) peerNs.close();
     }
   }
 
   /** Deletes a link (a veth takes its peer with it). Equivalent to: `ip link del dev IDX` */
-  linkDel(index: number): void {
-    this.sock.request(RTM_DELLINK, 0, ifinfomsg(AF_UNSPEC, index), `RTM_DELLINK #${index}`);
+  async linkDel(index: number): Promise<void> {
+    await this.sock.request(RTM_DELLINK, 0, ifinfomsg(AF_UNSPEC, index), `RTM_DELLINK #${index}`);
   }
 
-  private setFlags(index: number, flags: number, mask: number, op: string): void {
-    this.sock.request(RTM_NEWLINK, 0, ifinfomsg(AF_UNSPEC, index, flags, mask), op);
+  private async setFlags(index: number, flags: number, mask: number, op: string): Promise<void> {
+    await this.sock.request(RTM_NEWLINK, 0, ifinfomsg(AF_UNSPEC, index, flags, mask), op);
   }
 
   /** Equivalent to: `ip link set dev IDX up` */
-  linkSetUp(index: number): void {
-    this.setFlags(index, IFF_UP, IFF_UP, `RTM_NEWLINK #${index} up`);
+  async linkSetUp(index: number): Promise<void> {
+    await this.setFlags(index, IFF_UP, IFF_UP, `RTM_NEWLINK #${index} up`);
   }
 
   /** Equivalent to: `ip link set dev IDX promisc on|off` */
-  linkSetPromisc(index: number, on: boolean): void {
-    this.setFlags(index, on ? IFF_PROMISC : 0, IFF_PROMISC, `RTM_NEWLINK #${index} promisc`);
+  async linkSetPromisc(index: number, on: boolean): Promise<void> {
+    await this.setFlags(index, on ? IFF_PROMISC : 0, IFF_PROMISC, `RTM_NEWLINK #${index} promisc`);
   }
 
   /** Equivalent to: `ip link set dev IDX master MASTER` */
-  linkSetMaster(index: number, master: number): void {
-    this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.u32(IFLA_MASTER, master)])]), `RTM_NEWLINK #${index} master`);
+  async linkSetMaster(index: number, master: number): Promise<void> {
+    await this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.u32(IFLA_MASTER, master)])]), `RTM_NEWLINK #${index} master`);
   }
 
   /** Equivalent to: `ip link set dev IDX address MAC` */
-  linkSetMac(index: number, mac: string): void {
-    this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.bytes(IFLA_ADDRESS, macToBytes(mac))])]), `RTM_NEWLINK #${index} address`);
+  async linkSetMac(index: number, mac: string): Promise<void> {
+    await this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.bytes(IFLA_ADDRESS, macToBytes(mac))])]), `RTM_NEWLINK #${index} address`);
   }
 
   /** Equivalent to: `bridge link set dev IDX hairpin on|off` */
-  linkSetHairpin(index: number, on: boolean): void {
+  async linkSetHairpin(index: number, on: boolean): Promise<void> {
     const protinfo = attr.nested(IFLA_PROTINFO, [attr.u8(IFLA_BRPORT_MODE, on ? 1 : 0)]);
-    this.sock.request(RTM_SETLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([protinfo])]), `RTM_SETLINK #${index} hairpin`);
+    await this.sock.request(RTM_SETLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([protinfo])]), `RTM_SETLINK #${index} hairpin`);
   }
 
   /** Makes `vid` the untagged PVID of a bridge port. Equivalent to: `bridge vlan add dev IDX vid VID pvid untagged` */
-  bridgeVlanAdd(index: number, vid: number, opts: { pvid: boolean; untagged: boolean; self?: boolean }): void {
+  async bridgeVlanAdd(index: number, vid: number, opts: { pvid: boolean; untagged: boolean; self?: boolean }): Promise<void> {
     const info = Buffer.alloc(4);
     info.writeUInt16LE((opts.pvid ? BRIDGE_VLAN_INFO_PVID : 0) | (opts.untagged ? BRIDGE_VLAN_INFO_UNTAGGED : 0), 0);
     info.writeUInt16LE(vid, 2);
     const spec: Attr[] = [attr.bytes(IFLA_BRIDGE_VLAN_INFO, info)];
-    // IFLA_BRIDGE_FLAGS (0) = BRIDGE_FLAGS_SELF (2): the VLAN goes on the bridge device itself.
-    if (opts.self) spec.unshift(attr.u16(0, 2));
-    this.sock.request(RTM_SETLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([attr.nested(IFLA_AF_SPEC, spec)])]), `RTM_SETLINK #${index} vlan ${vid}`);
+    // BRIDGE_FLAGS_SELF: the VLAN goes on the bridge device itself, not on a port.
+    if (opts.self) spec.unshift(attr.u16(IFLA_BRIDGE_FLAGS, BRIDGE_FLAGS_SELF));
+    await this.sock.request(RTM_SETLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([attr.nested(IFLA_AF_SPEC, spec)])]), `RTM_SETLINK #${index} vlan ${vid}`);
   }
 
   /** Removes `vid` from a bridge port. Equivalent to: `bridge vlan del dev IDX vid VID` */
-  bridgeVlanDel(index: number, vid: number): void {
+  async bridgeVlanDel(index: number, vid: number): Promise<void> {
     const info = Buffer.alloc(4);
     info.writeUInt16LE(vid, 2);
-    this.sock.request(RTM_DELLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([attr.nested(IFLA_AF_SPEC, [attr.bytes(IFLA_BRIDGE_VLAN_INFO, info)])])]), `RTM_DELLINK #${index} vlan ${vid}`);
+    await this.sock.request(RTM_DELLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([attr.nested(IFLA_AF_SPEC, [attr.bytes(IFLA_BRIDGE_VLAN_INFO, info)])])]), `RTM_DELLINK #${index} vlan ${vid}`);
   }
 
   /** Adds an address; throws EEXIST if it is there. Equivalent to: `ip addr add CIDR dev IDX` */
-  addrAdd(index: number, cidr: Cidr, opts: { nodad?: boolean } = {}): void {
+  async addrAdd(index: number, cidr: Cidr, opts: { nodad?: boolean } = {}): Promise<void> {
     const b = Buffer.alloc(8);
     b.writeUInt8(afOf(cidr.family), 0);
     b.writeUInt8(cidr.prefix, 1);
@@ -283,23 +297,23 @@ export class RouteHandle {
     const bytes = ipToBytes(cidr);
     const attrs: Attr[] = [attr.bytes(IFA_LOCAL, bytes), attr.bytes(IFA_ADDRESS, bytes)];
     if (opts.nodad) attrs.push(attr.u32(IFA_FLAGS, IFA_F_NODAD | IFA_F_PERMANENT));
-    this.sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([b, encodeAttrs(attrs)]), `RTM_NEWADDR #${index}`);
+    await this.sock.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([b, encodeAttrs(attrs)]), `RTM_NEWADDR #${index}`);
   }
 
   /** Equivalent to: `ip addr del CIDR dev IDX` */
-  addrDel(index: number, cidr: Cidr): void {
+  async addrDel(index: number, cidr: Cidr): Promise<void> {
     const b = Buffer.alloc(8);
     b.writeUInt8(afOf(cidr.family), 0);
     b.writeUInt8(cidr.prefix, 1);
     b.writeUInt32LE(index, 4);
     const bytes = ipToBytes(cidr);
-    this.sock.request(RTM_DELADDR, 0, Buffer.concat([b, encodeAttrs([attr.bytes(IFA_LOCAL, bytes), attr.bytes(IFA_ADDRESS, bytes)])]), `RTM_DELADDR #${index}`);
+    await this.sock.request(RTM_DELADDR, 0, Buffer.concat([b, encodeAttrs([attr.bytes(IFA_LOCAL, bytes), attr.bytes(IFA_ADDRESS, bytes)])]), `RTM_DELADDR #${index}`);
   }
 
   /** Lists addresses, optionally of one link. Equivalent to: `ip addr show [dev IDX]` */
-  addrList(index?: number): Address[] {
+  async addrList(index?: number): Promise<Address[]> {
     const out: Address[] = [];
-    for (const m of this.sock.dump(RTM_GETADDR, Buffer.alloc(8), 'RTM_GETADDR dump')) {
+    for (const m of await this.sock.dump(RTM_GETADDR, Buffer.alloc(8), 'RTM_GETADDR dump')) {
       const p = m.payload;
       const family = p[0] === AF_INET ? 4 : p[0] === AF_INET6 ? 6 : undefined;
       const idx = p.readUInt32LE(4);
@@ -317,7 +331,7 @@ export class RouteHandle {
     const table = r.table ?? RT_TABLE_MAIN;
     b.writeUInt8(afOf(r.dst.family), 0);
     b.writeUInt8(r.dst.prefix, 1);
-    b.writeUInt8(table > 255 ? 252 : table, 4);
+    b.writeUInt8(table > 255 ? RT_TABLE_COMPAT : table, 4);
     // Why: on delete the kernel matches protocol, scope and type when they are set, so a route
     // made by the kernel (proto kernel) or another tool would not be found. Like `ip route del`,
     // send protocol 0, scope NOWHERE and type 0 (match any) unless a scope was asked for.
@@ -338,26 +352,26 @@ export class RouteHandle {
   }
 
   /** Adds a route; throws EEXIST if an equal one exists. Equivalent to: `ip route add DST [via GW] dev OIF` */
-  routeAdd(r: RouteSpec): void {
-    this.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, this.routeMsg(r, RTN_UNICAST), 'RTM_NEWROUTE');
+  async routeAdd(r: RouteSpec): Promise<void> {
+    await this.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, this.routeMsg(r, RTN_UNICAST), 'RTM_NEWROUTE');
   }
 
   /** Equivalent to: `ip route replace ...` */
-  routeReplace(r: RouteSpec): void {
-    this.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, this.routeMsg(r, RTN_UNICAST), 'RTM_NEWROUTE');
+  async routeReplace(r: RouteSpec): Promise<void> {
+    await this.sock.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, this.routeMsg(r, RTN_UNICAST), 'RTM_NEWROUTE');
   }
 
   /** Equivalent to: `ip route del ...` */
-  routeDel(r: RouteSpec): void {
-    this.sock.request(RTM_DELROUTE, 0, this.routeMsg(r, RTN_UNSPEC, true), 'RTM_DELROUTE');
+  async routeDel(r: RouteSpec): Promise<void> {
+    await this.sock.request(RTM_DELROUTE, 0, this.routeMsg(r, RTN_UNSPEC, true), 'RTM_DELROUTE');
   }
 
   /** Lists routes of one family in every table. Equivalent to: `ip [-6] route show table all` */
-  routeList(family: Family): RouteEntry[] {
+  async routeList(family: Family): Promise<RouteEntry[]> {
     const req = Buffer.alloc(12);
     req.writeUInt8(afOf(family), 0);
     const out: RouteEntry[] = [];
-    for (const m of this.sock.dump(RTM_GETROUTE, req, 'RTM_GETROUTE dump')) {
+    for (const m of await this.sock.dump(RTM_GETROUTE, req, 'RTM_GETROUTE dump')) {
       const p = m.payload;
       const attrs = parseAttrs(p, 12);
       const dst = attrs.get(RTA_DST);

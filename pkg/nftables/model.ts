@@ -16,8 +16,9 @@
  *
  * Every rule carries a comment `cnikit:<fingerprint>` (a hash of its encoded expressions) so that
  * CHECK can tell whether the rules in the kernel are the ones we would write, and every element an
- * owner tag (`ownerTag()`), which is how DEL and GC find what belongs to an attachment.
+ * owner tag, which is how DEL and GC find what belongs to an attachment (owned.ts).
  */
+import { constants } from 'node:os';
 import { type Nftables } from './handle.ts';
 import {
   type ChainSpec, type ElementInfo, type ElementSpec, type NftMsg, type RuleSpec, type SetSpec, type TableRef,
@@ -36,17 +37,6 @@ export interface Ruleset {
   rules: RuleSpec[];
   /** Elements to add; each must not exist yet. */
   elements: ElementSpec[];
-}
-
-/** Returns the owner tag stored as the comment of an attachment's elements: `net=N id=C if=I`. */
-export function ownerTag(network: string, containerId: string, ifName: string): string {
-  return `net=${network} id=${containerId} if=${ifName}`;
-}
-
-/** Parses an owner tag; undefined for comments that are not ours. */
-export function parseOwnerTag(comment: string | undefined): { network: string; containerId: string; ifName: string } | undefined {
-  const m = comment?.match(/^net=(\S+) id=(\S+) if=(\S+)$/);
-  return m ? { network: m[1]!, containerId: m[2]!, ifName: m[3]! } : undefined;
 }
 
 const fingerprints = new WeakMap<RuleSpec, string>();
@@ -87,13 +77,18 @@ export function rulesetMessages(rs: Ruleset): NftMsg[] {
   }
   const unknown = rs.rules.find((r) => !rs.chains.some((c) => c.name === r.chain));
   if (unknown) throw new Error(`rule for chain ${unknown.chain}, which the ruleset does not declare`);
-  for (const e of rs.elements) msgs.push(addElements(t, e.set, [e], true));
+  for (const e of rs.elements) msgs.push(elementMessage(t, e));
   return msgs;
 }
 
+/** The exclusive add of one element, carrying the element as its `ref` (see NftError.ref). */
+function elementMessage(t: TableRef, e: ElementSpec): NftMsg {
+  return { ...addElements(t, e.set, [e], true), ref: e };
+}
+
 /**
- * Applies `rs` as one transaction and returns the messages sent (elements last, so an NftError's
- * `index` maps to `rs.elements[index - (sent.length - rs.elements.length)]`).
+ * Applies `rs` as one transaction and returns the messages sent. When the kernel refuses an
+ * element, the NftError's `ref` is that element of `rs.elements` (the very object).
  *
  * Fast path: when the fixed part is already in place (two dumps of constant size: sets and
  * rules; never elements), only the elements are sent. Besides sending less, this keeps
@@ -102,18 +97,18 @@ export function rulesetMessages(rs: Ruleset): NftMsg[] {
  * only a transaction that deleted something leaves such work. If the elements-only transaction
  * fails with ENOENT (a GC removed the table meanwhile), the full ruleset is sent once more.
  */
-export function applyRuleset(nft: Nftables, rs: Ruleset): NftMsg[] {
-  if (rs.elements.length && diffRuleset(nft, rs).length === 0) {
-    const fast = rs.elements.map((e) => addElements(rs.table, e.set, [e], true));
+export async function applyRuleset(nft: Nftables, rs: Ruleset): Promise<NftMsg[]> {
+  if (rs.elements.length && (await diffRuleset(nft, rs)).length === 0) {
+    const fast = rs.elements.map((e) => elementMessage(rs.table, e));
     try {
-      nft.transact(fast);
+      await nft.transact(fast);
       return fast;
     } catch (err) {
       if ((err as { code?: string }).code !== 'ENOENT') throw err;
     }
   }
   const full = rulesetMessages(rs);
-  nft.transact(full);
+  await nft.transact(full);
   return full;
 }
 
@@ -121,9 +116,9 @@ export function applyRuleset(nft: Nftables, rs: Ruleset): NftMsg[] {
  * Compares the kernel's state with the fixed part of `rs` (sets, chains, rules; not elements)
  * and returns what is missing or different, as readable lines; empty when all is in place.
  */
-export function diffRuleset(nft: Nftables, rs: Ruleset): string[] {
+export async function diffRuleset(nft: Nftables, rs: Ruleset): Promise<string[]> {
   const problems: string[] = [];
-  const sets = new Map(nft.listSets(rs.table).map((s) => [s.name, s]));
+  const sets = new Map((await nft.listSets(rs.table)).map((s) => [s.name, s]));
   for (const s of rs.sets) {
     const k = sets.get(s.name);
     if (!k) problems.push(`set ${s.name} is missing`);
@@ -132,10 +127,10 @@ export function diffRuleset(nft: Nftables, rs: Ruleset): string[] {
     }
   }
   if (problems.length === rs.sets.length && rs.sets.length) return problems; // no table: skip the other dumps
-  const rules = nft.listRules(rs.table);
+  const rules = await nft.listRules(rs.table);
   // A chain that holds rules exists; list chains only when one is meant to be empty.
   const chains = new Set(rules.map((r) => r.chain));
-  if (rs.chains.some((c) => !rs.rules.some((r) => r.chain === c.name))) for (const c of nft.listChains(rs.table)) chains.add(c.name);
+  if (rs.chains.some((c) => !rs.rules.some((r) => r.chain === c.name))) for (const c of await nft.listChains(rs.table)) chains.add(c.name);
   for (const c of rs.chains) {
     if (!chains.has(c.name)) { problems.push(`chain ${c.name} is missing`); continue; }
     const want = rs.rules.filter((r) => r.chain === c.name).map((r) => r.comment ?? ruleFingerprint(r));
@@ -145,6 +140,7 @@ export function diffRuleset(nft: Nftables, rs: Ruleset): string[] {
   return problems;
 }
 
+/** The generation id given to a transaction is stale (Linux's ERESTART; Node has no name for it). */
 const ERESTART = 85;
 
 /** An element found in the kernel, with the set it lives in. */
@@ -154,9 +150,9 @@ export interface FoundElement extends ElementInfo { set: string }
  * Lists the elements of `sets` whose comment satisfies `pred` (a dump of each set: its cost grows
  * with the number of elements, so this is for GC and for DEL without its port mappings).
  */
-export function findElements(nft: Nftables, t: TableRef, sets: readonly string[], pred: (comment: string | undefined) => boolean): FoundElement[] {
+export async function findElements(nft: Nftables, t: TableRef, sets: readonly string[], pred: (comment: string | undefined) => boolean): Promise<FoundElement[]> {
   const out: FoundElement[] = [];
-  for (const set of sets) for (const e of nft.listElements(t, set)) if (pred(e.comment)) out.push({ ...e, set });
+  for (const set of sets) for (const e of await nft.listElements(t, set)) if (pred(e.comment)) out.push({ ...e, set });
   return out;
 }
 
@@ -164,14 +160,14 @@ export function findElements(nft: Nftables, t: TableRef, sets: readonly string[]
  * Deletes elements in one transaction (one message per set). An element that vanished meanwhile
  * makes the kernel refuse the whole batch (ENOENT); the caller's retry re-reads what is left.
  */
-export function deleteElements(nft: Nftables, t: TableRef, elems: readonly (ElementSpec | FoundElement)[]): void {
+export async function deleteElements(nft: Nftables, t: TableRef, elems: readonly { set: string; key: Buffer; keyEnd?: Buffer | undefined }[]): Promise<void> {
   const bySet = new Map<string, ElementSpec[]>();
   for (const e of elems) {
     const spec: ElementSpec = { set: e.set, key: e.key };
     if (e.keyEnd) spec.keyEnd = e.keyEnd;
     bySet.set(e.set, [...(bySet.get(e.set) ?? []), spec]);
   }
-  nft.transact([...bySet].map(([set, list]) => delElements(t, set, list)));
+  await nft.transact([...bySet].map(([set, list]) => delElements(t, set, list)));
 }
 
 /**
@@ -179,18 +175,18 @@ export function deleteElements(nft: Nftables, t: TableRef, elems: readonly (Elem
  * if anything changed between the check and the delete (another plugin added an element), the
  * kernel refuses the batch (ERESTART) and the table stays. Returns true when it was deleted.
  */
-export function removeTableIfEmpty(nft: Nftables, t: TableRef): boolean {
-  const gen = nft.generation();
-  const sets = nft.listSets(t);
-  if (!sets.length && !nft.listChains(t).length) return false;
-  for (const s of sets) if (nft.listElements(t, s.name).length) return false;
+export async function removeTableIfEmpty(nft: Nftables, t: TableRef): Promise<boolean> {
+  const gen = await nft.generation();
+  const sets = await nft.listSets(t);
+  if (!sets.length && !(await nft.listChains(t)).length) return false;
+  for (const s of sets) if ((await nft.listElements(t, s.name)).length) return false;
   try {
-    nft.transact([delTable(t)], { genId: gen });
+    await nft.transact([delTable(t)], { genId: gen });
     return true;
   } catch (err) {
-    // ERESTART (85; Node has no name for it): the generation moved on. ENOENT: already gone.
+    // ERESTART: the generation moved on. ENOENT: already gone.
     const errno = (err as { errno?: number }).errno;
-    if (errno === ERESTART || errno === 2) return false;
+    if (errno === ERESTART || errno === constants.errno.ENOENT) return false;
     throw err;
   }
 }

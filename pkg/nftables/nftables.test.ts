@@ -8,7 +8,8 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { parseCidr, parseIP } from '../ip/cidr.ts';
-import { NLA_F_NESTED, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, encodeMessage, parseMessages } from '../netlink/message.ts';
+import { NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, parseMessages } from '../netlink/message.ts';
+import { FakeNetlinkSocket } from '../netlink/fake-socket.ts';
 import { NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFT_MSG, msgType } from './consts.ts';
 import { type NftError, Nftables } from './handle.ts';
 import type { Expr } from './expr/index.ts';
@@ -16,7 +17,8 @@ import {
   accept, addrInPrefix, concatKey, counter, ctStatusDnat, dnatMap, fibDaddrTypeLocal, inSet, ipToBytes, jump, masquerade,
   nfproto, portBytes, protoBytes, ret,
 } from './match.ts';
-import { ownerTag, parseOwnerTag, ruleFingerprint, rulesetMessages } from './model.ts';
+import { ruleFingerprint, rulesetMessages } from './model.ts';
+import { ownerTag, parseOwnerTag } from './owned.ts';
 import {
   type NftMsg, type TableRef, addChain, addElements, addRule, addSet, addTable, decodeElements, decodeRule, delElements,
   encodeBody, parseCommentUdata,
@@ -158,40 +160,16 @@ test('a ruleset becomes one ordered transaction; rules for undeclared chains are
     rules: [{ chain: 'c', exprs: accept() }], elements: [{ set: 's', key: Buffer.from([1, 2, 3, 4]) }],
   });
   t.deepEqual(msgs.map((m) => m.msg), [NFT_MSG.NEWTABLE, NFT_MSG.NEWSET, NFT_MSG.NEWCHAIN, NFT_MSG.DELRULE, NFT_MSG.NEWRULE, NFT_MSG.NEWSETELEM]);
-  t.is(msgs.at(-1)!.flags & 0x200, 0x200, 'elements are exclusive');
+  t.is(msgs.at(-1)!.flags & NLM_F_EXCL, NLM_F_EXCL, 'elements are exclusive');
   t.throws(() => rulesetMessages({ table: T, sets: [], chains: [], rules: [{ chain: 'nope', exprs: accept() }], elements: [] }), { message: /nope/ });
 });
 
-/** A fake NETLINK_NETFILTER socket: records what is sent, answers each message via `reply`. */
-function fakeTransport(reply: (m: { type: number; flags: number; seq: number }, i: number) => number | undefined) {
-  let seq = 100;
-  const sent: Buffer[] = [];
-  let queue: Buffer[] = [];
-  return {
-    sent,
-    allocSeq: () => ++seq,
-    sendRaw(buf: Buffer) {
-      sent.push(buf);
-      const msgs = parseMessages(buf);
-      queue = msgs.flatMap((m, i) => {
-        const errno = reply(m, i);
-        if (errno === undefined) return [];
-        const p = Buffer.alloc(20);
-        p.writeInt32LE(-errno, 0);
-        return [encodeMessage(NLMSG_ERROR, 0, m.seq, p)];
-      });
-    },
-    receive: () => parseMessages(Buffer.concat(queue.splice(0))),
-    close() {},
-  };
-}
-
-test('transact: one BEGIN..END batch, ACK on every inner message, error blamed on its message', (t) => {
+test('transact: one BEGIN..END batch, ACK on every inner message, error blamed on its message', async (t) => {
   const msgs = [addTable(T), addChain(T, { name: 'a' }), addChain(T, { name: 'b' })];
   // The kernel answers every inner message; the second one fails with ENOENT.
-  const fake = fakeTransport((m, i) => (m.type === NFNL_MSG_BATCH_BEGIN || m.type === NFNL_MSG_BATCH_END ? undefined : i === 2 ? 2 : 0));
+  const fake = new FakeNetlinkSocket((m, i) => (m.type === NFNL_MSG_BATCH_BEGIN || m.type === NFNL_MSG_BATCH_END ? undefined : i === 2 ? 2 : 0));
   const nft = new Nftables(fake);
-  const err = t.throws(() => nft.transact(msgs)) as NftError;
+  const err = await t.throwsAsync(nft.transact(msgs)) as NftError;
   t.is(err.code, 'ENOENT');
   t.is(err.index, 1);
   t.is(err.op, 'add chain a');
@@ -203,9 +181,9 @@ test('transact: one BEGIN..END batch, ACK on every inner message, error blamed o
   t.true(wire.slice(1, 4).every((m) => (m.flags & NLM_F_CREATE) !== 0));
 });
 
-test('transact: a refused batch (error on BEGIN) throws at once', (t) => {
-  const fake = fakeTransport((m) => (m.type === NFNL_MSG_BATCH_BEGIN ? 85 : undefined));
-  const err = t.throws(() => new Nftables(fake).transact([addTable(T)], { genId: 7 })) as NftError;
+test('transact: a refused batch (error on BEGIN) throws at once', async (t) => {
+  const fake = new FakeNetlinkSocket((m) => (m.type === NFNL_MSG_BATCH_BEGIN ? 85 : undefined));
+  const err = await t.throwsAsync(new Nftables(fake).transact([addTable(T)], { genId: 7 })) as NftError;
   t.is(err.errno, 85);
   t.is(err.index, -1);
 });

@@ -6,12 +6,12 @@
  *
  * Not here: object kinds cnikit does not use (flowtables, stateful objects, anonymous sets).
  */
-import { type Attr, attr, attrStr, encodeAttrs, iterAttrs, parseAttrs } from '../netlink/message.ts';
+import { type Attr, NLM_F_APPEND, NLM_F_EXCL, attr, attrStr, encodeAttrs, iterAttrs, parseAttrs } from '../netlink/message.ts';
 import {
   DATATYPE, DATATYPE_LEN, type DataTypeName, type FamilyName, HOOK, type HookName, NFPROTO, NFTA_CHAIN,
   NFTA_DATA, NFTA_EXPR, NFTA_HOOK, NFTA_LIST_ELEM, NFTA_RULE, NFTA_SET, NFTA_SET_DESC, NFTA_SET_ELEM,
   NFTA_SET_ELEM_LIST, NFTA_SET_FIELD_LEN, NFTA_TABLE, NFTNL_UDATA_RULE_COMMENT, NFTNL_UDATA_SET_ELEM_COMMENT,
-  NFT_MSG, NFT_SET, NF_ACCEPT, NF_DROP, msgType,
+  NFT_MSG, NFT_SET, NF_ACCEPT, NF_DROP,
 } from './consts.ts';
 import { type Expr, encodeExpr } from './expr/index.ts';
 
@@ -58,6 +58,8 @@ export interface NftMsg {
   attrs: Attr[];
   /** What the message does, for errors: `add element to map "pm_any4" (tcp . 8080)`. */
   what: string;
+  /** Opaque to the nftables layer: handed back as NftError.ref when the kernel blames this message. */
+  ref?: unknown;
 }
 
 /** The 4-byte nfgenmsg header: family, version 0, res_id 0 (big endian). */
@@ -132,7 +134,7 @@ export function addRule(t: TableRef, r: RuleSpec): NftMsg {
     attr.nested(NFTA_RULE.EXPRESSIONS, r.exprs.map(encodeExpr)),
   ];
   if (r.comment !== undefined) attrs.push(attr.bytes(NFTA_RULE.USERDATA, commentUdata(NFTNL_UDATA_RULE_COMMENT, r.comment)));
-  return { msg: NFT_MSG.NEWRULE, flags: 0x800 /* NLM_F_APPEND */, family: fam(t), what: `add rule to chain ${r.chain}${r.comment ? ` (${r.comment})` : ''}`, attrs };
+  return { msg: NFT_MSG.NEWRULE, flags: NLM_F_APPEND, family: fam(t), what: `add rule to chain ${r.chain}${r.comment ? ` (${r.comment})` : ''}`, attrs };
 }
 
 /** Returns the key type id of a (possibly concatenated) key as nft records it. */
@@ -186,7 +188,7 @@ function describeKey(e: ElementSpec): string {
  * `exclusive` (NLM_F_EXCL) an existing key is an error (EEXIST) instead of a no-op.
  */
 export function addElements(t: TableRef, set: string, elems: ElementSpec[], exclusive: boolean, what?: string): NftMsg {
-  return { msg: NFT_MSG.NEWSETELEM, flags: exclusive ? 0x200 /* NLM_F_EXCL */ : 0, family: fam(t),
+  return { msg: NFT_MSG.NEWSETELEM, flags: exclusive ? NLM_F_EXCL : 0, family: fam(t),
     what: what ?? `add element to ${set} (${elems.map(describeKey).join(', ')})`,
     attrs: [attr.str(NFTA_SET_ELEM_LIST.TABLE, t.name), attr.str(NFTA_SET_ELEM_LIST.SET, set),
       attr.nested(NFTA_SET_ELEM_LIST.ELEMENTS, elems.map((e) => elemAttrs(e, true)))] };
@@ -210,7 +212,6 @@ export function getElement(t: TableRef, set: string, key: Buffer, keyEnd?: Buffe
 
 // ---- decoding of dump replies -------------------------------------------------------------
 
-export interface TableInfo { family: number; name: string; handle: bigint }
 export interface ChainInfo { family: number; table: string; name: string; hook?: number; priority?: number; type?: string; policy?: number }
 export interface RuleInfo { family: number; table: string; chain: string; handle: bigint; exprNames: string[]; comment?: string }
 export interface SetInfo { family: number; table: string; name: string; flags: number; keyType: number; keyLen: number; dataType?: number; dataLen?: number }
@@ -219,12 +220,6 @@ export interface ElementInfo { key: Buffer; keyEnd?: Buffer; data?: Buffer; flag
 const u32be = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readUInt32BE(0) : undefined);
 const u64be = (b: Buffer | undefined): bigint => (b && b.length >= 8 ? b.readBigUInt64BE(0) : 0n);
 const dataOf = (b: Buffer | undefined): Buffer | undefined => (b ? parseAttrs(b).get(NFTA_DATA.VALUE) : undefined);
-
-/** Decodes a NEWTABLE reply (payload after nlmsghdr). */
-export function decodeTable(p: Buffer): TableInfo {
-  const a = parseAttrs(p, 4);
-  return { family: p[0]!, name: attrStr(a.get(NFTA_TABLE.NAME)) ?? '', handle: u64be(a.get(NFTA_TABLE.HANDLE)) };
-}
 
 /** Decodes a NEWCHAIN reply. */
 export function decodeChain(p: Buffer): ChainInfo {
@@ -285,7 +280,3 @@ export function decodeElements(p: Buffer): ElementInfo[] {
   return out;
 }
 
-/** The netlink message type of an NftMsg. */
-export function typeOf(m: NftMsg): number {
-  return msgType(m.msg);
-}

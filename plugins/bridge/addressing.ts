@@ -5,6 +5,7 @@
 import { CniCode, CniError, wrap } from '../../pkg/cni/errors.ts';
 import type { IPConfig, Result, Route } from '../../pkg/cni/result.ts';
 import { type Cidr, type Family, addToIP, cidrOf, formatIP, ipEquals, networkOf, overlaps, parseCidr, parseIP, tryParseIP } from '../../pkg/ip/cidr.ts';
+import type { Kernel } from '../../pkg/kernel.ts';
 import { isExists } from '../../pkg/native.ts';
 import type { Link, RouteHandle } from '../../pkg/netlink/route.ts';
 import type { BridgeConf } from './config.ts';
@@ -47,31 +48,31 @@ export function completeIpam(ipam: Result, conf: BridgeConf): { ips: IPConfig[];
  * Configures the container interface: sysctls, addresses (IPv6 without DAD), link up, routes
  * (a route without `gw` goes via its family's gateway, as the reference does).
  */
-export function configureContainer(ctr: RouteHandle, netnsPath: string, ifName: string, attached: AttachedIP[], routes: Route[]): number {
-  const link = ctr.linkGet(ifName);
+export async function configureContainer(k: Kernel, ctr: RouteHandle, netnsPath: string, ifName: string, attached: AttachedIP[], routes: Route[]): Promise<number> {
+  const link = await ctr.linkGet(ifName);
   if (!link) throw new CniError(CniCode.Internal, `failed to find "${ifName}" in the container after creating it`);
-  if (attached.some((a) => a.cidr.family === 4)) trySysctl(netnsPath, `net/ipv4/conf/${ifName}/arp_notify`, '1');
+  if (attached.some((a) => a.cidr.family === 4)) await trySysctl(k, netnsPath, `net/ipv4/conf/${ifName}/arp_notify`, '1');
   if (attached.some((a) => a.cidr.family === 6)) {
     // Why: a runtime or the host default may have IPv6 off in new namespaces; the reference
     // turns it on for lo and the interface before the first IPv6 address.
-    trySysctl(netnsPath, 'net/ipv6/conf/lo/disable_ipv6', '0');
-    trySysctl(netnsPath, `net/ipv6/conf/${ifName}/disable_ipv6`, '0');
-    trySysctl(netnsPath, `net/ipv6/conf/${ifName}/accept_dad`, '0');
-    trySysctl(netnsPath, `net/ipv6/conf/${ifName}/keep_addr_on_down`, '1');
+    await trySysctl(k, netnsPath, 'net/ipv6/conf/lo/disable_ipv6', '0');
+    await trySysctl(k, netnsPath, `net/ipv6/conf/${ifName}/disable_ipv6`, '0');
+    await trySysctl(k, netnsPath, `net/ipv6/conf/${ifName}/accept_dad`, '0');
+    await trySysctl(k, netnsPath, `net/ipv6/conf/${ifName}/keep_addr_on_down`, '1');
   }
   for (const a of attached) {
     try {
-      ctr.addrAdd(link.index, a.cidr, { nodad: a.cidr.family === 6 });
+      await ctr.addrAdd(link.index, a.cidr, { nodad: a.cidr.family === 6 });
     } catch (err) {
-      throw wrap(err, `failed to add IP addr ${a.cidr.family === 4 ? formatIP(a.cidr) : formatIP(a.cidr)}/${a.cidr.prefix} to "${ifName}"`);
+      throw wrap(err, `failed to add IP addr ${formatIP(a.cidr)}/${a.cidr.prefix} to "${ifName}"`);
     }
   }
-  ctr.linkSetUp(link.index);
+  await ctr.linkSetUp(link.index);
   for (const r of routes) {
     const dst = networkOf(cidrOf(r.dst));
     const gw = r.gw ? parseIP(r.gw) : attached.find((a) => a.cidr.family === dst.family && a.gateway)?.gateway;
     try {
-      ctr.routeAdd({ dst, gw, oif: link.index, priority: r.priority, table: r.table, scope: r.scope, mtu: r.mtu, advmss: r.advmss });
+      await ctr.routeAdd({ dst, gw, oif: link.index, priority: r.priority, table: r.table, scope: r.scope, mtu: r.mtu, advmss: r.advmss });
     } catch (err) {
       if (isExists(err)) continue; // the same route listed twice: it is there, which is what was asked
       throw wrap(err, `failed to add route ${r.dst}${gw ? ` via ${formatIP(gw)}` : ''} in the container`);
@@ -85,7 +86,7 @@ export function configureContainer(ctr: RouteHandle, netnsPath: string, ifName: 
  * ensureAddr: IPv4 allows one address (another one is an error unless forceAddress, which
  * replaces it); IPv6 allows several that do not overlap. Returns what was added, for rollback.
  */
-export function ensureGatewayAddrs(host: RouteHandle, gwLink: Link, attached: AttachedIP[], conf: BridgeConf): Cidr[] {
+export async function ensureGatewayAddrs(k: Kernel, host: RouteHandle, gwLink: Link, attached: AttachedIP[], conf: BridgeConf): Promise<Cidr[]> {
   const added: Cidr[] = [];
   const seen = new Set<string>();
   for (const a of attached) {
@@ -94,7 +95,7 @@ export function ensureGatewayAddrs(host: RouteHandle, gwLink: Link, attached: At
     const key = `${formatIP(want)}/${want.prefix}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    const existing = host.addrList(gwLink.index).filter((x) => x.family === want.family);
+    const existing = (await host.addrList(gwLink.index)).filter((x) => x.family === want.family);
     if (existing.some((x) => ipEquals(x.cidr, want) && x.cidr.prefix === want.prefix)) continue;
     for (const x of existing) {
       const conflict = want.family === 4 || (overlaps(x.cidr, want) && !isLinkLocal6(x.cidr));
@@ -102,17 +103,17 @@ export function ensureGatewayAddrs(host: RouteHandle, gwLink: Link, attached: At
       if (!conf.forceAddress) {
         throw new CniError(CniCode.Internal, `"${gwLink.name}" already has an IP address different from ${key}`, `it has ${formatIP(x.cidr)}/${x.cidr.prefix}; set forceAddress to replace it, or use another bridge`);
       }
-      host.addrDel(gwLink.index, x.cidr);
+      await host.addrDel(gwLink.index, x.cidr);
     }
     try {
-      host.addrAdd(gwLink.index, want, { nodad: want.family === 6 });
+      await host.addrAdd(gwLink.index, want, { nodad: want.family === 6 });
       added.push(want);
     } catch (err) {
       if (!isExists(err)) throw wrap(err, `could not add IP address to "${gwLink.name}"`);
     }
   }
-  if (attached.some((a) => a.gateway?.family === 4)) trySysctl(null, 'net/ipv4/ip_forward', '1');
-  if (attached.some((a) => a.gateway?.family === 6)) trySysctl(null, 'net/ipv6/conf/all/forwarding', '1');
+  if (attached.some((a) => a.gateway?.family === 4)) await trySysctl(k, null, 'net/ipv4/ip_forward', '1');
+  if (attached.some((a) => a.gateway?.family === 6)) await trySysctl(k, null, 'net/ipv6/conf/all/forwarding', '1');
   return added;
 }
 

@@ -3,12 +3,13 @@ import { CniError } from '../../pkg/cni/errors.ts';
 import type { CmdArgs } from '../../pkg/cni/skel.ts';
 import { parseBridgeConf } from './config.ts';
 import { silentLogger } from '../../pkg/log.ts';
+import { noKernel } from '../../pkg/kernel.ts';
 
 function args(conf: Record<string, unknown>, cniArgs = ''): CmdArgs {
   const full = { cniVersion: '1.0.0', name: 'net', type: 'bridge', ...conf };
   return {
     command: 'ADD', containerId: 'c', netns: '/run/netns/x', ifName: 'eth0', args: cniArgs, path: [],
-    stdinData: Buffer.from(JSON.stringify(full)), conf: full as CmdArgs['conf'], env: {}, self: '', log: silentLogger,
+    stdinData: Buffer.from(JSON.stringify(full)), conf: full as CmdArgs['conf'], env: {}, self: '', log: silentLogger, kernel: noKernel,
   };
 }
 

@@ -16,19 +16,20 @@
  * containers of the network is never rewritten. (The reference writes a rule per address,
  * `ip saddr X ip daddr != SUBNET masquerade`; a set keeps ADD and DEL cost flat.) Elements carry
  * the attachment's owner tag; the chain and sets are shared and stay until a GC finds the table
- * empty.
+ * empty. Finding, checking and removing an attachment's elements is pkg/nftables/owned.ts.
  */
 import { type Cidr, type Family, type IP, bitsOf, formatCidr, ipToBytes, lastOf, networkOf, parseCidr } from '../../pkg/ip/cidr.ts';
+import type { Attachment } from '../../pkg/cni/attachment.ts';
 import { PRIORITY } from '../../pkg/nftables/consts.ts';
 import type { Nftables } from '../../pkg/nftables/handle.ts';
 import { addrInPrefix, concatKey, inSet, masquerade, nfproto, ret } from '../../pkg/nftables/match.ts';
-import {
-  CNIKIT_TABLE, type Ruleset, applyRuleset, deleteElements, findElements, ownerTag, parseOwnerTag, removeTableIfEmpty,
-} from '../../pkg/nftables/model.ts';
-import { type ElementSpec, getElement } from '../../pkg/nftables/objects.ts';
+import { CNIKIT_TABLE, type Ruleset, applyRuleset, removeTableIfEmpty } from '../../pkg/nftables/model.ts';
+import { checkOwned, deleteOwned, gcOwned, ownerTag } from '../../pkg/nftables/owned.ts';
+import type { ElementSpec } from '../../pkg/nftables/objects.ts';
 
 export const IPMASQ_CHAIN = 'ipmasq_postrouting';
 export const IPMASQ_SET = { 4: 'ipmasq4', 6: 'ipmasq6' } as const;
+const SETS: string[] = Object.values(IPMASQ_SET);
 
 export interface IpMasqInput { network: string; containerId: string; ifName: string; addrs: Cidr[] }
 
@@ -75,69 +76,27 @@ export function ipMasqElements(c: IpMasqInput): ElementSpec[] {
 }
 
 /** Adds the masquerade for an attachment in one transaction (the skeleton is idempotent). */
-export function setupIpMasq(nft: Nftables, c: IpMasqInput): void {
+export async function setupIpMasq(nft: Nftables, c: IpMasqInput): Promise<void> {
   if (!c.addrs.length) return;
-  applyRuleset(nft, { ...ipMasqSkeleton(), elements: ipMasqElements(c) });
+  await applyRuleset(nft, { ...ipMasqSkeleton(), elements: ipMasqElements(c) });
 }
 
 /**
  * Removes an attachment's masquerade elements; idempotent. With its addresses known the elements
  * are found by point queries; without (`addrs` empty) the sets are scanned for its owner tag.
  */
-export function teardownIpMasq(nft: Nftables, c: IpMasqInput): void {
-  const owner = ownerTag(c.network, c.containerId, c.ifName);
-  for (let round = 0; ; round++) {
-    let victims: ElementSpec[];
-    if (c.addrs.length) {
-      const want = ipMasqElements(c);
-      const found = nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
-      // A query on an interval set answers with the element containing the key: delete exactly
-      // what came back (if it is ours), and each element once.
-      const seen = new Set<string>();
-      victims = [];
-      want.forEach((e, i) => {
-        const f = found[i];
-        const k = f ? `${e.set}/${f.key.toString('hex')}/${f.keyEnd?.toString('hex') ?? ''}` : '';
-        if (!f || f.comment !== owner || seen.has(k)) return;
-        seen.add(k);
-        victims.push(f.keyEnd ? { set: e.set, key: f.key, keyEnd: f.keyEnd } : { set: e.set, key: f.key });
-      });
-    } else {
-      victims = findElements(nft, CNIKIT_TABLE, Object.values(IPMASQ_SET), (x) => x === owner);
-    }
-    try {
-      deleteElements(nft, CNIKIT_TABLE, victims);
-      return;
-    } catch (err) {
-      // ENOENT: an element vanished between lookup and delete; look again once.
-      if ((err as { code?: string }).code !== 'ENOENT' || round >= 1) throw err;
-    }
-  }
+export async function teardownIpMasq(nft: Nftables, c: IpMasqInput): Promise<void> {
+  await deleteOwned(nft, CNIKIT_TABLE, SETS, ownerTag(c.network, c.containerId, c.ifName), c.addrs.length ? ipMasqElements(c) : undefined);
 }
 
 /** Lists what CHECK finds wrong with an attachment's masquerade (empty when all is in place). */
-export function checkIpMasq(nft: Nftables, c: IpMasqInput): string[] {
-  const owner = ownerTag(c.network, c.containerId, c.ifName);
-  const want = ipMasqElements(c);
-  const found = nft.getElements(want.map((e) => getElement(CNIKIT_TABLE, e.set, e.key, e.keyEnd)));
-  const problems: string[] = [];
-  want.forEach((e, i) => {
-    const f = found[i];
-    const exact = f && f.key.equals(e.key) && (!e.keyEnd || (f.keyEnd !== undefined && f.keyEnd.equals(e.keyEnd)));
-    if (!exact || f.comment !== owner) problems.push(`masquerade element for ${c.addrs.map(formatCidr).join(', ')} is missing`);
-  });
-  return [...new Set(problems)];
+export async function checkIpMasq(nft: Nftables, c: IpMasqInput): Promise<string[]> {
+  const problems = await checkOwned(nft, CNIKIT_TABLE, ipMasqElements(c), ownerTag(c.network, c.containerId, c.ifName));
+  return problems.length ? [`masquerade element for ${c.addrs.map(formatCidr).join(', ')} is missing`] : [];
 }
 
 /** Removes the masquerade elements of `network` whose attachment is not in `valid`; then an empty table. */
-export function gcIpMasq(nft: Nftables, network: string, valid: { containerID: string; ifname: string }[]): void {
-  const keep = new Set(valid.map((v) => `${v.containerID}\n${v.ifname}`));
-  const stale = findElements(nft, CNIKIT_TABLE, Object.values(IPMASQ_SET), (x) => {
-    const o = parseOwnerTag(x);
-    return !!o && o.network === network && !keep.has(`${o.containerId}\n${o.ifName}`);
-  });
-  deleteElements(nft, CNIKIT_TABLE, stale);
-  removeTableIfEmpty(nft, CNIKIT_TABLE);
+export async function gcIpMasq(nft: Nftables, network: string, valid: readonly Attachment[]): Promise<void> {
+  await gcOwned(nft, CNIKIT_TABLE, SETS, network, valid);
+  await removeTableIfEmpty(nft, CNIKIT_TABLE);
 }
-
-export { openNftables } from '../../pkg/nftables/handle.ts';

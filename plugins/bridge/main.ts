@@ -4,9 +4,6 @@ import { executableMain } from '../../pkg/cni/entry.ts';
 import { aboutOf } from '../../executables.ts';
 
 executableMain(aboutOf('bridge'), async () => {
-  const [{ bridgePlugin }, { hostLocalPlugin }, { registerInProcess }] = await Promise.all([
-    import('./plugin.ts'), import('../host-local/plugin.ts'), import('../../pkg/cni/invoke.ts'),
-  ]);
-  registerInProcess('host-local', hostLocalPlugin);
-  return bridgePlugin;
+  const [{ makeBridgePlugin }, { hostLocalPlugin }] = await Promise.all([import('./plugin.ts'), import('../host-local/plugin.ts')]);
+  return makeBridgePlugin({ ipam: { 'host-local': hostLocalPlugin } });
 });

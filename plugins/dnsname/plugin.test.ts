@@ -7,12 +7,13 @@ import type { CmdArgs } from '../../pkg/cni/skel.ts';
 import { CniError } from '../../pkg/cni/errors.ts';
 import { DEFAULT_DOMAIN, DEFAULT_RECORDS_DIR, parseDnsnameConf } from './plugin.ts';
 import { silentLogger } from '../../pkg/log.ts';
+import { noKernel } from '../../pkg/kernel.ts';
 
 function args(conf: Record<string, unknown>): CmdArgs {
   const full = { cniVersion: '1.0.0', name: 'appnet', type: 'dnsname', ...conf };
   return {
     command: 'ADD', containerId: 'c1', netns: '/run/netns/x', ifName: 'eth0', args: '', path: [],
-    stdinData: Buffer.from(JSON.stringify(full)), conf: full as CmdArgs['conf'], env: {}, self: '', log: silentLogger,
+    stdinData: Buffer.from(JSON.stringify(full)), conf: full as CmdArgs['conf'], env: {}, self: '', log: silentLogger, kernel: noKernel,
   };
 }
 

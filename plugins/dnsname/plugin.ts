@@ -16,7 +16,7 @@
  * library (wire.ts is ours and small).
  */
 import { aboutOf } from '../../executables.ts';
-import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { KNOWN_CNI_ARGS, parseCniArgs } from '../../pkg/cni/args.ts';
 import { CniCode, CniError, invalidConfig } from '../../pkg/cni/errors.ts';
@@ -26,7 +26,6 @@ import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
 import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
 import { formatIP, tryParseCidr, tryParseIP } from '../../pkg/ip/cidr.ts';
 import type { Logger } from '../../pkg/log.ts';
-import { native } from '../../pkg/native.ts';
 import { LockedDir } from '../../pkg/store/locked-dir.ts';
 import { listenKey } from '../../responder/backend.ts';
 import { type ControlReply, controlRequest } from '../../responder/control.ts';
@@ -121,16 +120,10 @@ function addressesOf(prev: Result, ifName: string): { addresses: string[]; gatew
   return { addresses, gateways };
 }
 
-/** Runs fn holding the records directory's flock (async-safe: released after fn settles). */
-async function withRecordsLock<T>(dir: string, fn: (d: LockedDir) => Promise<T>): Promise<T> {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const fd = openSync(join(dir, 'lock'), 'a', 0o600);
-  try {
-    native().flock(fd, true, true);
-    return await fn(new LockedDir(dir));
-  } finally {
-    closeSync(fd);
-  }
+/** Runs fn holding the records directory's lock (released after fn settles). */
+function withRecordsLock<T>(dir: string, fn: (d: LockedDir) => Promise<T>): Promise<T> {
+  const d = new LockedDir(dir);
+  return d.withLock(() => fn(d));
 }
 
 const fileOf = (network: string) => `${network}${RECORDS_SUFFIX}`;

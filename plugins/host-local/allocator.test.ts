@@ -11,9 +11,20 @@ function sets(ipam: Record<string, unknown>, cniVersion = '1.0.0'): RangeSet[] {
   return loadIpamConf({ cniVersion, name: 'net', ipam: { type: 'host-local', ...ipam } }).ranges;
 }
 
+/** Runs fn holding the store's lock, synchronously (MemoryStore's lock is a flag; the allocator is what is tested here). */
+function locked<T>(store: MemoryStore, fn: () => T): T {
+  if (store.locked) throw new Error('MemoryStore: lock is not re-entrant');
+  store.locked = true;
+  try {
+    return fn();
+  } finally {
+    store.locked = false;
+  }
+}
+
 function one(store: MemoryStore, s: RangeSet[], cid: string, ifName = 'eth0', requested: string[] = []): string[] {
   const req = placeRequested(s, requested.map(parseIP));
-  return store.withLock(() => allocate(store, s, cid, ifName, req)).map((a) => formatIP(a.ip));
+  return locked(store, () => allocate(store, s, cid, ifName, req)).map((a) => formatIP(a.ip));
 }
 
 function walk(s: RangeSet, last?: string): string[] {
@@ -52,7 +63,7 @@ test('consecutive ADDs get consecutive addresses and move the cursor; released o
   t.deepEqual(one(store, s, 'a'), ['10.0.0.2']);
   t.deepEqual(one(store, s, 'b'), ['10.0.0.3']);
   t.is(store.cursors.get(0), '10.0.0.3');
-  store.withLock(() => releaseAttachment(store, 'a', 'eth0'));
+  locked(store, () => releaseAttachment(store, 'a', 'eth0'));
   t.deepEqual(one(store, s, 'c'), ['10.0.0.4']);
   t.deepEqual(one(store, s, 'd'), ['10.0.0.5']);
   t.deepEqual(one(store, s, 'e'), ['10.0.0.6']);
@@ -121,12 +132,12 @@ test('DEL releases the attachment only, falls back to legacy leases, and is idem
   one(store, s, 'a', 'eth0');
   one(store, s, 'a', 'eth1');
   store.files.set('10.0.0.50', 'legacy\n');
-  t.deepEqual(store.withLock(() => releaseAttachment(store, 'a', 'eth0')).map(formatIP), ['10.0.0.2']);
-  t.deepEqual(store.withLock(() => releaseAttachment(store, 'a', 'eth0')), []);
+  t.deepEqual(locked(store, () => releaseAttachment(store, 'a', 'eth0')).map(formatIP), ['10.0.0.2']);
+  t.deepEqual(locked(store, () => releaseAttachment(store, 'a', 'eth0')), []);
   t.deepEqual([...store.files.keys()].sort(), ['10.0.0.3', '10.0.0.50']);
-  t.deepEqual(store.withLock(() => findAttachment(store, 'legacy', 'eth7')).map(formatIP), ['10.0.0.50']);
-  t.deepEqual(store.withLock(() => releaseAttachment(store, 'legacy', 'eth7')).map(formatIP), ['10.0.0.50']);
-  t.deepEqual(store.withLock(() => findAttachment(store, 'a', 'eth0')), []);
+  t.deepEqual(locked(store, () => findAttachment(store, 'legacy', 'eth7')).map(formatIP), ['10.0.0.50']);
+  t.deepEqual(locked(store, () => releaseAttachment(store, 'legacy', 'eth7')).map(formatIP), ['10.0.0.50']);
+  t.deepEqual(locked(store, () => findAttachment(store, 'a', 'eth0')), []);
 });
 
 test('a legacy lease of the same container counts as a duplicate', (t) => {
@@ -144,10 +155,10 @@ test('GC keeps valid attachments (and legacy leases of valid containers) and dro
   one(store, s, 'b', 'eth1');
   store.files.set('10.0.0.60', 'a');
   store.files.set('10.0.0.61', 'gone');
-  const released = store.withLock(() => collectGarbage(store, [{ containerID: 'a', ifname: 'eth0' }, { containerID: 'b', ifname: 'eth1' }]));
+  const released = locked(store, () => collectGarbage(store, [{ containerID: 'a', ifname: 'eth0' }, { containerID: 'b', ifname: 'eth1' }]));
   t.deepEqual(released.map(formatIP).sort(), ['10.0.0.3', '10.0.0.61']);
   t.deepEqual([...store.files.keys()].sort(), ['10.0.0.2', '10.0.0.4', '10.0.0.60']);
-  t.deepEqual(store.withLock(() => collectGarbage(store, [])).length, 3);
+  t.deepEqual(locked(store, () => collectGarbage(store, [])).length, 3);
   t.is(store.files.size, 0);
 });
 
@@ -155,9 +166,9 @@ test('STATUS: capacity excludes the gateway; a set is exhausted when every addre
   const store = new MemoryStore();
   const s = sets({ ranges: [[{ subnet: '10.0.0.0/29' }], [{ subnet: '10.1.0.0/30' }]] });
   t.deepEqual(s.map(capacity), [5n, 1n]);
-  t.deepEqual(store.withLock(() => exhaustedSets(store, s)), []);
+  t.deepEqual(locked(store, () => exhaustedSets(store, s)), []);
   one(store, s, 'a');
-  t.deepEqual(store.withLock(() => exhaustedSets(store, s)), [1]);
-  store.withLock(() => releaseAttachment(store, 'a', 'eth0'));
-  t.deepEqual(store.withLock(() => exhaustedSets(store, s)), []);
+  t.deepEqual(locked(store, () => exhaustedSets(store, s)), [1]);
+  locked(store, () => releaseAttachment(store, 'a', 'eth0'));
+  t.deepEqual(locked(store, () => exhaustedSets(store, s)), []);
 });

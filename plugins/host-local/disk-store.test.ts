@@ -15,10 +15,10 @@ function tmp(t: { teardown(fn: () => void): void }): string {
   return d;
 }
 
-test('reserve writes `<cid>\\r\\n<ifname>` 0600 with O_EXCL and the cursor without newline', (t) => {
+test('reserve writes `<cid>\\r\\n<ifname>` 0600 with O_EXCL and the cursor without newline', async (t) => {
   const store = new DiskStore(tmp(t), 'net');
   t.false(store.present());
-  store.withLock(() => {
+  await store.withLock(() => {
     t.true(store.reserve(parseIP('10.0.0.2'), ' ctr1 ', 'eth0', 0));
     t.false(store.reserve(parseIP('10.0.0.2'), 'ctr2', 'eth0', 0));
     t.true(store.reserve(parseIP('fd00::0:2'), 'ctr1', 'eth0', 1));
@@ -34,7 +34,7 @@ test('reserve writes `<cid>\\r\\n<ifname>` 0600 with O_EXCL and the cursor witho
   t.is(store.lastReserved(7), undefined);
 });
 
-test('leases: legacy files are read, whitespace trimmed, non-lease entries ignored', (t) => {
+test('leases: legacy files are read, whitespace trimmed, non-lease entries ignored', async (t) => {
   const store = new DiskStore(tmp(t), 'net');
   mkdirSync(store.dir, { recursive: true });
   writeFileSync(join(store.dir, '10.0.0.5'), 'old\n');
@@ -42,22 +42,22 @@ test('leases: legacy files are read, whitespace trimmed, non-lease entries ignor
   writeFileSync(join(store.dir, 'last_reserved_ip.0'), '10.0.0.6');
   writeFileSync(join(store.dir, '.last_reserved_ip.0.tmp1'), 'x');
   mkdirSync(join(store.dir, '10.0.0.7'));
-  const leases = store.withLock(() => store.leases()).map((l) => ({ ...l, ip: formatIP(l.ip) }));
+  const leases = (await store.withLock(() => store.leases())).map((l) => ({ ...l, ip: formatIP(l.ip) }));
   t.deepEqual(leases.sort((a, b) => a.ip.localeCompare(b.ip)), [
     { ip: '10.0.0.5', containerId: 'old', ifName: undefined },
     { ip: '10.0.0.6', containerId: 'new', ifName: 'eth1' },
   ]);
 });
 
-test('allocate, find and release on disk; a garbage cursor restarts the walk', (t) => {
+test('allocate, find and release on disk; a garbage cursor restarts the walk', async (t) => {
   const data = tmp(t);
   const { ranges } = loadIpamConf({ cniVersion: '1.0.0', name: 'net', ipam: { ranges: [[{ subnet: '10.0.0.0/29' }]] } });
   const store = new DiskStore(data, 'net');
-  const ips = store.withLock(() => allocate(store, ranges, 'a', 'eth0')).map((x) => formatIP(x.ip));
+  const ips = (await store.withLock(() => allocate(store, ranges, 'a', 'eth0'))).map((x) => formatIP(x.ip));
   t.deepEqual(ips, ['10.0.0.2']);
   writeFileSync(join(store.dir, 'last_reserved_ip.0'), 'garbage');
-  t.deepEqual(store.withLock(() => allocate(store, ranges, 'b', 'eth0')).map((x) => formatIP(x.ip)), ['10.0.0.3']);
-  t.deepEqual(store.withLock(() => findAttachment(store, 'a', 'eth0')).map(formatIP), ['10.0.0.2']);
-  t.deepEqual(store.withLock(() => releaseAttachment(store, 'a', 'eth0')).map(formatIP), ['10.0.0.2']);
+  t.deepEqual((await store.withLock(() => allocate(store, ranges, 'b', 'eth0'))).map((x) => formatIP(x.ip)), ['10.0.0.3']);
+  t.deepEqual((await store.withLock(() => findAttachment(store, 'a', 'eth0'))).map(formatIP), ['10.0.0.2']);
+  t.deepEqual((await store.withLock(() => releaseAttachment(store, 'a', 'eth0'))).map(formatIP), ['10.0.0.2']);
   t.deepEqual(readdirSync(store.dir).sort(), ['10.0.0.3', 'last_reserved_ip.0', 'lock']);
 });

@@ -35,7 +35,7 @@ export class DiskStore implements Store {
   }
 
   /** Runs fn holding an exclusive flock on `<dir>/lock`, creating the directory if needed. */
-  withLock<T>(fn: () => T): T {
+  withLock<T>(fn: () => T): Promise<T> {
     return this.locked.withLock(fn);
   }
 

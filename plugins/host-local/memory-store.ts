@@ -15,7 +15,7 @@ export class MemoryStore implements Store {
   failReserveAfter: number | undefined;
   locked = false;
 
-  withLock<T>(fn: () => T): T {
+  async withLock<T>(fn: () => T): Promise<T> {
     if (this.locked) throw new Error('MemoryStore: lock is not re-entrant');
     this.locked = true;
     try {

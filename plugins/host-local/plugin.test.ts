@@ -1,4 +1,4 @@
-// hostLocalPlugin called in-process the way bridge calls it (registerInProcess + delegate): the
+// hostLocalPlugin called in-process the way bridge calls it (delegate with its in-process table): the
 // whole bridge config as args.conf, CNI_ARGS in args.args, runtimeConfig in args.conf; nothing
 // read from process.env, nothing printed. No root needed (flock is unprivileged).
 import test from 'ava';
@@ -9,6 +9,7 @@ import { CniError } from '../../pkg/cni/errors.ts';
 import type { CmdArgs, RawConf } from '../../pkg/cni/skel.ts';
 import { hostLocalPlugin } from './plugin.ts';
 import { silentLogger } from '../../pkg/log.ts';
+import { noKernel } from '../../pkg/kernel.ts';
 
 function bridgeArgs(dataDir: string, over: Partial<CmdArgs> = {}, confExtra: Record<string, unknown> = {}): CmdArgs {
   const conf: RawConf = {
@@ -18,7 +19,7 @@ function bridgeArgs(dataDir: string, over: Partial<CmdArgs> = {}, confExtra: Rec
   };
   return {
     command: 'ADD', containerId: 'ctr1', netns: '/run/netns/x', ifName: 'eth0', args: '', path: ['/nonexistent'],
-    stdinData: Buffer.from(JSON.stringify(conf)), conf, env: {}, self: '', log: silentLogger, ...over,
+    stdinData: Buffer.from(JSON.stringify(conf)), conf, env: {}, self: '', log: silentLogger, ...over, kernel: noKernel,
   };
 }
 

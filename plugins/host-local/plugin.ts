@@ -4,7 +4,7 @@
  * disk-store.ts), so the two can replace each other on a live host.
  *
  * Handlers read everything from the CmdArgs they get and never print or exit, because bridge
- * runs this plugin in-process (`registerInProcess('host-local', hostLocalPlugin)`): then
+ * runs this plugin in-process (`makeBridgePlugin({ ipam: { 'host-local': hostLocalPlugin } })`): then
  * `args.conf` is the whole bridge config, the ipam section is `args.conf.ipam`, CNI_ARGS is
  * `args.args` and runtimeConfig is `args.conf.runtimeConfig`, exactly as when exec'd.
  *
@@ -33,7 +33,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
   const store = new DiskStore(conf.dataDir, conf.name);
   let allocs;
   try {
-    allocs = store.withLock(() => allocate(store, conf.ranges, a.containerId, a.ifName, requested));
+    allocs = await store.withLock(() => allocate(store, conf.ranges, a.containerId, a.ifName, requested));
   } catch (err) {
     if (err instanceof CniError) throw err;
     throw wrap(err, `failed to allocate an address in ${store.dir}`);
@@ -52,7 +52,7 @@ async function cmdDel(a: CmdArgs): Promise<void> {
   const store = new DiskStore(conf.dataDir, conf.name);
   if (!store.present()) return;
   try {
-    store.withLock(() => releaseAttachment(store, a.containerId, a.ifName));
+    await store.withLock(() => releaseAttachment(store, a.containerId, a.ifName));
   } catch (err) {
     throw wrap(err, `failed to release the addresses of ${a.containerId}/${a.ifName} in ${store.dir}`);
   }
@@ -61,7 +61,7 @@ async function cmdDel(a: CmdArgs): Promise<void> {
 async function cmdCheck(a: CmdArgs): Promise<void> {
   const conf = loadIpamConf(a.conf);
   const store = new DiskStore(conf.dataDir, conf.name);
-  const found = store.present() && store.withLock(() => findAttachment(store, a.containerId, a.ifName)).length > 0;
+  const found = store.present() && (await store.withLock(() => findAttachment(store, a.containerId, a.ifName))).length > 0;
   if (!found) throw new CniError(CniCode.Internal, `host-local: Failed to find address added by container ${a.containerId}`);
 }
 
@@ -69,7 +69,7 @@ async function cmdStatus(a: CmdArgs): Promise<void> {
   const conf = loadIpamConf(a.conf);
   const store = new DiskStore(conf.dataDir, conf.name);
   if (!store.present()) return;
-  const full = store.withLock(() => exhaustedSets(store, conf.ranges));
+  const full = await store.withLock(() => exhaustedSets(store, conf.ranges));
   if (full.length) {
     throw new CniError(CniCode.NotAvailable, `no IP addresses available in range set: ${formatRangeSet(conf.ranges[full[0]!]!)}`,
       `range set${full.length > 1 ? 's' : ''} ${full.join(', ')} of network "${conf.name}" ${full.length > 1 ? 'are' : 'is'} exhausted; new containers cannot get an address`);
@@ -80,10 +80,10 @@ async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
   const conf = loadStoreLocation(a.conf);
   const store = new DiskStore(conf.dataDir, conf.name);
   if (!store.present()) return;
-  store.withLock(() => collectGarbage(store, valid));
+  await store.withLock(() => collectGarbage(store, valid));
 }
 
-/** The host-local IPAM plugin's handlers, for pluginMain and for in-process delegation. */
+/** The host-local IPAM plugin's handlers, for its executable and for in-process delegation by bridge. */
 export const hostLocalPlugin: Plugin = {
   about: aboutOf('host-local'),
   add: cmdAdd,

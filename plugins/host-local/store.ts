@@ -20,8 +20,11 @@ export interface Lease {
 
 /** Where host-local keeps the leases of one network. */
 export interface Store {
-  /** Runs fn while holding the network's exclusive lock; every other method expects it held. */
-  withLock<T>(fn: () => T): T;
+  /**
+   * Runs fn while holding the network's exclusive lock (waiting for it without blocking the event
+   * loop); every other method expects it held.
+   */
+  withLock<T>(fn: () => T): Promise<T>;
   /** Returns false when nothing has ever been stored for this network (no directory). */
   present(): boolean;
   /** Lists every lease of the network (entries that are not leases are skipped). */

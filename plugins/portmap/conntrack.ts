@@ -11,7 +11,7 @@
  */
 import { constants } from 'node:os';
 import { type Attr, NLA_F_NESTED, attr, encodeAttrs, parseAttrs } from '../../pkg/netlink/message.ts';
-import { NETLINK_NETFILTER, NetlinkSocket } from '../../pkg/netlink/socket.ts';
+import type { NetlinkSocket } from '../../pkg/netlink/socket.ts';
 import { nfgenmsg } from '../../pkg/nftables/objects.ts';
 
 const NFNL_SUBSYS_CTNETLINK = 1;
@@ -40,29 +40,24 @@ export function udpPortDumpBody(family: 4 | 6, port: number): Buffer {
 }
 
 /**
- * Deletes the conntrack entries of UDP flows to `port` (original direction) in this process's
- * namespace. Returns how many were deleted.
+ * Deletes the conntrack entries of UDP flows to `port` (original direction) through `sock`, a
+ * NETLINK_NETFILTER socket in the host namespace. Returns how many were deleted.
  * Equivalent to: `conntrack -D -p udp --orig-port-dst PORT`.
  */
-export function flushUdpPort(family: 4 | 6, port: number): number {
-  const sock = NetlinkSocket.open(NETLINK_NETFILTER);
-  try {
-    const entries = sock.dump(ct(IPCTNL_MSG_CT_GET), udpPortDumpBody(family, port), `dump conntrack udp dport ${port}`);
-    let deleted = 0;
-    for (const e of entries) {
-      const orig = parseAttrs(e.payload, 4).get(CTA_TUPLE_ORIG);
-      if (!orig) continue;
-      // The original tuple exactly as the kernel gave it (address, protocol, ports, zone).
-      const tuple = attr.bytes(CTA_TUPLE_ORIG | NLA_F_NESTED, Buffer.from(orig));
-      try {
-        sock.request(ct(IPCTNL_MSG_CT_DELETE), 0, Buffer.concat([nfgenmsg(AF[family]), encodeAttrs([tuple])]), 'delete conntrack entry');
-        deleted++;
-      } catch (err) {
-        if ((err as { errno?: number }).errno !== constants.errno.ENOENT) throw err;
-      }
+export async function flushUdpPort(sock: NetlinkSocket, family: 4 | 6, port: number): Promise<number> {
+  const entries = await sock.dump(ct(IPCTNL_MSG_CT_GET), udpPortDumpBody(family, port), `dump conntrack udp dport ${port}`);
+  let deleted = 0;
+  for (const e of entries) {
+    const orig = parseAttrs(e.payload, 4).get(CTA_TUPLE_ORIG);
+    if (!orig) continue;
+    // The original tuple exactly as the kernel gave it (address, protocol, ports, zone).
+    const tuple = attr.bytes(CTA_TUPLE_ORIG | NLA_F_NESTED, Buffer.from(orig));
+    try {
+      await sock.request(ct(IPCTNL_MSG_CT_DELETE), 0, Buffer.concat([nfgenmsg(AF[family]), encodeAttrs([tuple])]), 'delete conntrack entry');
+      deleted++;
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== constants.errno.ENOENT) throw err;
     }
-    return deleted;
-  } finally {
-    sock.close();
   }
+  return deleted;
 }

@@ -39,7 +39,8 @@ import {
   type KeyField, concatKey, ctStatusDnat, dnatMap, fibDaddrTypeLocal, inSet, jump, masquerade, nfproto,
   portBytes, protoBytes, addrInPrefix,
 } from '../../pkg/nftables/match.ts';
-import { CNIKIT_TABLE, type Ruleset, ownerTag } from '../../pkg/nftables/model.ts';
+import { CNIKIT_TABLE, type Ruleset } from '../../pkg/nftables/model.ts';
+import { ownerTag } from '../../pkg/nftables/owned.ts';
 import type { ElementSpec, RuleSpec, SetSpec } from '../../pkg/nftables/objects.ts';
 import { parseCidr } from '../../pkg/ip/cidr.ts';
 

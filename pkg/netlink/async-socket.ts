@@ -1,0 +1,126 @@
+/**
+ * AsyncNetlinkSocket: the NetlinkSocket of a long-lived process that serves many calls at once on
+ * one event loop. Replies come from a uv_poll watcher on the socket (native nlWatch), so waiting
+ * for the kernel never blocks the loop, and several requests of several calls can be in flight
+ * on one socket: each datagram's messages go to the exchange that owns their sequence number.
+ *
+ * - A dump runs alone: the kernel keeps one dump per socket and refuses a second with EBUSY, so a
+ *   dump waits until the one before it on this socket has finished. Other requests go out at once,
+ *   during a dump too (their replies are told apart by sequence number).
+ * - A timeout is a timer, never a blocking wait: it fails its own exchange (ETIMEDOUT) and drops
+ *   that exchange's sequence numbers, so a late reply to it is ignored. The timer keeps the
+ *   process alive while a request waits; the watcher alone does not.
+ * - A receive error (ENOBUFS: the kernel dropped replies because the queue was full) fails every
+ *   exchange in flight, since any of them may have lost its answer.
+ *
+ * What it does not do: the kernel processes a request inside sendmsg, so a send still takes the
+ * time the kernel needs for it (an nftables commit, waiting for rtnl_lock); only the wait for the
+ * reply is asynchronous.
+ */
+import { constants } from 'node:os';
+import { type SysError, native } from '../native.ts';
+import { parseMessages } from './message.ts';
+import { type Exchange, NetlinkSocketBase, RECV_TIMEOUT_MS, type Reply, fileReplies, netlinkError, timeoutError } from './socket.ts';
+
+interface Pending {
+  /** Every sequence number this exchange registered (its waits and its abortOn). */
+  seqs: number[];
+  open: Set<number>;
+  replies: Map<number, Reply>;
+  abortOn: number | undefined;
+  resolve(r: Map<number, Reply>): void;
+  reject(e: unknown): void;
+  timer: NodeJS.Timeout;
+}
+
+export class AsyncNetlinkSocket extends NetlinkSocketBase {
+  readonly fd: number;
+  readonly netns: string | null;
+  /** Every sequence number still waited for, with the exchange it belongs to. */
+  private readonly bySeq = new Map<number, Pending>();
+  /** Settles when the last dump queued on this socket has finished. */
+  private dumpTail: Promise<unknown> = Promise.resolve();
+  private readonly timeoutMs: number;
+  private closed = false;
+
+  private constructor(fd: number, netns: string | null, timeoutMs: number) {
+    super();
+    this.fd = fd;
+    this.netns = netns;
+    this.timeoutMs = timeoutMs;
+    native().nlWatch(fd, (err, datagrams) => this.onData(err, datagrams));
+  }
+
+  /**
+   * Opens a socket of `protocol` inside the namespace at `netnsPath` (omitted = this process's).
+   * `timeoutMs` bounds each exchange (default RECV_TIMEOUT_MS).
+   */
+  static open(protocol: number, netnsPath?: string | null, opts: { timeoutMs?: number } = {}): AsyncNetlinkSocket {
+    return new AsyncNetlinkSocket(native().nlOpen(protocol, netnsPath ?? null), netnsPath ?? null, opts.timeoutMs ?? RECV_TIMEOUT_MS);
+  }
+
+  /** How many exchanges are waiting for the kernel (for a daemon's accounting and for tests). */
+  get inFlight(): number {
+    return new Set(this.bySeq.values()).size;
+  }
+
+  exchange(buf: Buffer, x: Exchange): Promise<Map<number, Reply>> {
+    if (!x.dump) return this.start(buf, x);
+    const run = this.dumpTail.then(() => this.start(buf, x));
+    this.dumpTail = run.catch(() => undefined);
+    return run;
+  }
+
+  private start(buf: Buffer, x: Exchange): Promise<Map<number, Reply>> {
+    if (this.closed) return Promise.reject(netlinkError(constants.errno.EBADF, x.op, 'socket closed'));
+    return new Promise((resolve, reject) => {
+      const p: Pending = {
+        seqs: x.abortOn === undefined ? [...x.wait] : [...x.wait, x.abortOn], open: new Set(x.wait), replies: new Map(), abortOn: x.abortOn, resolve, reject,
+        timer: setTimeout(() => this.finish(p, timeoutError(x.op)), this.timeoutMs),
+      };
+      for (const s of p.seqs) this.bySeq.set(s, p);
+      try {
+        native().nlSend(this.fd, buf);
+      } catch (err) {
+        this.finish(p, err);
+        return;
+      }
+      if (!p.open.size) this.finish(p);
+    });
+  }
+
+  /** Ends an exchange: forgets its sequence numbers, clears its timer, settles its promise. */
+  private finish(p: Pending, err?: unknown): void {
+    clearTimeout(p.timer);
+    for (const s of p.seqs) if (this.bySeq.get(s) === p) this.bySeq.delete(s);
+    if (err) p.reject(err);
+    else p.resolve(p.replies);
+  }
+
+  private onData(err: SysError | null, datagrams: Buffer[]): void {
+    for (const d of datagrams) {
+      const msgs = parseMessages(d);
+      // Group by exchange first: one datagram (a batch's ACKs) usually answers one exchange.
+      const touched = new Set<Pending>();
+      for (const m of msgs) {
+        const p = this.bySeq.get(m.seq);
+        if (p) touched.add(p);
+      }
+      for (const p of touched) {
+        const aborted = fileReplies(msgs, p.open, p.replies, p.abortOn);
+        if (aborted || !p.open.size) this.finish(p);
+      }
+    }
+    if (err) for (const p of new Set(this.bySeq.values())) this.finish(p, err);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    native().nlUnwatch(this.fd);
+    for (const p of new Set(this.bySeq.values())) this.finish(p, netlinkError(constants.errno.EBADF, 'netlink', 'socket closed'));
+    try {
+      native().nlClose(this.fd);
+    } catch { /* already closed */ }
+  }
+}
