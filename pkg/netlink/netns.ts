@@ -1,7 +1,7 @@
 /**
  * Netns: a network namespace named by a path (/run/netns/x, /proc/PID/ns/net), opened once and
  * checked to really be a namespace file. Its fd is what IFLA_NET_NS_FD takes to place a link in
- * it; RouteHandle.open(path) talks to it. Nothing here ever enters a namespace.
+ * it; a RouteHandle over a socket opened there talks to it. Nothing here ever enters a namespace.
  */
 import { closeSync, fstatSync, openSync, statSync, statfsSync } from 'node:fs';
 import { CniCode, CniError } from '../cni/errors.ts';
