@@ -10,7 +10,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runPlugin } from '../pkg/cni/skel.ts';
-import { SharedKernel } from '../pkg/kernel.ts';
+import { SharedKernel } from '../pkg/open-kernel.ts';
 import { AsyncNetlinkSocket } from '../pkg/netlink/async-socket.ts';
 import { NLM_F_REQUEST, encodeMessage } from '../pkg/netlink/message.ts';
 import { NETLINK_ROUTE } from '../pkg/netlink/socket.ts';

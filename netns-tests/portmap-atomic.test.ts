@@ -6,7 +6,7 @@
  * element next to an existing attachment, whose mapping keeps working.
  */
 import type { CmdArgs, RawConf } from '../pkg/cni/skel.ts';
-import { processKernel } from '../pkg/kernel.ts';
+import { processKernel } from '../pkg/open-kernel.ts';
 import { NLM_F_REQUEST, encodeMessage, parseMessages } from '../pkg/netlink/message.ts';
 import { BlockingNetlinkSocket, type Exchange, NETLINK_NETFILTER, NetlinkSocketBase, type NetlinkSocket } from '../pkg/netlink/socket.ts';
 import { NFNL_MSG_BATCH_BEGIN } from '../pkg/nftables/consts.ts';

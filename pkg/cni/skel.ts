@@ -6,8 +6,9 @@
  * Exit status: 0 on success; 1 with `{cniVersion, code, msg, details}` on stdout on failure.
  *
  * Everything a call reads, writes and talks to comes through its `Io`: the environment, stdin,
- * stdout/stderr and the kernel handles (`Io.kernel`; by default a fresh process's blocking
- * sockets, closed when the call ends). A daemon runs calls concurrently with one Io each.
+ * stdout/stderr and the kernel handles (`Io.kernel`: a fresh process's blocking sockets from its
+ * entry, or a daemon's shared ones; released when the call ends). A daemon runs calls
+ * concurrently with one Io each.
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { CniCode, CniError, describe } from './errors.ts';
@@ -15,7 +16,7 @@ import { type Result, formatResult } from './result.ts';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, aboutText, atLeast, isSupported, parseVersion, versionReply } from './version.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
 import { type Logger, createLogger, debugEnabled } from '../log.ts';
-import { type CallKernel, type Kernel, processKernel } from '../kernel.ts';
+import { type CallKernel, type Kernel, noKernel } from '../kernel.ts';
 import type { Attachment } from './attachment.ts';
 
 export type { Attachment } from './attachment.ts';
@@ -71,8 +72,9 @@ export interface Io {
   stdout(s: string): void;
   stderr(s: string): void;
   /**
-   * The call's kernel handles; released by runPlugin when the call ends. Omitted: a fresh
-   * process's (processKernel(): blocking sockets opened on first use, closed at the end).
+   * The call's kernel handles, released by runPlugin when the call ends: processKernel() in a
+   * fresh process of an executable that talks to the kernel (its entry passes it), a daemon's
+   * own otherwise. Omitted: a kernel that refuses every request (host-local and dnsname need none).
    */
   kernel?: CallKernel;
 }
@@ -134,7 +136,7 @@ export function validAttachments(conf: RawConf): Attachment[] {
 
 /** Runs one CNI command for `plugin` and returns the process exit code; releases the call's kernel handles at the end. */
 export async function runPlugin(plugin: Plugin, io: Io = processIo): Promise<number> {
-  const kernel = io.kernel ?? processKernel();
+  const kernel: CallKernel = io.kernel ?? { ...noKernel, release: () => {} };
   try {
     return await run(plugin, io, kernel);
   } finally {

@@ -6,4 +6,4 @@ import { aboutOf } from '../../executables.ts';
 executableMain(aboutOf('portmap'), async () => {
   const { portmapPlugin } = await import('./portmap.ts');
   return portmapPlugin;
-});
+}, async () => (await import('../../pkg/open-kernel.ts')).processKernel());
