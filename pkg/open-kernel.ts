@@ -19,6 +19,7 @@ import type { RouteHandle } from './netlink/route.ts';
 import type { NetlinkSocket } from './netlink/socket.ts';
 import type { Nftables } from './nftables/handle.ts';
 
+/** How a kernel opens its sockets, and in which namespace its host is. */
 export interface KernelOptions {
   /** The namespace the plugin treats as the host (null or omitted: this process's). */
   hostNetns?: string | null;
@@ -92,7 +93,7 @@ async function sysctlRead(host: string | null, netnsPath: string | null, key: st
   return native().sysctlRead(netnsPath ?? host, key);
 }
 
-/** The kernel of a fresh plugin process: every socket opened on first use and closed by release(). */
+/** Returns the kernel of a fresh plugin process's call: every socket opened on first use and closed by release(). */
 export function processKernel(o: KernelOptions = {}): CallKernel {
   const host = o.hostNetns ?? null;
   const h = new Handles(o);

@@ -13,7 +13,7 @@ import { type Exchange, NetlinkSocketBase, type Reply, fileReplies, timeoutError
  */
 export type FakeAnswer = undefined | number | { data: Buffer[]; errno?: number };
 
-/** The default: an ACK to a message that asks for one, an empty dump to a dump, else silence. */
+/** Answers as the kernel does by default: an ACK to a message that asks for one, an empty dump to a dump, else silence. */
 export function defaultAnswer(m: NlMessage): FakeAnswer {
   if (m.flags & NLM_F_ACK) return 0;
   if ((m.flags & NLM_F_DUMP) === NLM_F_DUMP) return { data: [] };

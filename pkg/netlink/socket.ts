@@ -21,6 +21,7 @@ import {
   encodeMessage, parseError, parseMessages,
 } from './message.ts';
 
+/** Netlink protocols (<linux/netlink.h>). */
 export const NETLINK_ROUTE = 0;
 export const NETLINK_NETFILTER = 12;
 
@@ -40,7 +41,7 @@ export function netlinkError(errno: number, op: string, extack?: string): SysErr
   return e;
 }
 
-/** The error of a request that got no answer in time. */
+/** Builds the error of a request that got no answer in time (ETIMEDOUT). */
 export function timeoutError(op: string): SysError {
   return netlinkError(constants.errno.ETIMEDOUT, op, 'no reply from the kernel');
 }
@@ -69,6 +70,7 @@ export interface Exchange {
   op: string;
 }
 
+/** One request of a batch(): its message type, flags (REQUEST and ACK are added), body and `op` for errors. */
 export interface BatchRequest { type: number; flags: number; body: Buffer; op: string }
 
 /** A netlink socket bound to a namespace; see the module header. Every method but close() is asynchronous. */
