@@ -54,8 +54,9 @@ async function wire(w: World): Promise<{ br: number; veth: number; eth0: number 
   await w.host.addrAdd(br, parseCidr('fd77::1/64'), { nodad: true });
   await w.inCtr.addrAdd(eth0, parseCidr('10.77.0.5/24'));
   await w.inCtr.addrAdd(eth0, parseCidr('fd77::5/64'), { nodad: true });
-  // The kernel adds each link's IPv6 link-local address (and its route) a moment after the
-  // carrier comes up; let that settle so that two snapshots taken apart agree.
+  // The kernel adds each link's IPv6 link-local address a moment after the carrier comes up, and
+  // its local route once duplicate address detection is done (a second or so); let that settle
+  // so that two snapshots taken apart agree.
   waitLinkLocal(w.ctr, 'eth0');
   waitLinkLocal(w.sb.host, 'veth0');
   waitLinkLocal(w.sb.host, 'br0');
@@ -81,10 +82,10 @@ function waitOperUp(ns: string, dev: string): boolean {
   return false;
 }
 
-/** Waits (bounded: 3 s) until `dev` in `ns` has its IPv6 link-local address. */
+/** Waits (bounded: 5 s) until `dev` in `ns` has its IPv6 link-local address, past DAD. */
 function waitLinkLocal(ns: string, dev: string): void {
-  for (let i = 0; i < 60; i++) {
-    if ((ipJson(ns, '-6', 'addr', 'show', 'dev', dev) as any[]).some((l) => l.addr_info.some((a: any) => a.scope === 'link'))) return;
+  for (let i = 0; i < 100; i++) {
+    if ((ipJson(ns, '-6', 'addr', 'show', 'dev', dev) as any[]).some((l) => l.addr_info.some((a: any) => a.scope === 'link' && !a.tentative))) return;
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
   }
 }

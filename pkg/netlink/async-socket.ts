@@ -8,7 +8,9 @@
  *   dump waits until the one before it on this socket has finished. Other requests go out at once,
  *   during a dump too (their replies are told apart by sequence number).
  * - A timeout is a timer, never a blocking wait: it fails its own exchange (ETIMEDOUT) and drops
- *   that exchange's sequence numbers, so a late reply to it is ignored. The timer keeps the
+ *   that exchange's sequence numbers, so a late reply to it is ignored. Before it fails, it reads
+ *   what is already queued on the socket without waiting: after a stall of the event loop, timers
+ *   run before the poll phase, and a reply that did arrive in time must win. The timer keeps the
  *   process alive while a request waits; the watcher alone does not.
  * - A receive error (ENOBUFS: the kernel dropped replies because the queue was full) fails every
  *   exchange in flight, since any of them may have lost its answer.
@@ -31,6 +33,7 @@ interface Pending {
   resolve(r: Map<number, Reply>): void;
   reject(e: unknown): void;
   timer: NodeJS.Timeout;
+  settled: boolean;
 }
 
 export class AsyncNetlinkSocket extends NetlinkSocketBase {
@@ -75,8 +78,8 @@ export class AsyncNetlinkSocket extends NetlinkSocketBase {
     if (this.closed) return Promise.reject(netlinkError(constants.errno.EBADF, x.op, 'socket closed'));
     return new Promise((resolve, reject) => {
       const p: Pending = {
-        seqs: x.abortOn === undefined ? [...x.wait] : [...x.wait, x.abortOn], open: new Set(x.wait), replies: new Map(), abortOn: x.abortOn, resolve, reject,
-        timer: setTimeout(() => this.finish(p, timeoutError(x.op)), this.timeoutMs),
+        seqs: x.abortOn === undefined ? [...x.wait] : [...x.wait, x.abortOn], open: new Set(x.wait), replies: new Map(), abortOn: x.abortOn, resolve, reject, settled: false,
+        timer: setTimeout(() => this.expire(p, x.op), this.timeoutMs),
       };
       for (const s of p.seqs) this.bySeq.set(s, p);
       try {
@@ -89,8 +92,23 @@ export class AsyncNetlinkSocket extends NetlinkSocketBase {
     });
   }
 
+  /** Fails an exchange whose time is up, unless what is queued on the socket already answers it. */
+  private expire(p: Pending, op: string): void {
+    const queued: Buffer[] = [];
+    let err: SysError | null = null;
+    try {
+      for (let d = native().nlRecv(this.fd, 0); d; d = native().nlRecv(this.fd, 0)) queued.push(d);
+    } catch (e) {
+      err = e as SysError;
+    }
+    if (queued.length || err) this.onData(err, queued);
+    if (!p.settled) this.finish(p, timeoutError(op));
+  }
+
   /** Ends an exchange: forgets its sequence numbers, clears its timer, settles its promise. */
   private finish(p: Pending, err?: unknown): void {
+    if (p.settled) return;
+    p.settled = true;
     clearTimeout(p.timer);
     for (const s of p.seqs) if (this.bySeq.get(s) === p) this.bySeq.delete(s);
     if (err) p.reject(err);
