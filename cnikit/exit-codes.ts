@@ -23,10 +23,12 @@ export const ExitCode = {
   Config: 3,
   /** `status`: the network cannot take new containers now (plugin code 50/51). */
   NotAvailable: 4,
-  /** No such attachment: nothing cached for that container/ifname, or `inspect ID` matched nothing. */
+  /** No such attachment (nothing cached for that container/ifname, `inspect ID` matched nothing) or container. */
   NotFound: 5,
   /** Permission denied: CNI needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). */
   Permission: 6,
+  /** Taken or in use: a network name, bridge, subnet or host port that exists; a network with attachments. */
+  Conflict: 7,
   /** `run`: cnikit failed before the command could start (the netns was cleaned up). */
   RunSetup: 125,
   /** `run`: the command was found but could not be executed. */
@@ -45,8 +47,9 @@ export const EXIT_CODES_HELP = `Exit codes:
   2    bad command line
   3    network config not found or invalid
   4    status: the network cannot take new containers (plugin code 50/51)
-  5    no such attachment (nothing cached for it)
+  5    no such attachment (nothing cached for it) or container
   6    permission denied (run as root)
+  7    already exists or in use (network name, bridge, subnet, host port; a network with attachments)
   125  run: setup failed before the command started
   126  run: command cannot be executed
   127  run: command not found
@@ -67,7 +70,9 @@ export function exitCodeFor(err: unknown, command?: string): ExitCode {
     case 'permission': return ExitCode.Permission;
     case 'config-not-found':
     case 'config-invalid': return ExitCode.Config;
-    case 'not-cached': return ExitCode.NotFound;
+    case 'not-cached':
+    case 'not-found': return ExitCode.NotFound;
+    case 'conflict': return ExitCode.Conflict;
     case 'plugin-not-found':
     case undefined: return ExitCode.Failure;
   }

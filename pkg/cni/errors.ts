@@ -29,8 +29,11 @@ export type CniCode = (typeof CniCode)[keyof typeof CniCode];
  * - `not-cached`: the attachment has no cached ADD result (nothing was added, or the cache is elsewhere).
  * - `permission`: the operation needs privileges the caller lacks (EPERM/EACCES).
  * - `plugin-not-found`: a plugin type is not in CNI_PATH.
+ * - `conflict`: what was asked for is taken or in use (a network name, bridge, subnet or host
+ *   port that exists; a network that still has attachments).
+ * - `not-found`: the thing named does not exist (a container of `cnikit run`, an attachment of it).
  */
-export type CniErrorReason = 'config-not-found' | 'config-invalid' | 'not-cached' | 'permission' | 'plugin-not-found';
+export type CniErrorReason = 'config-not-found' | 'config-invalid' | 'not-cached' | 'permission' | 'plugin-not-found' | 'conflict' | 'not-found';
 
 export interface CniErrorOptions extends ErrorOptions {
   reason?: CniErrorReason;
