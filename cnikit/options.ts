@@ -12,6 +12,7 @@ import { type Command, Option } from 'commander';
 import { DEFAULT_CACHE_DIR, DEFAULT_NETCONF_PATH } from '../runtime/defaults.ts';
 import type { NetworkConfigList } from '../runtime/conf.ts';
 import type { ChainEvent, CniRuntime, RuntimeConf } from '../runtime/runtime.ts';
+import { DEFAULT_STATE_DIR } from './defaults.ts';
 import { cnitoolContainerId, parseArgsEnv, parseCapArgs } from './parse.ts';
 import { selfDir } from './self.ts';
 
@@ -32,11 +33,20 @@ export interface CniOptions {
 /** The help line naming the variables. */
 export const ENV_HELP = `
 Environment (each also has a flag): NETCONFPATH, CNI_PATH, CNI_IFNAME, CNI_ARGS, CAP_ARGS,
-CNI_CONTAINERID, CNI_CACHE_DIR.`;
+CNI_CONTAINERID, CNI_CACHE_DIR, CNIKIT_STATE_DIR.`;
 
 /** The --cache-dir option (CNI_CACHE_DIR), also used alone by `ls` and `inspect`. */
 export function cacheDirOption(): Option {
   return new Option('--cache-dir <dir>', `results cache directory (default: ${DEFAULT_CACHE_DIR})`).env('CNI_CACHE_DIR');
+}
+
+/** The --state-dir option (CNIKIT_STATE_DIR): where `cnikit run` keeps its containers' records. */
+export function stateDirOption(): Option {
+  return new Option('--state-dir <dir>', `where cnikit run keeps its containers' state (default: ${DEFAULT_STATE_DIR})`).env('CNIKIT_STATE_DIR');
+}
+
+export function stateDirOf(o: { stateDir?: string }): string {
+  return o.stateDir || DEFAULT_STATE_DIR;
 }
 
 /** Adds the cnitool environment options (each with its variable) to a command. */

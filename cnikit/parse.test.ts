@@ -1,6 +1,7 @@
 /** The command's argument and environment parsers, as cnitool parses the same inputs. */
 import test from 'ava';
-import { cnitoolContainerId, parseArgsEnv, parseCapArgs, parsePublish } from './parse.ts';
+import { formatCidr } from '../pkg/ip/cidr.ts';
+import { cnitoolContainerId, collectAddHost, collectAddress, collectLabel, collectSubnet, intIn, parseArgsEnv, parseCapArgs, parseMac } from './parse.ts';
 
 test('cnitool container id: "cnitool-" + 20 hex of SHA-512 of the absolute netns path', (t) => {
   // `echo -n /run/netns/ctr1 | sha512sum | cut -c1-20`
@@ -22,12 +23,19 @@ test('CAP_ARGS must be a JSON object', (t) => {
   t.throws(() => parseCapArgs('{'), { message: /not valid JSON/ });
 });
 
-test('-p forms', (t) => {
-  t.deepEqual(parsePublish('8080:80'), [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
-  t.deepEqual(parsePublish('127.0.0.1:53:5353/udp'), [{ hostPort: 53, containerPort: 5353, protocol: 'udp', hostIP: '127.0.0.1' }]);
-  t.deepEqual(parsePublish('[::1]:8443:443/tcp', [{ hostPort: 1, containerPort: 2, protocol: 'tcp' }]).length, 2);
-  t.is(parsePublish('[::1]:8443:443')[0]!.hostIP, '::1');
-  t.throws(() => parsePublish('80'), { message: /is not HOST:CONTAINER/ });
-  t.throws(() => parsePublish('70000:80'), { message: /port 70000 .* not between 1 and 65535/ });
-  t.throws(() => parsePublish('80:80/icmp'), { message: /is not HOST:CONTAINER/ });
+test('values of network create and run', (t) => {
+  t.deepEqual(collectSubnet('10.89.5.0/24').map(formatCidr), ['10.89.5.0/24']);
+  t.throws(() => collectSubnet('10.89.5.1/24'), { message: /host bits set: did you mean 10\.89\.5\.0\/24\?/ });
+  t.throws(() => collectSubnet('10.89.5.0/31'), { message: /too small/ });
+  t.throws(() => collectSubnet('nope'), { message: /is not a subnet/ });
+  t.is(parseMac('92:D0:C6:0A:29:33'), '92:d0:c6:0a:29:33');
+  t.throws(() => parseMac('93:d0:c6:0a:29:33'), { message: /multicast/ });
+  t.deepEqual(collectLabel('b=2', collectLabel('a=x=y')), { a: 'x=y', b: '2' });
+  t.deepEqual(collectAddHost('v6:[fd00::5]', collectAddHost('db:10.89.0.5')), [['db', '10.89.0.5'], ['v6', 'fd00::5']]);
+  t.deepEqual(collectAddHost('web=fd00::1'), [['web', 'fd00::1']]);
+  t.throws(() => collectAddHost('db'), { message: /is not NAME:IP/ });
+  t.deepEqual(collectAddress(6)('FD00::0001'), ['fd00::1']);
+  t.throws(() => collectAddress(4)('fd00::1'), { message: /is not an IPv4 address/ });
+  t.is(intIn(68, 65535)('1400'), 1400);
+  t.throws(() => intIn(68, 65535)('10'), { message: /between 68 and 65535/ });
 });

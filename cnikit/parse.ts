@@ -1,13 +1,14 @@
 /**
  * The cnikit command's argument and environment parsers: cnitool's container id and CNI_ARGS
- * splitting, CAP_ARGS, `-p` port mappings, container names and `--valid` attachments. Pure
+ * splitting, CAP_ARGS, container names, `--valid` attachments, and the values `network create`
+ * and `run` take (subnets, addresses, MACs, labels, --add-host). `-p` is in ports.ts. Pure
  * functions; a bad value throws commander's InvalidArgumentError (a usage error) when it came
  * from an option, or a CniError when it came from the environment, as cnitool reports it.
  */
 import { resolve } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import type { PortMapping, PortProtocol } from '../pkg/cni/capabilities.ts';
 import { CniCode, CniError } from '../pkg/cni/errors.ts';
+import { type Cidr, type Family, type IP, formatCidr, formatIP, networkOf, tryParseCidr, tryParseIP } from '../pkg/ip/cidr.ts';
 import type { Attachment } from '../pkg/cni/skel.ts';
 
 /** cnitool's container id: "cnitool-" + the first 20 hex digits of SHA-512(absolute netns path). */
@@ -36,18 +37,6 @@ export function parseCapArgs(value: string | undefined): Record<string, unknown>
   }
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new CniError(CniCode.DecodingFailure, 'CAP_ARGS must be a JSON object', 'e.g. {"portMappings":[...]}');
   return v as Record<string, unknown>;
-}
-
-/** Parses `-p [HOSTIP:]HOST:CONTAINER[/PROTO]` (commander option parser; repeatable). */
-export function parsePublish(value: string, previous: PortMapping[] = []): PortMapping[] {
-  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(\d+):(\d+)(?:\/(tcp|udp|sctp))?$/.exec(value);
-  if (!m) throw new InvalidArgumentError(`"${value}" is not HOST:CONTAINER[/tcp|udp|sctp], e.g. 8080:80 or 127.0.0.1:8080:80/tcp`);
-  const hostPort = Number(m[2]);
-  const containerPort = Number(m[3]);
-  for (const p of [hostPort, containerPort]) if (p < 1 || p > 65535) throw new InvalidArgumentError(`port ${p} in "${value}" is not between 1 and 65535`);
-  const pm: PortMapping = { hostPort, containerPort, protocol: (m[4] ?? 'tcp') as PortProtocol };
-  if (m[1]) pm.hostIP = m[1].replace(/^\[|\]$/g, '');
-  return [...previous, pm];
 }
 
 const NAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -80,4 +69,62 @@ export function parseMillis(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${value}" is not a positive number of milliseconds`);
   return n;
+}
+
+/** Parses an IP address option (`--gateway`, `--dns`); with `family`, only that family. */
+export function parseAddress(value: string, family?: Family): IP {
+  const ip = tryParseIP(value);
+  if (!ip || (family && ip.family !== family)) throw new InvalidArgumentError(`"${value}" is not an IPv${family ?? '4 or IPv6'} address`);
+  return ip;
+}
+
+/** Collects a repeatable address option as canonical text. */
+export function collectAddress(family?: Family): (value: string, previous?: string[]) => string[] {
+  return (value, previous = []) => [...previous, formatIP(parseAddress(value, family))];
+}
+
+/** Parses a repeatable `--subnet CIDR` (its network address: host bits must be zero). */
+export function collectSubnet(value: string, previous: Cidr[] = []): Cidr[] {
+  const c = tryParseCidr(value);
+  if (!c) throw new InvalidArgumentError(`"${value}" is not a subnet: use ADDRESS/PREFIX, e.g. 10.89.5.0/24 or fd00:89:5::/64`);
+  const net = networkOf(c);
+  if (net.value !== c.value) throw new InvalidArgumentError(`"${value}" has host bits set: did you mean ${formatCidr(net)}?`);
+  if (c.prefix > (c.family === 4 ? 30 : 126)) throw new InvalidArgumentError(`subnet ${value} is too small for a gateway and a container`);
+  return [...previous, c];
+}
+
+const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/** Parses `--mac`: a unicast MAC address (lower-cased). */
+export function parseMac(value: string): string {
+  const mac = value.toLowerCase();
+  if (!MAC_RE.test(mac)) throw new InvalidArgumentError(`"${value}" is not a MAC address: use the form 92:d0:c6:0a:29:33`);
+  if (parseInt(mac.slice(0, 2), 16) & 1) throw new InvalidArgumentError(`"${value}" is a multicast MAC address; the first byte must be even`);
+  return mac;
+}
+
+/** Parses a repeatable `--label KEY=VALUE`. */
+export function collectLabel(value: string, previous: Record<string, string> = {}): Record<string, string> {
+  const i = value.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`"${value}" is not KEY=VALUE`);
+  return { ...previous, [value.slice(0, i)]: value.slice(i + 1) };
+}
+
+/** Parses a repeatable `--add-host NAME:IP` (or NAME=IP; the address may be IPv6). */
+export function collectAddHost(value: string, previous: [string, string][] = []): [string, string][] {
+  const eq = value.indexOf('=');
+  const i = eq > 0 ? eq : value.indexOf(':');
+  const name = value.slice(0, i);
+  const ip = tryParseIP(value.slice(i + 1).replace(/^\[|\]$/g, ''));
+  if (i <= 0 || !ip || !/^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$/.test(name)) throw new InvalidArgumentError(`"${value}" is not NAME:IP, e.g. db:10.89.0.5`);
+  return [...previous, [name, formatIP(ip)]];
+}
+
+/** Parses an integer within [min, max] (`--mtu`). */
+export function intIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`"${value}" is not a whole number between ${min} and ${max}`);
+    return n;
+  };
 }

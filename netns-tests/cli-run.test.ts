@@ -30,7 +30,7 @@ function setup(t: { teardown(fn: () => void): void }, portmap = false): Ctx {
 
 function env(c: Ctx): NodeJS.ProcessEnv {
   // dist/bin first; the reference portmap stands in until cnikit's own is built.
-  return { PATH: process.env.PATH, NETCONFPATH: c.netconf, CNI_CACHE_DIR: c.cache, CNI_PATH: `${BIN}:${REF}` };
+  return { PATH: process.env.PATH, NETCONFPATH: c.netconf, CNI_CACHE_DIR: c.cache, CNI_PATH: `${BIN}:${REF}`, CNIKIT_STATE_DIR: join(c.sb.tmp, 'state') };
 }
 
 function leftovers(c: Ctx): string[] {
@@ -40,6 +40,8 @@ function leftovers(c: Ctx): string[] {
   if (existsSync(leases)) out.push(...readdirSync(leases).filter((f) => /^[0-9a-f.:]+$/i.test(f)).map((f) => `lease ${f}`));
   const cache = join(c.cache, 'results');
   if (existsSync(cache)) out.push(...readdirSync(cache).map((f) => `cache ${f}`));
+  const state = join(c.sb.tmp, 'state');
+  if (existsSync(state)) out.push(...readdirSync(state).map((f) => `state ${f}`));
   out.push(...ipJson(c.sb.host, 'link', 'show', 'type', 'veth').filter((l: { ifname: string }) => l.ifname !== 'uplink0').map((l: { ifname: string }) => `veth ${l.ifname}`));
   return out;
 }
@@ -58,13 +60,14 @@ netnsSerial('run: the command sees its own attached namespace, its exit status i
 });
 
 netnsSerial('run: command not found exits 127, a bad -p exits 2, an unknown network 125; nothing is left', (t) => {
+  // (-p 80 is Docker's "publish 80 on a free host port" now; a malformed -p is still a usage error.)
   const c = setup(t);
   const r1 = c.sb.exec(c.sb.host, CNIKIT, ['run', '-q', '--netns-dir', c.netnsDir, '--', 'no-such-command-xyz'], { env: env(c) });
   t.is(r1.status, 127, r1.stderr);
   t.regex(r1.stderr, /cannot run "no-such-command-xyz": command not found/);
-  const r2 = c.sb.exec(c.sb.host, CNIKIT, ['run', '-p', '80', '--', 'true'], { env: env(c) });
+  const r2 = c.sb.exec(c.sb.host, CNIKIT, ['run', '-p', 'web:80', '--', 'true'], { env: env(c) });
   t.is(r2.status, 2);
-  t.regex(r2.stderr, /"80" is not HOST:CONTAINER/);
+  t.regex(r2.stderr, /"web:80" is not a port mapping \("web" is not a port or a range\)/);
   const r4 = c.sb.exec(c.sb.host, CNIKIT, ['run', '-p', '8080:80', '--netns-dir', c.netnsDir, '--', 'true'], { env: env(c) });
   t.is(r4.status, 125);
   t.regex(r4.stderr, /network "runnet" cannot publish ports: no plugin in .* declares the portMappings capability/);
