@@ -1,6 +1,7 @@
 /**
- * The cnikit command (commander): cnitool's verbs with cnitool's environment, plus `run`, `ls`,
- * `inspect`, `install`, `demo` and `dns serve`, one file per verb in commands/. Each parses its
+ * The cnikit command (commander): cnitool's verbs with cnitool's environment, plus `network`
+ * (create/ls/inspect/rm/prune), `run`, `ps`, `connect`/`disconnect`, `ls`, `inspect`, `install`,
+ * `demo` and `dns serve`, one file per verb in commands/. Each parses its
  * arguments, calls the runtime library (runtime/) and prints; errors are printed once, with a
  * hint (act.ts), and exit codes come from exit-codes.ts.
  *
@@ -15,6 +16,7 @@ import { SUPPORTED_VERSIONS } from '../pkg/cni/version.ts';
 import { report } from './act.ts';
 import * as add from './commands/add.ts';
 import * as check from './commands/check.ts';
+import * as connect from './commands/connect.ts';
 import * as del from './commands/del.ts';
 import * as demo from './commands/demo.ts';
 import * as dns from './commands/dns.ts';
@@ -22,6 +24,8 @@ import * as gc from './commands/gc.ts';
 import * as inspect from './commands/inspect.ts';
 import * as install from './commands/install.ts';
 import * as ls from './commands/ls.ts';
+import * as network from './commands/network.ts';
+import * as ps from './commands/ps.ts';
 import * as run from './commands/run.ts';
 import * as status from './commands/status.ts';
 import { EXIT_CODES_HELP, exitCodeFor } from './exit-codes.ts';
@@ -30,7 +34,7 @@ import { ENV_HELP } from './options.ts';
 const VERSION = '0.1.0';
 
 /** The subcommands, in the order `--help` lists them. */
-const COMMANDS = [add, del, check, status, gc, ls, inspect, run, install, demo, dns];
+const COMMANDS = [add, del, check, status, gc, ls, inspect, network, run, ps, connect, install, demo, dns];
 
 /** Builds the commander program. */
 export function buildProgram(): Command {
@@ -45,10 +49,12 @@ Start here:
   $ sudo cnikit demo                 a two-minute tour in throwaway namespaces (host untouched)
 
 Examples:
+  $ sudo cnikit network create web
+  $ sudo cnikit run --network web --name app -p 8080:80 -- python3 -m http.server 80
+  $ cnikit ps
   $ sudo ip netns add ctr1
   $ sudo NETCONFPATH=conf cnikit add cnikit /run/netns/ctr1
   $ sudo NETCONFPATH=conf cnikit del cnikit /run/netns/ctr1
-  $ sudo cnikit run --network cnikit --name web -p 8080:80 -- python3 -m http.server 80
   $ sudo cnikit ls
 ${ENV_HELP}
 

@@ -17,7 +17,7 @@ test('the default network: bridge + host-local, portmap, dnsname; default routes
     cniVersion: '1.0.0', name: 'web',
     plugins: [
       {
-        type: 'bridge', bridge: 'cnikit0', isGateway: true, isDefaultGateway: true, ipMasq: true, hairpinMode: true,
+        type: 'bridge', bridge: 'cnikit0', isGateway: true, ipMasq: true, hairpinMode: true,
         ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.0.0/24' }], [{ subnet: 'fd12:3456:789a::/64', gateway: 'fd12:3456:789a::fe' }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0' }] },
         capabilities: { ips: true, mac: true },
       },
@@ -42,7 +42,7 @@ test('firewall and tuning join the chain in contract order once they are built',
 test('--internal: no default gateway, no masquerade, no routes; DNS answers names only', (t) => {
   const c = buildConflist({ ...base, internal: true }, TODAY);
   const [br, , dns] = c.plugins as Record<string, any>[];
-  t.false(br!.isDefaultGateway);
+  t.is(br!.isDefaultGateway, undefined);
   t.false(br!.ipMasq);
   t.true(br!.isGateway, 'the gateway address stays: the DNS responder listens there');
   t.deepEqual(br!.ipam.routes, []);

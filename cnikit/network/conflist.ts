@@ -3,7 +3,7 @@
  * from any conflist. Building is pure and follows CONTRACTS.md: bridge (+ host-local), portmap,
  * firewall, tuning, dnsname, each only if its type is one cnikit builds (executables.ts), with
  * the keys the plugins honour, and a top-level `cnikit` object (libcni ignores unknown keys) that
- * tells the networks cnikit made from the others.
+ * tells the networks cnikit made from the others. One departure: no `isDefaultGateway` (below).
  *
  * Reading is lenient: a conflist written by Podman, by hand or by another tool is summarised from
  * the keys the reference plugins define (bridge `bridge`, host-local `ranges`/`subnet`, static
@@ -54,7 +54,10 @@ export function buildConflist(spec: NetworkSpec, types: ReadonlySet<string>): Re
   };
   if (spec.ipamDir) ipam.dataDir = spec.ipamDir;
   const plugins: Record<string, unknown>[] = [{
-    type: 'bridge', bridge: spec.bridge, isGateway: true, isDefaultGateway: !spec.internal, ipMasq: !spec.internal, hairpinMode: true,
+    // No isDefaultGateway (CONTRACTS.md lists it): with the default routes below as well, the
+    // reference bridge (1.1.x) adds the default route twice and fails ADD with "file exists".
+    // The routes alone give the same default route with either bridge, as Podman's conflists do.
+    type: 'bridge', bridge: spec.bridge, isGateway: true, ipMasq: !spec.internal, hairpinMode: true,
     ...(spec.mtu ? { mtu: spec.mtu } : {}), ipam, capabilities: { ips: true, mac: true },
   }];
   if (types.has('portmap')) plugins.push({ type: 'portmap', capabilities: { portMappings: true } });
@@ -143,8 +146,9 @@ export function summarize(raw: Obj, file: string): NetworkSummary {
     subnets: subnetsOf(raw).map(formatCidr),
     bridge: br ? str(br.bridge) ?? 'cni0' : undefined,
     dns: dns ? { domain: str(dns.domainName) ?? DEFAULT_DOMAIN, resolver: str(dns.resolver) ?? 'gateway' } : undefined,
+    // Ours without a firewall or DNS say so by having no way out; others only by the extension keys.
     internal: fw?.internal === true || dns?.internal === true
-      || (br !== undefined && br.ipMasq !== true && br.isDefaultGateway !== true && !plugins.some((p) => isObj(p.ipam) && Array.isArray(p.ipam.routes) && p.ipam.routes.length > 0)),
+      || (!!meta && br !== undefined && br.ipMasq !== true && !plugins.some((p) => isObj(p.ipam) && Array.isArray(p.ipam.routes) && p.ipam.routes.length > 0)),
     isolation: fw ? str(fw.ingressPolicy) ?? 'open' : undefined,
     cnikit: meta ? { labels, created: str(meta.created) ?? '' } : undefined,
     types: plugins.map((p) => str(p.type) ?? '?'),
