@@ -114,10 +114,10 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
   const ports = o.publish.length
     ? resolvePublish(o.publish, [...await hostListeners(), ...publishedPorts(rt.cache.list(), (id) => known.get(id))], { range: localPortRange(), random: Math.random })
     : [];
-  const req: AttachRequest = { name: o.name, aliases: o.aliases, ports, ips: o.ips, mac: o.mac, args: o.args, capabilityArgs: o.capabilityArgs };
+  const id = o.containerId || `cnikit-${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}`;
+  const req: AttachRequest = { name: o.name ?? id, aliases: o.aliases, ports, ips: o.ips, mac: o.mac, args: o.args, capabilityArgs: o.capabilityArgs };
   const plans = lists.length ? planAttachments(lists, req) : [];
 
-  const id = o.containerId || `cnikit-${process.getBuiltinModule('node:crypto').randomBytes(6).toString('hex')}`;
   const netns = mode === 'host' ? '' : join(o.netnsDir, id);
   const filesDir = states.filesDir(id);
   const state: ContainerState = {
@@ -163,7 +163,7 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
     for (let i = 0; i < lists.length && !signals.received; i++) {
       const conf = { containerId: id, netns, ifName: o.ifName || `eth${i}`, args: plans[i]!.args, capabilityArgs: plans[i]!.caps };
       const r = await rt.add(lists[i]!, conf);
-      state.attachments.push(attachmentState(lists[i]!, conf, r, o.name ? [o.name, ...o.aliases] : o.aliases));
+      state.attachments.push(attachmentState(lists[i]!, conf, r, [req.name, ...o.aliases]));
       states.write(state);
     }
     p.done();

@@ -31,7 +31,8 @@ export function subnetsOfList(list: NetworkConfigList): Cidr[] {
 
 /** What the container asks of its networks. */
 export interface AttachRequest {
-  name?: string;
+  /** K8S_POD_NAME: its --name, else its id (dnsname needs a name; Docker names every container). */
+  name: string;
   aliases: string[];
   ports: PortMapping[];
   /** --ip/--ip6 addresses. */
@@ -52,11 +53,10 @@ function configError(msg: string, details: string): CniError {
  */
 export function planAttachments(lists: readonly NetworkConfigList[], req: AttachRequest): { args: [string, string][]; caps: Record<string, unknown> }[] {
   const plans = lists.map(() => ({ args: [...req.args] as [string, string][], caps: { ...req.capabilityArgs } as Record<string, unknown> }));
-  if (req.name) {
-    for (const p of plans) {
-      if (!p.args.some(([k]) => k === 'IgnoreUnknown')) p.args.unshift(['IgnoreUnknown', '1']);
-      p.args.push(['K8S_POD_NAME', req.name]);
-    }
+  for (const p of plans) {
+    if (p.args.some(([k]) => k === 'K8S_POD_NAME')) continue;
+    if (!p.args.some(([k]) => k === 'IgnoreUnknown')) p.args.unshift(['IgnoreUnknown', '1']);
+    p.args.push(['K8S_POD_NAME', req.name]);
   }
   if (req.ports.length) {
     const i = lists.findIndex((l) => hasCapability(l, 'portMappings'));

@@ -55,10 +55,10 @@ export async function connectContainer(rt: CniRuntime, o: ConnectOptions): Promi
     const there = s.attachments.find((a) => a.network === list.name);
     if (there) throw new CniError(CniCode.InvalidConfig, `container "${o.container}" is already on network "${list.name}" (${there.ifName})`, `disconnect it first: cnikit disconnect ${list.name} ${o.container}`, { reason: 'conflict' });
     const aliases = [...new Set([...s.aliases, ...o.aliases])];
-    const [plan] = planAttachments([list], { name: s.name, aliases, ports: [], ips: o.ips, args: [], capabilityArgs: {} });
+    const [plan] = planAttachments([list], { name: s.name ?? s.id, aliases, ports: [], ips: o.ips, args: [], capabilityArgs: {} });
     const conf = { containerId: s.id, netns: s.netns, ifName: await nextIfName(s), args: plan!.args, capabilityArgs: plan!.caps };
     const r = await rt.add(list, conf);
-    const attachment = attachmentState(list, conf, r, s.name ? [s.name, ...aliases] : aliases);
+    const attachment = attachmentState(list, conf, r, [s.name ?? s.id, ...aliases]);
     s.attachments.push(attachment);
     s.mode = 'bridge';
     states.write(s);
