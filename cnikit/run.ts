@@ -92,8 +92,9 @@ function summary(s: ContainerState): string {
   const ports = s.attachments.flatMap((a) => a.ports);
   if (ports.length) lines.push(`cnikit: published ${ports.map(mappingText).join(', ')}`);
   if (s.name) lines.push(`cnikit: name ${[s.name, ...s.aliases].join(', ')}`);
-  const dns = s.attachments.flatMap((a) => a.dns?.nameservers ?? []);
-  if (dns.length && !s.dns?.nameservers) lines.push(`cnikit: DNS ${[...new Set(dns)].join(', ')}`);
+  const dns = [...new Set(s.attachments.flatMap((a) => a.dns?.nameservers ?? []))];
+  const search = [...new Set(s.attachments.flatMap((a) => a.dns?.search ?? []))];
+  if (dns.length && !s.dns?.nameservers) lines.push(`cnikit: DNS ${dns.join(', ')}${search.length ? ` (search ${search.join(' ')})` : ''}`);
   if (s.netns) lines.push(`cnikit: netns ${s.netns}`);
   return lines.join('\n') + '\n';
 }

@@ -107,7 +107,7 @@ netnsSerial('conf/10-cnikit.conflist works as it is: dual-stack, a published por
   t.teardown(() => sb.cleanup());
   const outside = sb.outside();
   const { file, list } = confFile(sb, '10-cnikit.conflist');
-  const env = { PATH: process.env.PATH!, CNI_PATH: BIN, CNI_CACHE_DIR: join(sb.tmp, 'cache') };
+  const env = { PATH: process.env.PATH!, CNI_PATH: BIN, CNI_CACHE_DIR: join(sb.tmp, 'cache'), CNIKIT_STATE_DIR: join(sb.tmp, 'state') };
   const run = await startUntilReady(sb.host, CNIKIT, ['run', '--network', file, '--netns-dir', join(sb.tmp, 'netns'), '--name', 'web', '-p', '8080:80', '--', process.execPath, '-e', PONG_SERVER], env);
   const { child, exited } = run;
   const stderr = run.stderr();
