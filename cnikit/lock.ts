@@ -22,7 +22,7 @@ export async function withLock<T>(path: string, fn: () => Promise<T> | T, o: { d
   const fd = openSync(path, o.directory ? 'r' : 'a', 0o600);
   try {
     const deadline = Date.now() + (o.timeoutMs ?? 30_000);
-    while (!native().flock(fd, true, false)) {
+    while (!native().flock(fd, true)) {
       if (Date.now() > deadline) throw new CniError(CniCode.TryAgainLater, `${path} is locked by another cnikit command`, 'try again when it has finished');
       await sleep(20);
     }

@@ -5,7 +5,7 @@
  * one dump per family and protocol.
  */
 import { type IP, ipFromBytes } from '../ip/cidr.ts';
-import { NetlinkSocket } from './socket.ts';
+import { BlockingNetlinkSocket } from './socket.ts';
 
 export const NETLINK_SOCK_DIAG = 4;
 const SOCK_DIAG_BY_FAMILY = 20;
@@ -40,7 +40,7 @@ function request(family: number, protocol: number, states: number): Buffer {
  * Equivalent to: `ss -H -n -l -t` (`-u -a` for UDP, `-S` for SCTP)
  */
 export async function inetSockets(protocol: InetProtocol, netnsPath?: string | null): Promise<InetSocket[]> {
-  const sock = NetlinkSocket.open(NETLINK_SOCK_DIAG, netnsPath);
+  const sock = BlockingNetlinkSocket.open(NETLINK_SOCK_DIAG, netnsPath);
   try {
     const out: InetSocket[] = [];
     const states = protocol === 'udp' ? ALL_STATES : 1 << STATE_LISTEN;
