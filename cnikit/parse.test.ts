@@ -1,7 +1,7 @@
 /** The command's argument and environment parsers, as cnitool parses the same inputs. */
 import test from 'ava';
 import { formatCidr } from '../pkg/ip/cidr.ts';
-import { cnitoolContainerId, collectAddHost, collectAddress, collectLabel, collectSubnet, intIn, parseArgsEnv, parseCapArgs, parseMac } from './parse.ts';
+import { cnitoolContainerId, collectAddHost, collectAddress, collectLabel, collectSubnet, intIn, parseArgsEnv, parseCapArgs, parseMac, parseNetworkName } from './parse.ts';
 
 test('cnitool container id: "cnitool-" + 20 hex of SHA-512 of the absolute netns path', (t) => {
   // `echo -n /run/netns/ctr1 | sha512sum | cut -c1-20`
@@ -37,5 +37,8 @@ test('values of network create and run', (t) => {
   t.deepEqual(collectAddress(6)('FD00::0001'), ['fd00::1']);
   t.throws(() => collectAddress(4)('fd00::1'), { message: /is not an IPv4 address/ });
   t.is(intIn(68, 65535)('1400'), 1400);
+  t.is(parseNetworkName('my_net.v2'), 'my_net.v2');
+  t.throws(() => parseNetworkName('host'), { message: /cannot be a network name: `cnikit run --network host` means the host's namespace/ });
+  t.throws(() => parseNetworkName('-x'), { message: /not a valid network name/ });
   t.throws(() => intIn(68, 65535)('10'), { message: /between 68 and 65535/ });
 });

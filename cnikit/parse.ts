@@ -47,6 +47,17 @@ export function parseName(value: string): string {
   return value;
 }
 
+const NETWORK_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+/** Names `cnikit run --network` reads as modes, never as networks (Podman refuses them too). */
+const RESERVED_NETWORKS = ['host', 'none'];
+
+/** Checks a new network's name: libcni's network name rule, at most 63 characters, not host or none. */
+export function parseNetworkName(value: string): string {
+  if (!NETWORK_RE.test(value)) throw new InvalidArgumentError(`"${value}" is not a valid network name: start with a letter or digit, then letters, digits, "_", "." or "-" (at most 63)`);
+  if (RESERVED_NETWORKS.includes(value)) throw new InvalidArgumentError(`"${value}" cannot be a network name: \`cnikit run --network ${value}\` means the ${value === 'host' ? 'host\'s namespace' : 'namespace with lo only'}`);
+  return value;
+}
+
 /** Collects a repeatable `--alias`, each checked as a name. */
 export function collectName(value: string, previous: string[] = []): string[] {
   return [...previous, parseName(value)];

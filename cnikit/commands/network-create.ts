@@ -6,7 +6,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type Cidr, formatCidr, parseIP } from '../../pkg/ip/cidr.ts';
 import { DEFAULT_NETCONF_PATH } from '../../runtime/defaults.ts';
 import { act } from '../act.ts';
-import { collect, collectAddress, collectLabel, collectSubnet, intIn, parseName } from '../parse.ts';
+import { collect, collectAddress, collectLabel, collectSubnet, intIn, parseNetworkName } from '../parse.ts';
 
 const HELP = `
 Examples:
@@ -34,7 +34,7 @@ function parseBridge(value: string): string {
 
 export function register(network: Command): void {
   const cmd = network.command('create').description('write a new network\'s conflist (free subnet and bridge chosen unless given)')
-    .argument('<name>', 'network name (letters, digits, "-"; also the file name NAME.conflist)', parseName)
+    .argument('<name>', 'network name (letters, digits, "_", ".", "-"; also the file name NAME.conflist)', parseNetworkName)
     .option('--subnet <cidr>', 'subnet (repeatable: one per range, IPv4 and/or IPv6)', collectSubnet)
     .option('--gateway <ip>', 'gateway of the subnet that holds it (default: its first address)', collectAddress())
     .option('--ipv6', 'also a ULA /64 (when no IPv6 --subnet is given)')
