@@ -19,6 +19,13 @@ CONTAINER is a name, an id or a unique id prefix (\`cnikit ps\`).${ENV_HELP}`;
 
 interface ConnectCliOptions extends CniOptions { stateDir?: string; ip?: string[]; ip6?: string[]; alias?: string[]; json?: boolean }
 
+/** The results cache the container's `cnikit run` uses, unless --cache-dir says otherwise: its teardown DELs from there. */
+async function cacheDirFor(o: ConnectCliOptions, container: string): Promise<string | undefined> {
+  if (o.cacheDir) return o.cacheDir;
+  const { StateDir } = await import('../containers/state.ts');
+  return new StateDir(stateDirOf(o)).find(container).cacheDir;
+}
+
 export function register(program: Command): void {
   const connect = withCniOptions(program.command('connect').description('attach a running container to a network (next free ethN)')
     .argument('<network>', 'network name or config file').argument('<container>', 'name or id (see `cnikit ps`)')
@@ -31,7 +38,7 @@ export function register(program: Command): void {
   connect.action(act(async (network: string, container: string, o: ConnectCliOptions) => {
     const { connectContainer } = await import('../containers/connect.ts');
     const p = progressReporter(o);
-    const rt = await openRuntime(o, p.onEvent);
+    const rt = await openRuntime({ ...o, cacheDir: await cacheDirFor(o, container) }, p.onEvent);
     const { state, attachment: a } = await connectContainer(rt, {
       stateDir: stateDirOf(o), netconfPath: netconfDirOf(o), network, container, ips: [...(o.ip ?? []), ...(o.ip6 ?? [])], aliases: o.alias ?? [],
     }).finally(p.done);
@@ -46,7 +53,7 @@ export function register(program: Command): void {
   disconnect.action(act(async (network: string, container: string, o: ConnectCliOptions) => {
     const { disconnectContainer } = await import('../containers/connect.ts');
     const p = progressReporter(o);
-    const rt = await openRuntime(o, p.onEvent);
+    const rt = await openRuntime({ ...o, cacheDir: await cacheDirFor(o, container) }, p.onEvent);
     const { state, attachment: a } = await disconnectContainer(rt, { stateDir: stateDirOf(o), netconfPath: netconfDirOf(o), network, container }).finally(p.done);
     process.stdout.write(`disconnected ${state.name ?? state.id} from "${a.network}" (${a.ifName})\n`);
   }));
