@@ -16,6 +16,9 @@ test('reasons pick the exit code', (t) => {
   t.is(exitCodeFor(new CniError(CniCode.InvalidEnv, 'x', undefined, { reason: 'permission' })), ExitCode.Permission);
   t.is(exitCodeFor(new CniError(CniCode.Internal, 'x', undefined, { reason: 'plugin-not-found' })), ExitCode.Failure);
   t.is(exitCodeFor(wrap(new CniError(CniCode.InvalidConfig, 'x', undefined, { reason: 'config-invalid' }), 'failed to load')), ExitCode.Config, 'wrap keeps the reason');
+  t.is(exitCodeFor(new CniError(CniCode.InvalidConfig, 'x', undefined, { reason: 'conflict' })), ExitCode.Conflict);
+  t.is(exitCodeFor(new CniError(CniCode.UnknownContainer, 'x', undefined, { reason: 'not-found' })), ExitCode.NotFound);
+  t.is(exitCodeFor(new CniError(CniCode.InvalidConfig, 'x', undefined, { reason: 'conflict' }), 'run'), ExitCode.RunSetup, 'run: a port in use is a setup failure');
 });
 
 test('the message does not matter: a message that reads like a reason is still a failure', (t) => {
