@@ -398,4 +398,48 @@ export class RouteHandle {
     }
     return out;
   }
+
+  // ---- used by the bandwidth plugin (ifb devices, veth peers, tc over the same socket) ----
+
+  /**
+   * The socket this handle speaks through, for the other rtnetlink families that travel on it
+   * (pkg/netlink/tc.ts: `TcHandle.of(rt)`), so that tc requests use the call's socket too.
+   */
+  get socket(): NetlinkSocket {
+    return this.sock;
+  }
+
+  /**
+   * Returns IFLA_LINK of link `index`: for a veth, its peer's ifindex (in the peer's namespace);
+   * undefined when the link has none or is gone. Equivalent to: `ip link show dev IDX` (the `@ifN`)
+   */
+  async linkPeerIndex(index: number): Promise<number | undefined> {
+    try {
+      const [m] = await this.sock.request(RTM_GETLINK, 0, ifinfomsg(AF_UNSPEC, index), `RTM_GETLINK #${index}`);
+      const peer = m ? attrU32(parseAttrs(m.payload, 16).get(IFLA_LINK)) : undefined;
+      // A link without a lower device reports itself (lo, dummy) or 0.
+      return peer && peer !== index ? peer : undefined;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENODEV') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Creates an ifb device (the target of a mirred redirect, for shaping what a link receives);
+   * throws EEXIST when the name is taken. The request is the reference bandwidth plugin's
+   * (docs/cni-notes.md §12.4). Equivalent to: `ip link add NAME mtu MTU txqueuelen 0 up type ifb`
+   */
+  async linkAddIfb(name: string, opts: { mtu?: number; txqlen?: number; up?: boolean } = {}): Promise<void> {
+    const attrs: Attr[] = [attr.str(IFLA_IFNAME, name)];
+    if (opts.mtu) attrs.push(attr.u32(IFLA_MTU, opts.mtu));
+    if (opts.txqlen !== undefined) attrs.push(attr.u32(IFLA_TXQLEN, opts.txqlen));
+    // As `ip` and the reference send it (the bytes equal the capture): no NLA_F_NESTED on
+    // IFLA_LINKINFO, the kind without its NUL.
+    attrs.push(attr.bytes(IFLA_LINKINFO, encodeAttrs([attr.bytes(IFLA_INFO_KIND, Buffer.from('ifb'))])));
+    const up = opts.up ? IFF_UP : 0;
+    await this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(AF_UNSPEC, 0, up, up), encodeAttrs(attrs)]), `RTM_NEWLINK ifb ${name}`);
+  }
 }
+
+const IFLA_LINK = 5, IFLA_TXQLEN = 13;
