@@ -197,7 +197,7 @@ netnsTest('a failed ADD removes what it made and nothing else; a repeated ADD fa
   t.is(ok.code, 0, ok.stdout);
   const again = bandwidth(sb, 'ADD', at, LIMITS);
   t.is(again.code, 1);
-  t.regex(again.json.details, /EEXIST.*ADD repeated without DEL/);
+  t.regex(again.json.details, /EEXIST.*an ADD repeated without DEL/);
   t.is(bandwidth(sb, 'CHECK', at, LIMITS, { prevResult: ok.json }).code, 0, 'the first ADD\'s shaping is intact');
   t.is(bandwidth(sb, 'DEL', at, LIMITS).code, 0);
   t.deepEqual(madeQdiscs(sb, at.veth), []);

@@ -99,14 +99,14 @@ function plan(a: CmdArgs, dir: 'ingress' | 'egress', s: Shaping, mtu: number): T
 
 function failure(err: unknown, what: string): CniError {
   const e = wrap(err, `failed to ${what}`);
-  return isExists(err) ? new CniError(e.code, e.message, `${e.details ?? ''} (already shaped: ADD repeated without DEL?)`, { cause: err }) : e;
+  return isExists(err) ? new CniError(e.code, e.message, `${e.details ?? ''} (already there: an ADD repeated without DEL, or another tool's)`, { cause: err }) : e;
 }
 
 async function cmdAdd(a: CmdArgs): Promise<Result> {
   const conf = parseBandwidthConf(a.conf);
   if (!conf.prevResult) throw invalidConfig('must be called as chained plugin: prevResult is missing');
+  if (!conf.ingress && !conf.egress) return conf.prevResult;
   const result: Result = { ...conf.prevResult, interfaces: [...(conf.prevResult.interfaces ?? [])] };
-  if (!conf.ingress && !conf.egress) return result;
   const { host, tc, veth } = await hostSideOf(a, conf.prevResult);
   const ingress = conf.ingress && plan(a, 'ingress', conf.ingress, veth.mtu);
   const egress = conf.egress && plan(a, 'egress', conf.egress, veth.mtu);
