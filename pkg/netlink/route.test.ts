@@ -205,3 +205,34 @@ test('peerUp in another namespace without its handle fails and deletes the pair 
   t.deepEqual(fake.messages.map((m) => m.type), [16, 18, 17], 'NEWLINK, GETLINK veth0, DELLINK');
   t.is(fake.messages[2]!.payload.readInt32LE(4), 11, 'the pair is deleted by the index the kernel reported');
 });
+
+// ---- link attributes set and read by the tuning plugin ----
+
+test('linkSetMtu: RTM_NEWLINK with IFLA_MTU', golden, (h) => h.linkSetMtu(7, 1300), 16, REQ, hex(
+  '00 00 0000 07000000 00000000 00000000',
+  '0800 0400 14050000', //                    IFLA_MTU 1300
+));
+
+test('linkSetAllmulti: RTM_NEWLINK flags IFF_ALLMULTI under mask IFF_ALLMULTI (on), 0 under the mask (off)', async (t) => {
+  t.deepEqual(await sent((h) => h.linkSetAllmulti(7, true)), { type: 16, flags: REQ, more: 0, payload: hex('00 00 0000 07000000 00020000 00020000') });
+  t.deepEqual(await sent((h) => h.linkSetAllmulti(7, false)), { type: 16, flags: REQ, more: 0, payload: hex('00 00 0000 07000000 00000000 00020000') });
+});
+
+test('linkSetTxQLen: RTM_NEWLINK with IFLA_TXQLEN', golden, (h) => h.linkSetTxQLen(7, 5000), 16, REQ, hex(
+  '00 00 0000 07000000 00000000 00000000',
+  '0800 0d00 88130000', //                    IFLA_TXQLEN 5000
+));
+
+test('linkGetDetails: the RTM_GETLINK of linkGet; decodes IFLA_TXQLEN and the MTU bounds, ENODEV is undefined', async (t) => {
+  t.deepEqual(await sent((h) => h.linkGetDetails('eth0')), await sent((h) => h.linkGet('eth0')));
+  const reply = Buffer.concat([
+    Buffer.from(hex('00 00 0100 07000000 03130100 00000000'), 'hex'), // flags UP|BROADCAST|PROMISC|ALLMULTI|MULTICAST|LOWER_UP
+    encodeAttrs([attr.str(3, 'eth0'), attr.u32(4, 1500), attr.u32(13, 1000), attr.u32(50, 68), attr.u32(51, 65535), attr.bytes(1, Buffer.from('0a580a4d0005', 'hex'))]),
+  ]);
+  const h = new RouteHandle(new FakeNetlinkSocket((m) => (m.payload.includes(Buffer.from('eth0')) ? { data: [reply], errno: 0 } : 19)));
+  t.deepEqual(await h.linkGetDetails('eth0'), {
+    index: 7, flags: 0x11303, name: 'eth0', kind: '', slaveKind: '', mac: '0a:58:0a:4d:00:05', mtu: 1500, master: 0, operState: 0,
+    txQLen: 1000, minMtu: 68, maxMtu: 65535,
+  });
+  t.is(await h.linkGetDetails('nope0'), undefined);
+});

@@ -440,6 +440,57 @@ export class RouteHandle {
     const up = opts.up ? IFF_UP : 0;
     await this.sock.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, Buffer.concat([ifinfomsg(AF_UNSPEC, 0, up, up), encodeAttrs(attrs)]), `RTM_NEWLINK ifb ${name}`);
   }
+
+  // ---- link attributes the tuning plugin sets and reads back ----
+
+  /** Sets the link's MTU; the kernel refuses one outside the device's bounds (EINVAL). Equivalent to: `ip link set dev IDX mtu MTU` */
+  async linkSetMtu(index: number, mtu: number): Promise<void> {
+    await this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.u32(IFLA_MTU, mtu)])]), `RTM_NEWLINK #${index} mtu`);
+  }
+
+  /** Equivalent to: `ip link set dev IDX allmulticast on|off` */
+  async linkSetAllmulti(index: number, on: boolean): Promise<void> {
+    await this.setFlags(index, on ? IFF_ALLMULTI : 0, IFF_ALLMULTI, `RTM_NEWLINK #${index} allmulticast`);
+  }
+
+  /** Sets the length of the link's transmit queue. Equivalent to: `ip link set dev IDX txqueuelen N` */
+  async linkSetTxQLen(index: number, txQLen: number): Promise<void> {
+    await this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.u32(IFLA_TXQLEN, txQLen)])]), `RTM_NEWLINK #${index} txqueuelen`);
+  }
+
+  /**
+   * Returns the link called `name` with the attributes Link leaves out (transmit queue length,
+   * the device's MTU bounds), or undefined. One RTM_GETLINK, like linkGet.
+   * Equivalent to: `ip -d link show NAME`
+   */
+  async linkGetDetails(name: string): Promise<LinkDetails | undefined> {
+    try {
+      const [m] = await this.sock.request(RTM_GETLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, 0), encodeAttrs([attr.str(IFLA_IFNAME, name)])]), `RTM_GETLINK ${name}`);
+      if (!m) return undefined;
+      const attrs = parseAttrs(m.payload, 16);
+      const d: LinkDetails = { ...decodeLink(m.payload), txQLen: attrU32(attrs.get(IFLA_TXQLEN)) ?? 0 };
+      const min = attrU32(attrs.get(IFLA_MIN_MTU));
+      const max = attrU32(attrs.get(IFLA_MAX_MTU));
+      if (min !== undefined) d.minMtu = min;
+      if (max !== undefined) d.maxMtu = max;
+      return d;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENODEV') return undefined;
+      throw err;
+    }
+  }
 }
 
 const IFLA_LINK = 5, IFLA_TXQLEN = 13;
+
+export const IFF_ALLMULTI = 0x200;
+const IFLA_MIN_MTU = 50, IFLA_MAX_MTU = 51;
+
+/** A link with the attributes linkGetDetails() adds. */
+export interface LinkDetails extends Link {
+  /** IFLA_TXQLEN: the transmit queue length (`qlen` in `ip link`). */
+  txQLen: number;
+  /** IFLA_MIN_MTU / IFLA_MAX_MTU, when the kernel reports them (4.19+). */
+  minMtu?: number;
+  maxMtu?: number;
+}
