@@ -448,7 +448,7 @@ export class RouteHandle {
     await this.sock.request(RTM_NEWLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, index), encodeAttrs([attr.u32(IFLA_MTU, mtu)])]), `RTM_NEWLINK #${index} mtu`);
   }
 
-  /** Equivalent to: `ip link set dev IDX allmulticast on|off` */
+  /** Turns all-multicast mode on or off. Equivalent to: `ip link set dev IDX allmulticast on|off` */
   async linkSetAllmulti(index: number, on: boolean): Promise<void> {
     await this.setFlags(index, on ? IFF_ALLMULTI : 0, IFF_ALLMULTI, `RTM_NEWLINK #${index} allmulticast`);
   }

@@ -92,7 +92,7 @@ export interface TuningConf {
   prevResult: Result;
 }
 
-/** True when the config asks for a change of the link itself (not only sysctls). */
+/** Tells whether the config asks for a change of the link itself (not only sysctls). */
 export function changesLink(c: TuningConf): boolean {
   return Boolean(c.mac || c.promisc || c.mtu || c.allmulti || c.txQLen);
 }

@@ -193,25 +193,38 @@ test('CHECK reports every difference in the reference\'s words, and promisc both
   t.is(e3.message, 'Cannot find container link eth0');
 });
 
-test('DEL never fails: no file, a damaged file, a gone link (file dropped), a config it cannot parse', async (t) => {
+test('DEL never fails: no file, a damaged file, a config it cannot parse', async (t) => {
   const { w, dir, file } = setup(t);
   await t.notThrowsAsync(tuningPlugin.del(call(w, dir, 'DEL', {})));
   writeFileSync(file, '{"mtu": "x"');
   await t.notThrowsAsync(tuningPlugin.del(call(w, dir, 'DEL', {})));
   t.false(existsSync(file), 'a damaged file is dropped');
   await tuningPlugin.add(call(w, dir, 'ADD', { mtu: 1400 }));
-  w.link = undefined;
   await t.notThrowsAsync(tuningPlugin.del(call(w, dir, 'DEL', { mtu: 'garbage', sysctl: 7, mac: 'zz' })));
+  t.is(w.link!.mtu, 1500);
   t.false(existsSync(file));
 });
 
-test('DEL drops a file of another link (same container id, the link made again) instead of applying it', async (t) => {
+test('DEL with the link gone puts back the namespace\'s sysctls (a per-link one went with the link) and drops the file', async (t) => {
   const { w, dir, file } = setup(t);
-  await tuningPlugin.add(call(w, dir, 'ADD', { mtu: 1400 }));
+  await tuningPlugin.add(call(w, dir, 'ADD', ALL));
+  w.link = undefined;
+  w.sysctl.delete('net/ipv4/conf/eth0/arp_ignore');
+  w.log.length = 0;
+  await t.notThrowsAsync(tuningPlugin.del(call(w, dir, 'DEL', {})));
+  t.deepEqual(w.log, ['net/ipv4/ip_forward']);
+  t.is(w.sysctl.get('net/ipv4/ip_forward'), '0');
+  t.false(existsSync(file));
+});
+
+test('DEL leaves a link made again (same container id, another index) alone, but not the namespace\'s sysctls', async (t) => {
+  const { w, dir, file } = setup(t);
+  await tuningPlugin.add(call(w, dir, 'ADD', { mtu: 1400, sysctl: { 'net.ipv4.ip_forward': '1' } }));
   w.link!.index = 9;
   w.log.length = 0;
   await tuningPlugin.del(call(w, dir, 'DEL', {}));
-  t.deepEqual(w.log, []);
+  t.deepEqual(w.log, ['net/ipv4/ip_forward']);
+  t.is(w.link!.mtu, 1400);
   t.false(existsSync(file));
 });
 

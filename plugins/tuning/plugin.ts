@@ -12,9 +12,10 @@
  *       made, in reverse, and puts the restore file back as it was. Returns prevResult with the
  *       interface's new MAC (and MTU, where the result has one).
  * DEL   restores what the restore file holds and removes the file. Succeeds whatever it finds
- *       (docs/cni-notes.md §1.5): no file, a damaged one, a namespace or link that is gone (the
- *       file is dropped), a file of an earlier namespace of the same container id; a restore
- *       step that fails is logged and the file kept for a retry.
+ *       (docs/cni-notes.md §1.5): no file, a damaged one, a namespace that is gone or is not the
+ *       one ADD saw (the file is dropped), a link that is gone or was made again (only the
+ *       namespace's sysctls are put back); a restore step that fails is logged and the file kept
+ *       for a retry.
  * CHECK compares every configured value with what the namespace has, and promiscuous mode both
  *       ways (as the reference); every difference is reported.
  * GC    drops this network's restore files whose attachment is not in cni.dev/valid-attachments.
@@ -148,13 +149,18 @@ async function cmdDel(a: CmdArgs): Promise<void> {
     if (saved.netns !== undefined && saved.netns !== fstatSync(netns.fd).ino) return drop('the file is of an earlier namespace');
     const rt = await a.kernel.route(netns.path);
     const link = await rt.linkGetDetails(a.ifName);
-    if (!link) return drop(`"${a.ifName}" is gone`);
-    if (saved.ifindex !== undefined && saved.ifindex !== link.index) return drop(`"${a.ifName}" is not the link ADD changed`);
+    // The namespace's sysctls are ours to put back even when the link is gone or was made again;
+    // the link's attributes only on the link ADD changed.
+    const sameLink = link !== undefined && (saved.ifindex === undefined || saved.ifindex === link.index);
+    if (!sameLink) a.log.debug(`tuning: "${a.ifName}" is gone or not the link ADD changed; restoring sysctls only`);
     const failed: string[] = [];
     for (const ch of planRestore(saved)) {
+      if (ch.kind !== 'sysctl' && !sameLink) continue;
       try {
-        await applyChange(a.kernel, rt, netns.path, link.index, ch);
+        await applyChange(a.kernel, rt, netns.path, link?.index ?? 0, ch);
       } catch (err) {
+        // A per-interface sysctl goes with its interface: nothing left to restore.
+        if (ch.kind === 'sysctl' && hasCode(err, 'ENOENT')) continue;
         failed.push(`${describeChange(ch)}: ${describe(err)}`);
       }
     }

@@ -63,7 +63,7 @@ const stateSchema = z.object({
   ifindex: z.optional(z.number()),
 });
 
-/** The restore file of one attachment. */
+/** Returns the path of one attachment's restore file. */
 export function stateFile(dataDir: string, containerId: string, ifName: string): string {
   return join(dataDir, `${containerId}_${ifName}.json`);
 }
@@ -97,7 +97,7 @@ export function decodeState(text: string): SavedState | undefined {
   return s;
 }
 
-/** True when the state holds nothing to restore. */
+/** Tells whether the state holds nothing to restore. */
 export function isEmpty(s: SavedState): boolean {
   return ATTRS.every((k) => s[k] === undefined) && !Object.keys(s.sysctl ?? {}).length;
 }
@@ -119,7 +119,7 @@ function pickAttrs(s: SavedState | undefined): SavedState {
   return o as SavedState;
 }
 
-/** The file's text, or undefined when there is none. */
+/** Returns the file's text, or undefined when there is none. */
 export function readStateText(file: string): string | undefined {
   try {
     return readFileSync(file, 'utf8');

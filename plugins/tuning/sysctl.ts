@@ -46,7 +46,7 @@ export function sysctlPath(key: string, ifName: string, where = 'sysctl'): strin
   return parts.slice(2).join('/');
 }
 
-/** True when two sysctl values are the same setting: the kernel prints vectors with tabs (`4096\t131072\t6291456`). */
+/** Tells whether two sysctl values are the same setting: the kernel prints vectors with tabs (`4096\t131072\t6291456`). */
 export function sameSysctlValue(a: string, b: string): boolean {
   return a.trim().split(/\s+/).join(' ') === b.trim().split(/\s+/).join(' ');
 }
