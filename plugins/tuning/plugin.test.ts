@@ -253,3 +253,13 @@ test('GC drops this network\'s files of attachments no longer valid, and nobody 
   await tuningPlugin.gc!(a, [{ containerID: 'live', ifname: 'eth0' }]);
   t.deepEqual(readdirSync(dir).sort(), ['live_eth0.json', 'other_eth0.json', 'ref_eth0.json']);
 });
+
+test('ADD over a file of an earlier namespace (same container id) replaces it instead of keeping its values', async (t) => {
+  const { w, dir, file } = setup(t);
+  writeFileSync(file, JSON.stringify({ mtu: 9000, mac: '02:99:99:99:99:99', netns: 1, ifindex: 2 }));
+  await tuningPlugin.add(call(w, dir, 'ADD', { mtu: 1400 }));
+  const saved = JSON.parse(readFileSync(file, 'utf8'));
+  t.is(saved.mtu, 1500);
+  t.is(saved.mac, undefined);
+  t.not(saved.netns, 1);
+});

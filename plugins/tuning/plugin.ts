@@ -33,7 +33,8 @@ import { Rollback } from '../../pkg/rollback.ts';
 import { type Current, type Planned, applyChange, checkProblems, describeChange, planAdd, planRestore } from './changes.ts';
 import { type TuningConf, changesLink, delDataDir, parseTuningConf } from './config.ts';
 import {
-  decodeState, encodeState, isEmpty, listStateFiles, mergeOriginals, readStateText, removeState, stateFile, writeStateText,
+  type SavedState, decodeState, encodeState, isEmpty, listStateFiles, mergeOriginals, readStateText, removeState, sameAttachment,
+  stateFile, writeStateText,
 } from './state.ts';
 
 /** Reads what ADD and CHECK compare against: the link (when there is one) and every configured sysctl. */
@@ -72,50 +73,60 @@ function resultOf(c: TuningConf, ifName: string): Result {
   return r;
 }
 
+/**
+ * Merges `originals` into the attachment's restore file, before anything changes, and pushes onto
+ * `undo` how to put the file back as it was. An earlier ADD's file is kept (its values are older)
+ * unless it is of another namespace or link.
+ */
+function saveOriginals(file: string, originals: SavedState, undo: Rollback): void {
+  const before = readStateText(file);
+  const saved = before === undefined ? undefined : decodeState(before);
+  const merged = mergeOriginals(saved && sameAttachment(saved, originals) ? saved : undefined, originals);
+  const text = encodeState(merged);
+  if (isEmpty(merged) || text === before) return;
+  try {
+    writeStateText(file, text);
+  } catch (err) {
+    throw wrap(err, `failed to save the restore file ${file}`);
+  }
+  undo.push(`put back the restore file ${file}`, () => (before === undefined ? removeState(file) : writeStateText(file, before)));
+}
+
+/** Makes the changes the config asks for, saving the originals first; on failure undoes what it made. */
+async function tune(a: CmdArgs, c: TuningConf, netns: Netns): Promise<void> {
+  const rt = await a.kernel.route(netns.path);
+  const cur = await readCurrent(a, c, rt, netns.path);
+  if (changesLink(c) && !cur.link) throw new CniError(CniCode.Internal, `failed to find "${a.ifName}" in ${a.netns}`, 'tuning changes an interface an earlier plugin of the chain made');
+  const { changes, originals } = planAdd(c, cur);
+  if (!changes.length) return;
+  const index = cur.link?.index ?? 0;
+  const undo = new Rollback(a.log);
+  try {
+    saveOriginals(stateFile(c.dataDir, a.containerId, a.ifName), { ...originals, network: c.name, netns: fstatSync(netns.fd).ino, ifindex: cur.link?.index }, undo);
+    for (const p of changes) {
+      try {
+        await applyChange(a.kernel, rt, netns.path, index, p.change);
+      } catch (err) {
+        throw changeFailed(err, p, a.ifName);
+      }
+      const u = p.undo;
+      if (u) undo.push(`restore ${describeChange(u)}`, () => applyChange(a.kernel, rt, netns.path, index, u));
+    }
+  } catch (err) {
+    await undo.run();
+    throw err;
+  }
+}
+
 async function cmdAdd(a: CmdArgs): Promise<Result> {
   const c = parseTuningConf(a, { allowlist: true });
   const netns = Netns.open(a.netns, a.env);
   try {
-    if (!c.sysctls.length && !changesLink(c)) return resultOf(c, a.ifName);
-    const rt = await a.kernel.route(netns.path);
-    const cur = await readCurrent(a, c, rt, netns.path);
-    if (changesLink(c) && !cur.link) throw new CniError(CniCode.Internal, `failed to find "${a.ifName}" in ${a.netns}`, 'tuning changes an interface an earlier plugin of the chain made');
-    const { changes, originals } = planAdd(c, cur);
-    if (!changes.length) return resultOf(c, a.ifName);
-
-    const file = stateFile(c.dataDir, a.containerId, a.ifName);
-    const identity = { network: c.name, netns: fstatSync(netns.fd).ino, ifindex: cur.link?.index };
-    const before = readStateText(file);
-    const saved = before === undefined ? undefined : decodeState(before);
-    // A file of an earlier namespace or link is not about this one: start afresh.
-    const same = saved && (saved.netns === undefined || saved.netns === identity.netns) && (saved.ifindex === undefined || saved.ifindex === identity.ifindex);
-    const merged = mergeOriginals(same ? saved : undefined, { ...originals, ...identity });
-    const undo = new Rollback(a.log);
-    try {
-      if (!isEmpty(merged)) {
-        const text = encodeState(merged);
-        if (text !== before) {
-          writeStateText(file, text);
-          undo.push(`put back the restore file ${file}`, () => (before === undefined ? removeState(file) : writeStateText(file, before)));
-        }
-      }
-      for (const p of changes) {
-        try {
-          await applyChange(a.kernel, rt, netns.path, cur.link?.index ?? 0, p.change);
-        } catch (err) {
-          throw changeFailed(err, p, a.ifName);
-        }
-        const u = p.undo;
-        if (u) undo.push(`restore ${describeChange(u)}`, () => applyChange(a.kernel, rt, netns.path, cur.link?.index ?? 0, u));
-      }
-    } catch (err) {
-      await undo.run();
-      throw err instanceof CniError ? err : wrap(err, `failed to save the restore file ${file}`);
-    }
-    return resultOf(c, a.ifName);
+    if (c.sysctls.length || changesLink(c)) await tune(a, c, netns);
   } finally {
     netns.close();
   }
+  return resultOf(c, a.ifName);
 }
 
 async function cmdDel(a: CmdArgs): Promise<void> {
@@ -146,7 +157,7 @@ async function cmdDel(a: CmdArgs): Promise<void> {
     return;
   }
   try {
-    if (saved.netns !== undefined && saved.netns !== fstatSync(netns.fd).ino) return drop('the file is of an earlier namespace');
+    if (!sameAttachment(saved, { netns: fstatSync(netns.fd).ino })) return drop('the file is of an earlier namespace');
     const rt = await a.kernel.route(netns.path);
     const link = await rt.linkGetDetails(a.ifName);
     // The namespace's sysctls are ours to put back even when the link is gone or was made again;

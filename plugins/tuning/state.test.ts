@@ -6,7 +6,7 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeState, encodeState, isEmpty, mergeOriginals, readStateText, removeState, stateFile, writeStateText } from './state.ts';
+import { decodeState, encodeState, isEmpty, mergeOriginals, readStateText, removeState, sameAttachment, stateFile, writeStateText } from './state.ts';
 
 test('encodeState writes the reference\'s keys first, in its order and one-space indent, then ours', (t) => {
   t.is(encodeState({ sysctl: { 'net/ipv4/ip_forward': '0' }, ifindex: 2, mtu: 1500, mac: 'd2:3d:5d:63:32:b1', promisc: false, network: 'n', netns: 4026532555 }),
@@ -49,4 +49,12 @@ test('writeStateText: a 0700 directory made as needed, a 0600 file replaced whol
   t.deepEqual(readdirSync(join(dir, 'data')), ['ctr1_eth0.json']);
   removeState(file);
   t.notThrows(() => removeState(file));
+});
+
+test('sameAttachment: compared where both say; another namespace or link is another attachment', (t) => {
+  t.true(sameAttachment({ netns: 5, ifindex: 2 }, { netns: 5, ifindex: 2 }));
+  t.true(sameAttachment({ mtu: 1500 }, { netns: 5, ifindex: 2 }), 'the reference\'s file says neither');
+  t.true(sameAttachment({ netns: 5, ifindex: 2 }, { netns: 5 }));
+  t.false(sameAttachment({ netns: 5, ifindex: 2 }, { netns: 6, ifindex: 2 }));
+  t.false(sameAttachment({ netns: 5, ifindex: 2 }, { netns: 5, ifindex: 3 }));
 });

@@ -119,6 +119,16 @@ function pickAttrs(s: SavedState | undefined): SavedState {
   return o as SavedState;
 }
 
+/**
+ * Tells whether a saved state is of the namespace and link in `now` (each compared only where
+ * both say): a file of an earlier namespace or link is left over from an earlier incarnation of
+ * the container, not about this one.
+ */
+export function sameAttachment(saved: SavedState, now: Pick<SavedState, 'netns' | 'ifindex'>): boolean {
+  const same = (x: number | undefined, y: number | undefined) => x === undefined || y === undefined || x === y;
+  return same(saved.netns, now.netns) && same(saved.ifindex, now.ifindex);
+}
+
 /** Returns the file's text, or undefined when there is none. */
 export function readStateText(file: string): string | undefined {
   try {
