@@ -13,11 +13,15 @@ import { join } from 'node:path';
 import { CliSandbox } from './lib/cli-lib.ts';
 import { netnsSerial } from './lib/netns-test.ts';
 import { BIN, NODE, ROOT, Sandbox, ip, ipJson, isRoot, ping } from './lib/sandbox.ts';
+import { EXECUTABLES } from '../executables.ts';
 
 const REF = '/usr/lib/cni';
 const LIBCNI_SRC = '/usr/share/gocode/src/github.com/containernetworking/cni/libcni';
 const haveGo = spawnSync('go', ['version']).status === 0 && existsSync(LIBCNI_SRC);
 const WAIT = `console.log('ready');setInterval(()=>{},1000)`;
+/** The chain a created network has (CONTRACTS.md): each plugin only once cnikit builds it. */
+const BUILT = new Set<string>(EXECUTABLES.map((e) => e.type));
+const CHAIN = ['bridge', 'portmap', 'firewall', 'tuning', 'dnsname'].filter((type) => BUILT.has(type));
 
 netnsSerial('create without --subnet picks the first free /24 and bridge: not the host\'s addresses or routes, not other networks', (t) => {
   const c = new CliSandbox(t, 'nc');
@@ -33,7 +37,7 @@ netnsSerial('create without --subnet picks the first free /24 and bridge: not th
   t.regex(r.stdout, /^created network "web": 10\.89\.3\.0\/24, fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::\/64 on bridge cnikit2, DNS dns\.cnikit \(.*web\.conflist\)\n$/);
   const conf = JSON.parse(readFileSync(join(c.netconf, 'web.conflist'), 'utf8'));
   t.is(conf.cniVersion, '1.0.0');
-  t.deepEqual(conf.plugins.map((p: { type: string }) => p.type), ['bridge', 'portmap', 'dnsname']);
+  t.deepEqual(conf.plugins.map((p: { type: string }) => p.type), CHAIN);
   t.like(conf.plugins[0], { bridge: 'cnikit2', isGateway: true, ipMasq: true, hairpinMode: true, capabilities: { ips: true, mac: true } });
   t.like(conf.cnikit, { createdBy: 'cnikit network create', labels: { team: 'a' } });
 
@@ -88,7 +92,7 @@ netnsSerial('ls, inspect, rm (refused while attached, naming it), rm -f (detache
   t.regex(ls.stdout, /\nweb +10\.89\.0\.0\/24 +cnikit0 +1 +dns\.cnikit\n/);
   const insp = c.cnikit(['network', 'inspect', 'web']);
   t.is(insp.code, 0, insp.stderr);
-  t.regex(insp.stdout, /chain: +bridge -> portmap -> dnsname/);
+  t.regex(insp.stdout, new RegExp(`chain: +${CHAIN.join(' -> ')}\n`));
   t.regex(insp.stdout, /attachments: 1\n +app \(cnikit-[0-9a-f]{12}, eth0\): 10\.89\.0\.2\/24; names app; pid \d+/);
   const j = JSON.parse(c.cnikit(['network', 'inspect', 'web', '--json']).stdout)[0];
   t.like(j.attachments[0], { name: 'app', ifName: 'eth0', addresses: ['10.89.0.2/24'], names: ['app'] });
