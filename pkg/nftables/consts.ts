@@ -67,6 +67,8 @@ export const NFTA_SET_ELEM_LIST = { TABLE: 1, SET: 2, ELEMENTS: 3, SET_ID: 4 } a
 export const NFTA_SET_ELEM = { KEY: 1, DATA: 2, FLAGS: 3, USERDATA: 6, KEY_END: 10 } as const;
 export const NFT_SET_ELEM_INTERVAL_END = 0x1;
 export const NFTA_GEN_ID = 1;
+/** NFTA_SET_DATA_TYPE of a verdict map (<linux/netfilter/nf_tables.h> NFT_DATA_VERDICT). */
+export const NFT_DATA_VERDICT = 0xffffff00;
 
 /** libnftnl's userdata TLV types: the comment `nft list` shows for rules and set elements. */
 export const NFTNL_UDATA_RULE_COMMENT = 0;

@@ -136,6 +136,14 @@ export class Nftables {
       .map((m) => decodeChain(m.payload)).filter((c) => c.table === t.name);
   }
 
+  /**
+   * Lists every chain of every table and family in the namespace, the foreign ones included (to
+   * find the base chains on a hook). Equivalent to: `nft list chains`.
+   */
+  async listAllChains(): Promise<ChainInfo[]> {
+    return (await this.dump(NFT_MSG.GETCHAIN, 0, [], 'list chains')).map((m) => decodeChain(m.payload));
+  }
+
   /** Lists the rules of table `t`, or of one of its chains. Equivalent to: `nft list table inet cnikit` (its rules). */
   async listRules(t: TableRef, chain?: string): Promise<RuleInfo[]> {
     const attrs: Attr[] = [attr.str(NFTA_RULE.TABLE, t.name)];

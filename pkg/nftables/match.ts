@@ -4,7 +4,7 @@
  * the nft syntax it stands for. Also the byte layouts of key fields for set elements.
  */
 import { type Cidr, type Family, ipToBytes, networkOf } from '../ip/cidr.ts';
-import { NFPROTO_IPV4, NFPROTO_IPV6, NFT_REG_1 } from './consts.ts';
+import { NFPROTO_IPV4, NFPROTO_IPV6, NFT_REG_1, NFT_REG_VERDICT } from './consts.ts';
 import { regAt } from './expr/common.ts';
 import { IPS_DST_NAT } from './expr/ct.ts';
 import { RTN_LOCAL } from './expr/fib.ts';
@@ -13,8 +13,11 @@ import type { Expr } from './expr/index.ts';
 export type L4Proto = 'tcp' | 'udp' | 'sctp';
 export const L4PROTO_NUM: Record<L4Proto, number> = { tcp: 6, udp: 17, sctp: 132 };
 
+/** Bytes of an interface name in a key (IFNAMSIZ, NUL padded). */
+export const IFNAMSIZ = 16;
+
 /** A field of a concatenated key, as nft writes it. */
-export type KeyField = 'ip saddr' | 'ip daddr' | 'ip6 saddr' | 'ip6 daddr' | 'meta l4proto' | 'th dport';
+export type KeyField = 'ip saddr' | 'ip daddr' | 'ip6 saddr' | 'ip6 daddr' | 'meta l4proto' | 'th dport' | 'iifname' | 'oifname';
 
 const FIELD: Record<KeyField, { len: number; load: (dreg: number) => Expr }> = {
   'ip saddr': { len: 4, load: (dreg) => ({ type: 'payload', base: 'network', offset: 12, len: 4, dreg }) },
@@ -23,6 +26,8 @@ const FIELD: Record<KeyField, { len: number; load: (dreg: number) => Expr }> = {
   'ip6 daddr': { len: 16, load: (dreg) => ({ type: 'payload', base: 'network', offset: 24, len: 16, dreg }) },
   'meta l4proto': { len: 1, load: (dreg) => ({ type: 'meta', key: 'l4proto', dreg }) },
   'th dport': { len: 2, load: (dreg) => ({ type: 'payload', base: 'transport', offset: 2, len: 2, dreg }) },
+  iifname: { len: IFNAMSIZ, load: (dreg) => ({ type: 'meta', key: 'iifname', dreg }) },
+  oifname: { len: IFNAMSIZ, load: (dreg) => ({ type: 'meta', key: 'oifname', dreg }) },
 };
 
 const u8 = (v: number): Buffer => Buffer.from([v]);
@@ -81,9 +86,61 @@ function loadConcat(fields: KeyField[]): Expr[] {
   return out;
 }
 
-/** `ip saddr . ip daddr @set`: the concatenation is in the named set. */
-export function inSet(fields: KeyField[], set: string): Expr[] {
-  return [...loadConcat(fields), { type: 'lookup', set, sreg: NFT_REG_1 }];
+/** `ip saddr . ip daddr @set` (or `!= @set` with `invert`): the concatenation is (not) in the named set. */
+export function inSet(fields: KeyField[], set: string, invert = false): Expr[] {
+  return [...loadConcat(fields), invert ? { type: 'lookup', set, sreg: NFT_REG_1, invert: true } : { type: 'lookup', set, sreg: NFT_REG_1 }];
+}
+
+/** `iifname vmap @map`: the verdict the key maps to (a jump, say); no match, no verdict. */
+export function vmap(fields: KeyField[], map: string): Expr[] {
+  return [...loadConcat(fields), { type: 'lookup', set: map, sreg: NFT_REG_1, dreg: NFT_REG_VERDICT }];
+}
+
+/** The packet mark is a host-order u32. */
+function u32host(v: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0);
+  return b;
+}
+
+function markMangle(mask: number, xor: number): Expr[] {
+  return [
+    { type: 'meta', key: 'mark', dreg: NFT_REG_1 },
+    { type: 'bitwise', sreg: NFT_REG_1, dreg: NFT_REG_1, mask: u32host(mask), xor: u32host(xor), explicitOp: true },
+    { type: 'metaSet', key: 'mark', sreg: NFT_REG_1 },
+  ];
+}
+
+/** `meta mark set meta mark | BITS`: sets `bits` in the packet mark, keeping the others. */
+export function markSetBits(bits: number): Expr[] {
+  return markMangle(~bits, bits);
+}
+
+/** `meta mark set meta mark & ~BITS`: clears `bits` in the packet mark, keeping the others. */
+export function markClearBits(bits: number): Expr[] {
+  return markMangle(~bits, 0);
+}
+
+/** `meta mark and BITS == BITS`: every bit of `bits` is set (iptables shows `-m mark --mark BITS/BITS`). */
+export function markHasBits(bits: number): Expr[] {
+  return [
+    { type: 'meta', key: 'mark', dreg: NFT_REG_1 },
+    { type: 'bitwise', sreg: NFT_REG_1, dreg: NFT_REG_1, mask: u32host(bits), xor: u32host(0), explicitOp: true },
+    { type: 'cmp', op: 'eq', sreg: NFT_REG_1, data: u32host(bits) },
+  ];
+}
+
+/** Conntrack state bits as `ct state` tests them (nf_conntrack_common.h: 1 << (ctinfo + 1)). */
+export const CT_STATE = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 } as const;
+
+/** `ct state established,related`: the connection is in one of `states`. */
+export function ctStateIn(states: (keyof typeof CT_STATE)[]): Expr[] {
+  const mask = states.reduce((m, s) => m | CT_STATE[s], 0);
+  return [
+    { type: 'ct', key: 'state', dreg: NFT_REG_1 },
+    { type: 'bitwise', sreg: NFT_REG_1, dreg: NFT_REG_1, mask: u32host(mask), xor: Buffer.alloc(4) },
+    { type: 'cmp', op: 'neq', sreg: NFT_REG_1, data: Buffer.alloc(4) },
+  ];
 }
 
 /**
@@ -123,6 +180,11 @@ export function accept(): Expr[] {
   return [{ type: 'verdict', verdict: 'accept' }];
 }
 
+/** `drop`. */
+export function drop(): Expr[] {
+  return [{ type: 'verdict', verdict: 'drop' }];
+}
+
 // ---- key bytes for set elements ---------------------------------------------------------------
 
 /** Concatenates key fields, padding each to 4 bytes as the kernel lays out registers. */
@@ -134,6 +196,14 @@ export function concatKey(...fields: Buffer[]): Buffer {
 /** An inet_proto key field. */
 export function protoBytes(p: L4Proto): Buffer {
   return Buffer.from([L4PROTO_NUM[p]]);
+}
+
+/** An ifname key field: the name NUL padded to IFNAMSIZ (longer names are the caller's error). */
+export function ifnameBytes(name: string): Buffer {
+  const b = Buffer.alloc(IFNAMSIZ);
+  if (Buffer.byteLength(name) >= IFNAMSIZ) throw new Error(`interface name too long: ${name}`);
+  b.write(name);
+  return b;
 }
 
 /** An inet_service key field (network byte order). */

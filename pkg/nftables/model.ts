@@ -7,12 +7,14 @@
  *   add element (each, exclusive)
  *
  * Tables, sets and chains are added without NLM_F_EXCL, so they are created once and shared by
- * every later call. Each chain of a Ruleset is owned whole by that Ruleset: it is flushed and its
+ * every later call. Each chain of a Ruleset (but one marked `userRules`, whose rules are the
+ * administrator's and are never touched) is owned whole by that Ruleset: it is flushed and its
  * rules re-added in the same transaction, which makes the call idempotent (no duplicate rules
  * when two plugins race: the kernel serialises transactions) and costs the same however many
  * containers exist, because chains hold only fixed rules. Per-container state lives in set and
  * map elements, added with NLM_F_EXCL so that a key someone else holds is an error (EEXIST)
- * instead of a silent takeover.
+ * instead of a silent takeover; an element several attachments share (`shared`: a network's) is
+ * added without, so the first adds it and the others find it there.
  *
  * Every rule carries a comment `cnikit:<fingerprint>` (a hash of its encoded expressions) so that
  * CHECK can tell whether the rules in the kernel are the ones we would write, and every element an
@@ -72,6 +74,7 @@ export function rulesetMessages(rs: Ruleset): NftMsg[] {
   rs.sets.forEach((s, i) => msgs.push(addSet(t, s, i + 1)));
   for (const c of rs.chains) msgs.push(addChain(t, c));
   for (const c of rs.chains) {
+    if (c.userRules) continue;
     msgs.push(flushChain(t, c.name));
     for (const r of rs.rules.filter((x) => x.chain === c.name)) msgs.push(addRule(t, { ...r, comment: r.comment ?? ruleFingerprint(r) }));
   }
@@ -81,9 +84,9 @@ export function rulesetMessages(rs: Ruleset): NftMsg[] {
   return msgs;
 }
 
-/** The exclusive add of one element, carrying the element as its `ref` (see NftError.ref). */
+/** The add of one element (exclusive unless shared), carrying the element as its `ref` (see NftError.ref). */
 function elementMessage(t: TableRef, e: ElementSpec): NftMsg {
-  return { ...addElements(t, e.set, [e], true), ref: e };
+  return { ...addElements(t, e.set, [e], !e.shared), ref: e };
 }
 
 /**
@@ -130,9 +133,10 @@ export async function diffRuleset(nft: Nftables, rs: Ruleset): Promise<string[]>
   const rules = await nft.listRules(rs.table);
   // A chain that holds rules exists; list chains only when one is meant to be empty.
   const chains = new Set(rules.map((r) => r.chain));
-  if (rs.chains.some((c) => !rs.rules.some((r) => r.chain === c.name))) for (const c of await nft.listChains(rs.table)) chains.add(c.name);
+  if (rs.chains.some((c) => c.userRules || !rs.rules.some((r) => r.chain === c.name))) for (const c of await nft.listChains(rs.table)) chains.add(c.name);
   for (const c of rs.chains) {
     if (!chains.has(c.name)) { problems.push(`chain ${c.name} is missing`); continue; }
+    if (c.userRules) continue;
     const want = rs.rules.filter((r) => r.chain === c.name).map((r) => r.comment ?? ruleFingerprint(r));
     const have = rules.filter((r) => r.chain === c.name).map((r) => r.comment ?? '');
     if (want.join(',') !== have.join(',')) problems.push(`chain ${c.name} does not hold the expected rules`);
@@ -171,15 +175,18 @@ export async function deleteElements(nft: Nftables, t: TableRef, elems: readonly
 }
 
 /**
- * Deletes table `t` when none of its sets holds an element, guarded by the ruleset generation:
- * if anything changed between the check and the delete (another plugin added an element), the
- * kernel refuses the batch (ERESTART) and the table stays. Returns true when it was deleted.
+ * Deletes table `t` when none of its sets holds an element and every rule in it is one of ours
+ * (fingerprinted: an administrator's rule in a `userRules` chain keeps the table), guarded by the
+ * ruleset generation: if anything changed between the check and the delete (another plugin added
+ * an element), the kernel refuses the batch (ERESTART) and the table stays. Returns true when it
+ * was deleted.
  */
 export async function removeTableIfEmpty(nft: Nftables, t: TableRef): Promise<boolean> {
   const gen = await nft.generation();
   const sets = await nft.listSets(t);
   if (!sets.length && !(await nft.listChains(t)).length) return false;
   for (const s of sets) if ((await nft.listElements(t, s.name)).length) return false;
+  if ((await nft.listRules(t)).some((r) => !r.comment?.startsWith('cnikit:'))) return false;
   try {
     await nft.transact([delTable(t)], { genId: gen });
     return true;

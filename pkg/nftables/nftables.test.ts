@@ -6,78 +6,27 @@
  * NFTA_SET_ELEM_LIST_SET_ID (nft refers to sets by transaction id; we refer by name).
  */
 import test from 'ava';
-import { readFileSync } from 'node:fs';
 import { parseCidr, parseIP } from '../ip/cidr.ts';
-import { NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, parseMessages } from '../netlink/message.ts';
+import { NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, parseMessages } from '../netlink/message.ts';
+import { ELEM_SET_ID, LOOKUP_SET_ID, SET_UDATA, captured, golden, ours } from './testdata/golden.ts';
 import { FakeNetlinkSocket } from '../netlink/fake-socket.ts';
 import { NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFT_MSG, msgType } from './consts.ts';
 import { type NftError, Nftables } from './handle.ts';
 import type { Expr } from './expr/index.ts';
 import {
-  accept, addrInPrefix, concatKey, counter, ctStatusDnat, dnatMap, fibDaddrTypeLocal, inSet, ipToBytes, jump, masquerade,
-  nfproto, portBytes, protoBytes, ret,
+  accept, addrInPrefix, concatKey, counter, ctStateIn, ctStatusDnat, dnatMap, drop, fibDaddrTypeLocal, ifnameBytes, inSet, ipToBytes, jump,
+  markClearBits, markHasBits, markSetBits, masquerade, nfproto, portBytes, protoBytes, ret, vmap,
 } from './match.ts';
 import { ruleFingerprint, rulesetMessages } from './model.ts';
 import { ownerTag, parseOwnerTag } from './owned.ts';
 import {
-  type NftMsg, type TableRef, addChain, addElements, addRule, addSet, addTable, decodeElements, decodeRule, delElements,
+  type NftMsg, type TableRef, addChain, addElements, addRule, addSet, addTable, decodeElements, decodeRule, delElements, delRule,
   encodeBody, parseCommentUdata,
 } from './objects.ts';
 
-const golden = JSON.parse(readFileSync(new URL('testdata/golden.json', import.meta.url), 'utf8')) as Record<string, { type: number; hex: string }[]>;
 const T: TableRef = { family: 'inet', name: 'cnikit' };
-
-type Tree = [number, string | Tree][];
-
-/** Decodes attributes into a tree, following NLA_F_NESTED as the kernel sets it. */
-function tree(b: Buffer): Tree {
-  const out: Tree = [];
-  for (let off = 0; off + 4 <= b.length;) {
-    const len = b.readUInt16LE(off);
-    const type = b.readUInt16LE(off + 2);
-    const v = b.subarray(off + 4, off + len);
-    out.push([type, type & NLA_F_NESTED ? tree(v) : v.toString('hex')]);
-    off += (len + 3) & ~3;
-  }
-  return out;
-}
-
-/** Removes attributes whose type path (types with flags masked) matches one of `paths`. */
-function strip(t: Tree, paths: number[][], prefix: number[] = []): Tree {
-  return t.filter(([type]) => !paths.some((p) => p.length === prefix.length + 1 && p.every((x, i) => x === [...prefix, type & 0x3fff][i])))
-    .map(([type, v]) => [type, typeof v === 'string' ? v : strip(v, paths, [...prefix, type & 0x3fff])]);
-}
-
-const LOOKUP_NAME = Buffer.from('lookup\0').toString('hex');
-
-/** Removes NFTA_LOOKUP_SET_ID (4) from the lookup expressions of a NEWRULE tree. */
-function stripLookupSetId(t: Tree): Tree {
-  return t.map(([type, v]) => {
-    if ((type & 0x3fff) !== 4 || typeof v === 'string') return [type, v];
-    return [type, v.map(([lt, elem]) => {
-      if (typeof elem === 'string' || !elem.some(([nt, nv]) => (nt & 0x3fff) === 1 && nv === LOOKUP_NAME)) return [lt, elem];
-      return [lt, elem.map(([dt, data]) => [dt, (dt & 0x3fff) === 2 && typeof data !== 'string' ? data.filter(([a]) => (a & 0x3fff) !== 4) : data])];
-    })];
-  }) as Tree;
-}
-
-function captured(name: string, paths: number[][] = []): { type: number; header: string; tree: Tree } {
-  const msgs = golden[name];
-  if (!msgs || msgs.length !== 1) throw new Error(`golden ${name}: expected one message`);
-  const b = Buffer.from(msgs[0]!.hex, 'hex');
-  let t = strip(tree(b.subarray(4)), paths.filter((p) => p !== LOOKUP_SET_ID[0]));
-  if (paths === LOOKUP_SET_ID) t = stripLookupSetId(t);
-  return { type: msgs[0]!.type, header: b.subarray(0, 4).toString('hex'), tree: t };
-}
-
-function ours(m: NftMsg): { type: number; header: string; tree: Tree } {
-  const b = encodeBody(m);
-  return { type: msgType(m.msg), header: b.subarray(0, 4).toString('hex'), tree: tree(b.subarray(4)) };
-}
-
-const SET_UDATA = [[13]];
-const ELEM_SET_ID = [[4]];
-const LOOKUP_SET_ID = [[-1]]; // marker: see stripLookupSetId
+/** iptables-nft's filter table, as a foreign table the firewall adds its one rule to. */
+const IPF: TableRef = { family: 'ip', name: 'filter' };
 
 const cases: [string, NftMsg, number[][]?][] = [
   ['table', addTable(T)],
@@ -106,6 +55,29 @@ const cases: [string, NftMsg, number[][]?][] = [
   ['elemInterval', addElements(T, 'hp4', [{ set: 'hp4', key: concatKey(ipToBytes(parseIP('10.77.1.0')), ipToBytes(parseIP('10.77.1.5'))),
     keyEnd: concatKey(ipToBytes(parseIP('10.77.1.255')), ipToBytes(parseIP('10.77.1.5'))), comment: 'x' }], true), ELEM_SET_ID],
   ['delElemMap', delElements(T, 'pm_any4', [{ set: 'pm_any4', key: concatKey(protoBytes('tcp'), portBytes(8080)) }]), ELEM_SET_ID],
+  // Shapes the firewall plugin introduced: ifname keys, a verdict map, mark arithmetic, a foreign chain.
+  ['filterChainDrop', addChain(IPF, { name: 'FORWARD', base: { type: 'filter', hook: 'forward', priority: 0, policy: 'drop' } })],
+  ['setIfname', addSet(T, { name: 'firewall_bridges', key: ['ifname'] }), SET_UDATA],
+  ['setIfnamePair', addSet(T, { name: 'firewall_same', key: ['ifname', 'ifname'] }), SET_UDATA],
+  ['setIfnameAddr4', addSet(T, { name: 'firewall_ctr4', key: ['ifname', 'ipv4_addr'] }), SET_UDATA],
+  ['setIfnameAddr6', addSet(T, { name: 'firewall_ctr6', key: ['ifname', 'ipv6_addr'] }), SET_UDATA],
+  ['vmapIfname', addSet(T, { name: 'firewall_admin', key: ['ifname'], data: ['verdict'] }), SET_UDATA],
+  ['fwMarkClear', addRule(T, { chain: 'firewall_forward', exprs: markClearBits(0x10000) })],
+  ['fwMarkSet', addRule(T, { chain: 'firewall_forward', exprs: markSetBits(0x10000) })],
+  ['fwAdminOut', addRule(T, { chain: 'firewall_forward', exprs: vmap(['oifname'], 'firewall_admin') }), LOOKUP_SET_ID],
+  ['fwNoIcc', addRule(T, { chain: 'firewall_forward', exprs: [...inSet(['iifname', 'oifname'], 'firewall_noicc'), ...drop()] }), LOOKUP_SET_ID],
+  ['fwEstablished', addRule(T, { chain: 'firewall_forward', exprs: [...ctStateIn(['established', 'related']), ...markSetBits(0x10000), ...accept()] })],
+  ['fwForeignMarkAccept', addRule(IPF, { chain: 'FORWARD', exprs: [...markHasBits(0x10000), ...counter(), ...accept()],
+    comment: 'cnikit firewall: accepted by table inet cnikit (mark 0x10000)' })],
+  ['delRuleHandle', delRule(IPF, 'FORWARD', 2n)],
+  ['elemIfname', addElements(T, 'firewall_bridges', [{ set: 'firewall_bridges', key: ifnameBytes('cnk0'), comment: 'net=n' }], false), ELEM_SET_ID],
+  ['elemIfnamePair', addElements(T, 'firewall_same', [{ set: 'firewall_same', key: concatKey(ifnameBytes('cnk0'), ifnameBytes('cnk0')), comment: 'net=n' }], false), ELEM_SET_ID],
+  ['elemIfnameAddr4', addElements(T, 'firewall_ctr4', [{ set: 'firewall_ctr4', key: concatKey(ifnameBytes('cnk0'), ipToBytes(parseIP('10.77.0.5'))),
+    comment: 'net=n id=c if=eth0' }], true), ELEM_SET_ID],
+  ['elemIfnameAddr6', addElements(T, 'firewall_ctr6', [{ set: 'firewall_ctr6', key: concatKey(ifnameBytes('cnk0'), ipToBytes(parseIP('fd77::5'))),
+    comment: 'net=n id=c if=eth0' }], true), ELEM_SET_ID],
+  ['elemVmapJump', addElements(T, 'firewall_admin', [{ set: 'firewall_admin', key: ifnameBytes('cnk0'), verdict: { verdict: 'jump', chain: 'CNI-ADMIN' },
+    comment: 'net=n' }], false), ELEM_SET_ID],
 ];
 
 for (const [name, msg, paths] of cases) {

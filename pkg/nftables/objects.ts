@@ -11,7 +11,7 @@ import {
   DATATYPE, DATATYPE_LEN, type DataTypeName, type FamilyName, HOOK, type HookName, NFPROTO, NFTA_CHAIN,
   NFTA_DATA, NFTA_EXPR, NFTA_HOOK, NFTA_LIST_ELEM, NFTA_RULE, NFTA_SET, NFTA_SET_DESC, NFTA_SET_ELEM,
   NFTA_SET_ELEM_LIST, NFTA_SET_FIELD_LEN, NFTA_TABLE, NFTNL_UDATA_RULE_COMMENT, NFTNL_UDATA_SET_ELEM_COMMENT,
-  NFT_MSG, NFT_SET, NF_ACCEPT, NF_DROP,
+  NFTA_VERDICT, NFT_DATA_VERDICT, NFT_GOTO, NFT_JUMP, NFT_MSG, NFT_SET, NF_ACCEPT, NF_DROP,
 } from './consts.ts';
 import { type Expr, encodeExpr } from './expr/index.ts';
 
@@ -21,6 +21,11 @@ export interface ChainSpec {
   name: string;
   /** Present for a base chain: attached to a netfilter hook. */
   base?: { type: 'nat' | 'filter' | 'route'; hook: HookName; priority: number; policy?: 'accept' | 'drop' };
+  /**
+   * The chain's rules are the administrator's, not the Ruleset's: it is created when missing but
+   * never flushed or compared (the firewall plugin's admin chain).
+   */
+  userRules?: boolean;
 }
 
 export interface RuleSpec {
@@ -34,7 +39,7 @@ export interface SetSpec {
   name: string;
   /** Key datatypes; more than one makes a concatenation (`ipv4_addr . inet_service`). */
   key: DataTypeName[];
-  /** Data datatypes for a map. */
+  /** Data datatypes for a map; `['verdict']` makes a verdict map (`type ifname : verdict`). */
   data?: DataTypeName[];
   /** Elements are ranges (prefixes); with a concatenated key this is the pipapo backend. */
   interval?: boolean;
@@ -46,8 +51,15 @@ export interface ElementSpec {
   /** The inclusive upper bound of the key, for interval sets. */
   keyEnd?: Buffer;
   data?: Buffer;
+  /** The data of a verdict map's element (`"cnk0" : jump CNI-ADMIN`), instead of `data`. */
+  verdict?: { verdict: 'jump' | 'goto'; chain: string } | { verdict: 'accept' | 'drop' };
   /** Shown by `nft list` as the element's comment; cnikit's owner tag. */
   comment?: string;
+  /**
+   * In a Ruleset: the element is shared by several attachments (a network's), so adding it when
+   * it exists is a no-op rather than an error (no NLM_F_EXCL); the first adder's comment stays.
+   */
+  shared?: boolean;
 }
 
 /** One nf_tables message before framing: its NFT_MSG_* type, netlink flags, family and body. */
@@ -127,6 +139,14 @@ export function flushChain(t: TableRef, chain: string): NftMsg {
     attrs: [attr.str(NFTA_RULE.TABLE, t.name), attr.str(NFTA_RULE.CHAIN, chain)] };
 }
 
+/** Equivalent to: `nft delete rule FAMILY TABLE CHAIN handle H`. */
+export function delRule(t: TableRef, chain: string, handle: bigint): NftMsg {
+  const h = Buffer.alloc(8);
+  h.writeBigUInt64BE(handle);
+  return { msg: NFT_MSG.DELRULE, flags: 0, family: fam(t), what: `delete rule ${handle} of ${t.family} ${t.name} ${chain}`,
+    attrs: [attr.str(NFTA_RULE.TABLE, t.name), attr.str(NFTA_RULE.CHAIN, chain), attr.bytes(NFTA_RULE.HANDLE, h)] };
+}
+
 /** Equivalent to: `nft add rule inet cnikit CHAIN <exprs> [comment "..."]` (appended). */
 export function addRule(t: TableRef, r: RuleSpec): NftMsg {
   const attrs: Attr[] = [
@@ -135,6 +155,11 @@ export function addRule(t: TableRef, r: RuleSpec): NftMsg {
   ];
   if (r.comment !== undefined) attrs.push(attr.bytes(NFTA_RULE.USERDATA, commentUdata(NFTNL_UDATA_RULE_COMMENT, r.comment)));
   return { msg: NFT_MSG.NEWRULE, flags: NLM_F_APPEND, family: fam(t), what: `add rule to chain ${r.chain}${r.comment ? ` (${r.comment})` : ''}`, attrs };
+}
+
+/** True for the data of a verdict map. */
+export function isVerdictData(data: readonly DataTypeName[] | undefined): boolean {
+  return data?.length === 1 && data[0] === 'verdict';
 }
 
 /** Returns the key type id of a (possibly concatenated) key as nft records it. */
@@ -161,7 +186,8 @@ export function addSet(t: TableRef, s: SetSpec, id = 1): NftMsg {
     attr.str(NFTA_SET.TABLE, t.name), attr.str(NFTA_SET.NAME, s.name), attr.u32be(NFTA_SET.FLAGS, flags),
     attr.u32be(NFTA_SET.KEY_TYPE, concatType(s.key)), attr.u32be(NFTA_SET.KEY_LEN, concatLen(s.key)),
   ];
-  if (s.data) attrs.push(attr.u32be(NFTA_SET.DATA_TYPE, concatType(s.data)), attr.u32be(NFTA_SET.DATA_LEN, concatLen(s.data)));
+  if (s.data && isVerdictData(s.data)) attrs.push(attr.u32be(NFTA_SET.DATA_TYPE, NFT_DATA_VERDICT), attr.u32be(NFTA_SET.DATA_LEN, 0));
+  else if (s.data) attrs.push(attr.u32be(NFTA_SET.DATA_TYPE, concatType(s.data)), attr.u32be(NFTA_SET.DATA_LEN, concatLen(s.data)));
   attrs.push(attr.u32be(NFTA_SET.ID, id));
   if (concatInterval) {
     // The pipapo backend needs each field's length to split a range key into its fields.
@@ -175,8 +201,18 @@ function elemAttrs(e: ElementSpec, withData: boolean): Attr {
   const a: Attr[] = [attr.nested(NFTA_SET_ELEM.KEY, [attr.bytes(NFTA_DATA.VALUE, e.key)])];
   if (e.keyEnd) a.push(attr.nested(NFTA_SET_ELEM.KEY_END, [attr.bytes(NFTA_DATA.VALUE, e.keyEnd)]));
   if (withData && e.data) a.push(attr.nested(NFTA_SET_ELEM.DATA, [attr.bytes(NFTA_DATA.VALUE, e.data)]));
+  if (withData && e.verdict) a.push(attr.nested(NFTA_SET_ELEM.DATA, [verdictData(e.verdict)]));
   if (withData && e.comment !== undefined) a.push(attr.bytes(NFTA_SET_ELEM.USERDATA, commentUdata(NFTNL_UDATA_SET_ELEM_COMMENT, e.comment)));
   return attr.nested(NFTA_LIST_ELEM, a);
+}
+
+const VERDICT_CODES = { accept: NF_ACCEPT, drop: NF_DROP, jump: NFT_JUMP, goto: NFT_GOTO } as const;
+
+/** NFTA_DATA_VERDICT { CODE, CHAIN }: a verdict as map data. */
+function verdictData(v: NonNullable<ElementSpec['verdict']>): Attr {
+  const a: Attr[] = [attr.u32be(NFTA_VERDICT.CODE, VERDICT_CODES[v.verdict])];
+  if ('chain' in v) a.push(attr.str(NFTA_VERDICT.CHAIN, v.chain));
+  return attr.nested(NFTA_DATA.VERDICT, a);
 }
 
 function describeKey(e: ElementSpec): string {
@@ -215,11 +251,29 @@ export function getElement(t: TableRef, set: string, key: Buffer, keyEnd?: Buffe
 export interface ChainInfo { family: number; table: string; name: string; hook?: number; priority?: number; type?: string; policy?: number }
 export interface RuleInfo { family: number; table: string; chain: string; handle: bigint; exprNames: string[]; comment?: string }
 export interface SetInfo { family: number; table: string; name: string; flags: number; keyType: number; keyLen: number; dataType?: number; dataLen?: number }
-export interface ElementInfo { key: Buffer; keyEnd?: Buffer; data?: Buffer; flags: number; comment?: string }
+export interface ElementInfo {
+  key: Buffer;
+  keyEnd?: Buffer;
+  data?: Buffer;
+  /** A verdict map element's verdict (NF_ACCEPT, NFT_JUMP...) and chain. */
+  verdict?: { code: number; chain?: string };
+  flags: number;
+  comment?: string;
+}
 
 const u32be = (b: Buffer | undefined): number | undefined => (b && b.length >= 4 ? b.readUInt32BE(0) : undefined);
 const u64be = (b: Buffer | undefined): bigint => (b && b.length >= 8 ? b.readBigUInt64BE(0) : 0n);
 const dataOf = (b: Buffer | undefined): Buffer | undefined => (b ? parseAttrs(b).get(NFTA_DATA.VALUE) : undefined);
+
+function verdictOf(b: Buffer | undefined): { code: number; chain?: string } | undefined {
+  const v = b ? parseAttrs(b).get(NFTA_DATA.VERDICT) : undefined;
+  if (!v) return undefined;
+  const a = parseAttrs(v);
+  const code = a.get(NFTA_VERDICT.CODE);
+  if (!code || code.length < 4) return undefined;
+  const chain = attrStr(a.get(NFTA_VERDICT.CHAIN));
+  return chain === undefined ? { code: code.readInt32BE(0) } : { code: code.readInt32BE(0), chain };
+}
 
 /** Decodes a NEWCHAIN reply. */
 export function decodeChain(p: Buffer): ChainInfo {
@@ -273,6 +327,8 @@ export function decodeElements(p: Buffer): ElementInfo[] {
     if (keyEnd) info.keyEnd = Buffer.from(keyEnd);
     const data = dataOf(e.get(NFTA_SET_ELEM.DATA));
     if (data) info.data = Buffer.from(data);
+    const verdict = verdictOf(e.get(NFTA_SET_ELEM.DATA));
+    if (verdict) info.verdict = verdict;
     const comment = parseCommentUdata(e.get(NFTA_SET_ELEM.USERDATA), NFTNL_UDATA_SET_ELEM_COMMENT);
     if (comment !== undefined) info.comment = comment;
     out.push(info);

@@ -10,17 +10,18 @@ import { type Ct, encodeCt } from './ct.ts';
 import { type Fib, encodeFib } from './fib.ts';
 import { type Immediate, type Verdict, encodeImmediate, encodeVerdict } from './immediate.ts';
 import { type Lookup, encodeLookup } from './lookup.ts';
-import { type Meta, encodeMeta } from './meta.ts';
+import { type Meta, type MetaSet, encodeMeta, encodeMetaSet } from './meta.ts';
 import { type Masq, type Nat, encodeMasq, encodeNat } from './nat.ts';
 import { type Payload, encodePayload } from './payload.ts';
 
-export type Expr = Payload | Meta | Cmp | Range | Bitwise | Ct | Nat | Masq | Verdict | Immediate | Lookup | Counter | Fib;
+export type Expr = Payload | Meta | MetaSet | Cmp | Range | Bitwise | Ct | Nat | Masq | Verdict | Immediate | Lookup | Counter | Fib;
 
 /** Encodes one expression as an NFTA_LIST_ELEM of NFTA_RULE_EXPRESSIONS. */
 export function encodeExpr(e: Expr): Attr {
   switch (e.type) {
     case 'payload': return encodePayload(e);
     case 'meta': return encodeMeta(e);
+    case 'metaSet': return encodeMetaSet(e);
     case 'cmp': return encodeCmp(e);
     case 'range': return encodeRange(e);
     case 'bitwise': return encodeBitwise(e);
@@ -35,4 +36,4 @@ export function encodeExpr(e: Expr): Attr {
   }
 }
 
-export type { Bitwise, Cmp, Counter, Ct, Fib, Immediate, Lookup, Masq, Meta, Nat, Payload, Range, Verdict };
+export type { Bitwise, Cmp, Counter, Ct, Fib, Immediate, Lookup, Masq, Meta, MetaSet, Nat, Payload, Range, Verdict };

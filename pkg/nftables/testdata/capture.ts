@@ -5,7 +5,7 @@
  *
  * Runs only inside a throwaway network namespace it creates and deletes (`ip netns exec NS nft`),
  * never against the machine's own ruleset. Needs root and nft:
- *   node plugins/core/nftables/testdata/capture.ts
+ *   npx node pkg/nftables/testdata/capture.ts
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -21,6 +21,26 @@ const SETUP = `table inet cnikit {
   set hp4 { type ipv4_addr . ipv4_addr; flags interval; }
   chain post { type nat hook postrouting priority srcnat; policy accept; }
   chain hostports { }
+}`;
+
+/** The firewall plugin's objects (plugins/firewall/rules.ts), for its rule shapes. */
+const FW_SETUP = `table inet cnikit {
+  set firewall_bridges { type ifname; }
+  set firewall_same { type ifname . ifname; }
+  set firewall_isolated { type ifname; }
+  set firewall_internal { type ifname; }
+  set firewall_noicc { type ifname . ifname; }
+  set firewall_ctr4 { type ifname . ipv4_addr; }
+  set firewall_ctr6 { type ifname . ipv6_addr; }
+  chain CNI-ADMIN { }
+  map firewall_admin { type ifname : verdict; }
+  chain firewall_forward { type filter hook forward priority -200; policy accept; }
+  chain firewall_unmark { type filter hook forward priority 200; policy accept; }
+}`;
+
+/** A foreign iptables-nft filter table, as \`iptables -P FORWARD DROP\` leaves it. */
+const IPT_SETUP = `table ip filter {
+  chain FORWARD { type filter hook forward priority filter; policy drop; }
 }`;
 
 const CASES: Case[] = [
@@ -41,6 +61,37 @@ const CASES: Case[] = [
   { name: 'elemMap6', setup: SETUP, cmd: 'add element inet cnikit pm_addr6 { 2001:db8::1 . udp . 53 : fd77::5 . 5353 }' },
   { name: 'elemInterval', setup: SETUP, cmd: 'add element inet cnikit hp4 { 10.77.1.0/24 . 10.77.1.5 comment "x" }' },
   { name: 'delElemMap', setup: `${SETUP}\nadd element inet cnikit pm_any4 { tcp . 8080 : 10.77.0.5 . 80 }`, cmd: 'delete element inet cnikit pm_any4 { tcp . 8080 }' },
+  // The firewall plugin's objects and each of its rules (plugins/firewall/rules.ts).
+  { name: 'filterChainDrop', setup: 'add table ip filter', cmd: 'add chain ip filter FORWARD { type filter hook forward priority filter; policy drop; }' },
+  { name: 'fwForwardChain', setup: 'add table inet cnikit', cmd: 'add chain inet cnikit firewall_forward { type filter hook forward priority -200; policy accept; }' },
+  { name: 'fwUnmarkChain', setup: 'add table inet cnikit', cmd: 'add chain inet cnikit firewall_unmark { type filter hook forward priority 200; policy accept; }' },
+  { name: 'setIfname', setup: 'add table inet cnikit', cmd: 'add set inet cnikit firewall_bridges { type ifname; }' },
+  { name: 'setIfnamePair', setup: 'add table inet cnikit', cmd: 'add set inet cnikit firewall_same { type ifname . ifname; }' },
+  { name: 'setIfnameAddr4', setup: 'add table inet cnikit', cmd: 'add set inet cnikit firewall_ctr4 { type ifname . ipv4_addr; }' },
+  { name: 'setIfnameAddr6', setup: 'add table inet cnikit', cmd: 'add set inet cnikit firewall_ctr6 { type ifname . ipv6_addr; }' },
+  { name: 'vmapIfname', setup: 'add table inet cnikit', cmd: 'add map inet cnikit firewall_admin { type ifname : verdict; }' },
+  { name: 'fwMarkClear', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward meta mark set meta mark & 0xfffeffff' },
+  { name: 'fwNotOurs', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward iifname != @firewall_bridges oifname != @firewall_bridges return' },
+  { name: 'fwMarkSet', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward meta mark set meta mark | 0x10000' },
+  { name: 'fwAdminOut', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward oifname vmap @firewall_admin' },
+  { name: 'fwAdminIn', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward iifname . oifname != @firewall_same iifname vmap @firewall_admin' },
+  { name: 'fwInternalOut', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward iifname @firewall_internal iifname . oifname != @firewall_same drop' },
+  { name: 'fwInternalIn', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward oifname @firewall_internal iifname . oifname != @firewall_same drop' },
+  { name: 'fwEstablished', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward ct state established,related meta mark set meta mark | 0x10000 accept' },
+  { name: 'fwPublished4', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward ct status dnat meta nfproto ipv4 oifname . ip daddr @firewall_ctr4 meta mark set meta mark | 0x10000 accept' },
+  { name: 'fwPublished6', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward ct status dnat meta nfproto ipv6 oifname . ip6 daddr @firewall_ctr6 meta mark set meta mark | 0x10000 accept' },
+  { name: 'fwNoIcc', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward iifname . oifname @firewall_noicc drop' },
+  { name: 'fwIsolated', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward oifname @firewall_isolated iifname @firewall_bridges iifname . oifname != @firewall_same drop' },
+  { name: 'fwFromCtr4', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward meta nfproto ipv4 iifname . ip saddr @firewall_ctr4 meta mark set meta mark | 0x10000 accept' },
+  { name: 'fwFromCtr6', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward meta nfproto ipv6 iifname . ip6 saddr @firewall_ctr6 meta mark set meta mark | 0x10000 accept' },
+  { name: 'fwUnmark', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_unmark meta mark set meta mark & 0xfffeffff' },
+  { name: 'fwForeignMarkAccept', setup: IPT_SETUP, cmd: 'add rule ip filter FORWARD meta mark and 0x10000 == 0x10000 counter accept comment "cnikit firewall: accepted by table inet cnikit (mark 0x10000)"' },
+  { name: 'delRuleHandle', setup: `${IPT_SETUP}\nadd rule ip filter FORWARD counter accept`, cmd: 'delete rule ip filter FORWARD handle 2' },
+  { name: 'elemIfname', setup: FW_SETUP, cmd: 'add element inet cnikit firewall_bridges { "cnk0" comment "net=n" }' },
+  { name: 'elemIfnamePair', setup: FW_SETUP, cmd: 'add element inet cnikit firewall_same { "cnk0" . "cnk0" comment "net=n" }' },
+  { name: 'elemIfnameAddr4', setup: FW_SETUP, cmd: 'add element inet cnikit firewall_ctr4 { "cnk0" . 10.77.0.5 comment "net=n id=c if=eth0" }' },
+  { name: 'elemIfnameAddr6', setup: FW_SETUP, cmd: 'add element inet cnikit firewall_ctr6 { "cnk0" . fd77::5 comment "net=n id=c if=eth0" }' },
+  { name: 'elemVmapJump', setup: FW_SETUP, cmd: 'add element inet cnikit firewall_admin { "cnk0" comment "net=n" : jump CNI-ADMIN }' },
 ];
 
 // nfnetlink message types: BATCH_BEGIN=16, BATCH_END=17.
