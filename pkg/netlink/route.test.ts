@@ -92,6 +92,12 @@ test('linkSetMac: RTM_NEWLINK with IFLA_ADDRESS', golden, (h) => h.linkSetMac(7,
   '0a00 0100 0a580a4d0099 0000',
 ));
 
+test('linkSetIsolated: RTM_SETLINK AF_BRIDGE with IFLA_PROTINFO { IFLA_BRPORT_ISOLATED 1 }', golden, (h) => h.linkSetIsolated(7, true), 19, REQ, hex(
+  '07 00 0000 07000000 00000000 00000000', // AF_BRIDGE
+  '0c00 0c80', //                             IFLA_PROTINFO (nested)
+  '  0500 2100 01 000000', //                   IFLA_BRPORT_ISOLATED (33) 1
+));
+
 test('linkSetHairpin: RTM_SETLINK AF_BRIDGE with IFLA_PROTINFO { IFLA_BRPORT_MODE 1 }', golden, (h) => h.linkSetHairpin(7, true), 19, REQ, hex(
   '07 00 0000 07000000 00000000 00000000', // AF_BRIDGE
   '0c00 0c80', //                             IFLA_PROTINFO (nested)
@@ -196,6 +202,24 @@ test('linkGet decodes the reply and maps ENODEV to undefined', async (t) => {
   t.is(await h.linkGet('nope0'), undefined);
   const err = await t.throwsAsync(h.linkDel(9));
   t.like(err, { code: 'ENODEV', errno: 19, op: 'RTM_DELLINK #9' });
+});
+
+test('linkIsolated reads IFLA_BRPORT_ISOLATED from the bridge_slave data; undefined for a missing link or no port', async (t) => {
+  const port = (isolated: number | undefined) => Buffer.concat([
+    Buffer.from(hex('00 00 0100 07000000 43100100 00000000'), 'hex'),
+    encodeAttrs([attr.str(3, 'veth1'), attr.nested(18, [
+      attr.str(1, 'veth'), attr.str(4, 'bridge'), ...(isolated === undefined ? [] : [attr.nested(5, [attr.u8(4, 1), attr.u8(33, isolated)])]),
+    ])]),
+  ]);
+  const replies: Record<string, Buffer> = { veth1: port(1), veth2: port(0), lone0: port(undefined) };
+  const h = new RouteHandle(new FakeNetlinkSocket((m) => {
+    const name = Object.keys(replies).find((n) => m.payload.includes(Buffer.from(`${n}\0`)));
+    return name ? { data: [replies[name]!], errno: 0 } : 19;
+  }));
+  t.is(await h.linkIsolated('veth1'), true);
+  t.is(await h.linkIsolated('veth2'), false);
+  t.is(await h.linkIsolated('lone0'), undefined);
+  t.is(await h.linkIsolated('nope0'), undefined);
 });
 
 test('peerUp in another namespace without its handle fails and deletes the pair again', async (t) => {

@@ -19,9 +19,9 @@ const RTM_NEWROUTE = 24, RTM_DELROUTE = 25, RTM_GETROUTE = 26;
 const AF_UNSPEC = 0, AF_INET = 2, AF_BRIDGE = 7, AF_INET6 = 10;
 const IFLA_ADDRESS = 1, IFLA_IFNAME = 3, IFLA_MTU = 4, IFLA_MASTER = 10, IFLA_PROTINFO = 12;
 const IFLA_OPERSTATE = 16, IFLA_LINKINFO = 18, IFLA_NET_NS_FD = 28, IFLA_AF_SPEC = 26;
-const IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, IFLA_INFO_SLAVE_KIND = 4;
+const IFLA_INFO_KIND = 1, IFLA_INFO_DATA = 2, IFLA_INFO_SLAVE_KIND = 4, IFLA_INFO_SLAVE_DATA = 5;
 const IFLA_BR_VLAN_FILTERING = 7;
-const IFLA_BRPORT_MODE = 4;
+const IFLA_BRPORT_MODE = 4, IFLA_BRPORT_ISOLATED = 33;
 const IFLA_BRIDGE_FLAGS = 0, IFLA_BRIDGE_VLAN_INFO = 2;
 const BRIDGE_FLAGS_SELF = 2;
 const BRIDGE_VLAN_INFO_PVID = 2, BRIDGE_VLAN_INFO_UNTAGGED = 4;
@@ -267,6 +267,33 @@ export class RouteHandle {
   async linkSetHairpin(index: number, on: boolean): Promise<void> {
     const protinfo = attr.nested(IFLA_PROTINFO, [attr.u8(IFLA_BRPORT_MODE, on ? 1 : 0)]);
     await this.sock.request(RTM_SETLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([protinfo])]), `RTM_SETLINK #${index} hairpin`);
+  }
+
+  /**
+   * Isolates a bridge port: the bridge forwards no frame between two isolated ports (they still
+   * reach the others and the bridge itself). Equivalent to: `bridge link set dev IDX isolated on|off`
+   */
+  async linkSetIsolated(index: number, on: boolean): Promise<void> {
+    const protinfo = attr.nested(IFLA_PROTINFO, [attr.u8(IFLA_BRPORT_ISOLATED, on ? 1 : 0)]);
+    await this.sock.request(RTM_SETLINK, 0, Buffer.concat([ifinfomsg(AF_BRIDGE, index), encodeAttrs([protinfo])]), `RTM_SETLINK #${index} isolated`);
+  }
+
+  /**
+   * Returns whether bridge port `name` is isolated; undefined when there is no such link or it is
+   * not a bridge port. Equivalent to: `ip -d link show NAME` (`bridge_slave ... isolated on`)
+   */
+  async linkIsolated(name: string): Promise<boolean | undefined> {
+    let m;
+    try {
+      [m] = await this.sock.request(RTM_GETLINK, 0, Buffer.concat([ifinfomsg(AF_UNSPEC, 0), encodeAttrs([attr.str(IFLA_IFNAME, name)])]), `RTM_GETLINK ${name}`);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENODEV') return undefined;
+      throw err;
+    }
+    const info = m && parseAttrs(m.payload, 16).get(IFLA_LINKINFO);
+    const slave = info && parseAttrs(info).get(IFLA_INFO_SLAVE_DATA);
+    const flag = slave && parseAttrs(slave).get(IFLA_BRPORT_ISOLATED);
+    return flag ? (attrU8(flag) ?? 0) !== 0 : undefined;
   }
 
   /** Makes `vid` the untagged PVID of a bridge port. Equivalent to: `bridge vlan add dev IDX vid VID pvid untagged` */
