@@ -5,6 +5,7 @@
  * policy drop), and what `iptables -S` / `iptables-save` / `nft` show in the sandbox host.
  * Every command names the sandbox's namespace (`ip netns exec`).
  */
+import { join } from 'node:path';
 import { type PluginRun, Sandbox } from './sandbox.ts';
 import { type Mapping, type NetSpec, NFT, bridgeConf, portmapConf } from './portmap-lib.ts';
 
@@ -82,6 +83,8 @@ export interface ChainOpts {
   firewallType?: string;
   /** CNI_PATH for the firewall call (to run the reference plugin). */
   firewallPath?: string;
+  /** dnsname last in the chain (the container's name is its id), state under the sandbox's temp dir. */
+  dns?: boolean;
 }
 
 export interface Attached { ns: string; cid: string; net: NetSpec; opts: ChainOpts; bridgeResult: any; result: any; ip4: string; ip6: string }
@@ -105,6 +108,7 @@ export function attach(sb: Sandbox, n: NetSpec, ns: string, cid: string, opts: C
   if (opts.firewall !== null) {
     result = must(sb.plugin(opts.firewallType ?? 'firewall', { command: 'ADD', containerId: cid, netns, conf: firewallConf(n, opts.firewall ?? {}, result), ...(opts.firewallPath ? { path: opts.firewallPath } : {}) }), `firewall ADD ${cid}`);
   }
+  if (opts.dns) result = must(sb.plugin('dnsname', { command: 'ADD', containerId: cid, netns, cniArgs: `IgnoreUnknown=1;K8S_POD_NAME=${cid}`, conf: dnsnameConf(sb, n, result) }), `dnsname ADD ${cid}`);
   const ips = (result.ips as { address: string }[]).map((i) => i.address.split('/')[0]!);
   return { ns, cid, net: n, opts, bridgeResult: br, result, ip4: ips.find((i) => !i.includes(':'))!, ip6: ips.find((i) => i.includes(':'))! };
 }
@@ -114,9 +118,15 @@ export function firewallCall(sb: Sandbox, a: Attached, command: 'ADD' | 'DEL' | 
   return sb.plugin('firewall', { command, containerId: a.cid, netns: Sandbox.path(a.ns), conf: firewallConf(a.net, keys, a.result) });
 }
 
+/** The dnsname entry (domain dns.cnikit, upstream the outside namespace). */
+export function dnsnameConf(sb: Sandbox, n: NetSpec, prevResult: unknown): Record<string, unknown> {
+  return { cniVersion: '1.0.0', name: n.name, type: 'dnsname', domainName: 'dns.cnikit', recordsDir: join(sb.tmp, 'dns'), upstreams: ['198.51.100.2'], prevResult };
+}
+
 /** DELs the chain in reverse, as a runtime would; throws when a plugin fails. */
 export function detach(sb: Sandbox, a: Attached): void {
   const netns = Sandbox.path(a.ns);
+  if (a.opts.dns) must(sb.plugin('dnsname', { command: 'DEL', containerId: a.cid, netns, cniArgs: `IgnoreUnknown=1;K8S_POD_NAME=${a.cid}`, conf: dnsnameConf(sb, a.net, a.result) }), `dnsname DEL ${a.cid}`);
   if (a.opts.firewall !== null) must(sb.plugin(a.opts.firewallType ?? 'firewall', { command: 'DEL', containerId: a.cid, netns, conf: firewallConf(a.net, a.opts.firewall ?? {}, a.result), ...(a.opts.firewallPath ? { path: a.opts.firewallPath } : {}) }), `firewall DEL ${a.cid}`);
   if (a.opts.mappings?.length) must(sb.plugin('portmap', { command: 'DEL', containerId: a.cid, netns, conf: portmapConf(a.net, a.opts.mappings, a.result) }), `portmap DEL ${a.cid}`);
   must(sb.plugin('bridge', { command: 'DEL', containerId: a.cid, netns, conf: { ...bridgeConf(sb, a.net, { ipMasq: true, hairpinMode: true, ...a.opts.bridge }), prevResult: a.result } }), `bridge DEL ${a.cid}`);
