@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { parseCidr, parseIP } from '../ip/cidr.ts';
-import { NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, parseMessages } from '../netlink/message.ts';
+import { NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, attr, encodeAttrs, parseMessages } from '../netlink/message.ts';
 import { ELEM_SET_ID, LOOKUP_SET_ID, SET_UDATA, captured, golden, ours } from './testdata/golden.ts';
 import { FakeNetlinkSocket } from '../netlink/fake-socket.ts';
 import { NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFT_MSG, msgType } from './consts.ts';
@@ -17,7 +17,7 @@ import {
   accept, addrInPrefix, concatKey, counter, ctStateIn, ctStatusDnat, dnatMap, drop, fibDaddrTypeLocal, ifnameBytes, inSet, ipToBytes, jump,
   markClearBits, markHasBits, markSetBits, masquerade, nfproto, portBytes, protoBytes, ret, vmap,
 } from './match.ts';
-import { ruleFingerprint, rulesetMessages } from './model.ts';
+import { removeTableIfEmpty, ruleFingerprint, rulesetMessages } from './model.ts';
 import { ownerTag, parseOwnerTag } from './owned.ts';
 import {
   type NftMsg, type TableRef, addChain, addElements, addRule, addSet, addTable, decodeElements, decodeRule, delElements, delRule,
@@ -158,4 +158,41 @@ test('transact: a refused batch (error on BEGIN) throws at once', async (t) => {
   const err = await t.throwsAsync(new Nftables(fake).transact([addTable(T)], { genId: 7 })) as NftError;
   t.is(err.errno, 85);
   t.is(err.index, -1);
+});
+
+test('a userRules chain is created but never flushed; a shared element is added without NLM_F_EXCL', (t) => {
+  const msgs = rulesetMessages({
+    table: T, sets: [{ name: 's', key: ['ifname'] }], chains: [{ name: 'ADMIN', userRules: true }, { name: 'c' }],
+    rules: [{ chain: 'c', exprs: accept() }],
+    elements: [{ set: 's', key: ifnameBytes('br0'), shared: true }, { set: 's', key: ifnameBytes('br1') }],
+  });
+  t.deepEqual(msgs.map((m) => m.what), [
+    'add table inet cnikit', 'add set s', 'add chain ADMIN', 'add chain c', 'flush chain c', `add rule to chain c (${ruleFingerprint({ chain: 'c', exprs: accept() })})`,
+    `add element to s (${ifnameBytes('br0').toString('hex')})`, `add element to s (${ifnameBytes('br1').toString('hex')})`,
+  ]);
+  t.is(msgs.at(-2)!.flags & NLM_F_EXCL, 0, 'shared');
+  t.is(msgs.at(-1)!.flags & NLM_F_EXCL, NLM_F_EXCL, 'exclusive');
+});
+
+test('a verdict map element round-trips through the reply decoder', (t) => {
+  const m = addElements(T, 'm', [{ set: 'm', key: ifnameBytes('br0'), verdict: { verdict: 'jump', chain: 'CNI-ADMIN' }, comment: 'net=n' }], false);
+  t.deepEqual(decodeElements(encodeBody(m)), [{ key: ifnameBytes('br0'), verdict: { code: -3, chain: 'CNI-ADMIN' }, flags: 0, comment: 'net=n' }]);
+});
+
+test('removeTableIfEmpty keeps a table whose chains hold a rule that is not ours (an admin\'s), deletes one that holds only ours', async (t) => {
+  for (const [comment, deleted] of [['the admin\'s', false], [ruleFingerprint({ chain: 'c', exprs: accept() }), true]] as const) {
+    const rule = encodeBody(addRule(T, { chain: 'ADMIN', exprs: accept(), comment }));
+    const gen = Buffer.concat([Buffer.from([0, 0, 0, 0]), encodeAttrs([attr.u32be(1, 7)])]);
+    const sent: number[] = [];
+    const fake = new FakeNetlinkSocket((m) => {
+      sent.push(m.type);
+      if (m.type === msgType(NFT_MSG.GETGEN)) return { data: [gen], errno: 0 };
+      if (m.type === msgType(NFT_MSG.GETSET)) return { data: [] };
+      if (m.type === msgType(NFT_MSG.GETCHAIN)) return { data: [encodeBody(addChain(T, { name: 'ADMIN' }))] };
+      if (m.type === msgType(NFT_MSG.GETRULE)) return { data: [rule] };
+      return m.type === NFNL_MSG_BATCH_BEGIN || m.type === NFNL_MSG_BATCH_END ? undefined : 0;
+    });
+    t.is(await removeTableIfEmpty(new Nftables(fake), T), deleted, comment);
+    t.is(sent.includes(msgType(NFT_MSG.DELTABLE)), deleted);
+  }
 });
