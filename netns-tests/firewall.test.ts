@@ -10,8 +10,10 @@
 import { Sandbox, tcpRequest } from './lib/sandbox.ts';
 import { netnsSerial, netnsTest } from './lib/netns-test.ts';
 import { NFT, type NetSpec, serve } from './lib/portmap-lib.ts';
+import { existsSync } from 'node:fs';
 import {
-  type Attached, attach, bridgeNf, detach, firewallCall, forwardPolicy, hostCmd, iptablesS, iptablesSave, nativeDropTable, nftChainRules, setComments,
+  REFERENCE_FIREWALL, type Attached, attach, bothIptables, bridgeNf, detach, firewallCall, forwardPolicy, hostCmd, iptablesS, iptablesSave, nativeDropTable,
+  nftChainRules, runAt, setComments,
 } from './lib/firewall-lib.ts';
 
 const NET: NetSpec = { name: 'fwnet', bridge: 'cnkfw0', subnet4: '10.79.0.0/24', subnet6: 'fd79::/64' };
@@ -143,3 +145,80 @@ netnsTest('CHECK reports what is missing: an element, our rule in a drop chain s
   detach(sb, a1);
   t.notRegex(iptablesS(sb), /cnikit/);
 });
+
+netnsTest('GC keeps the valid attachments and other networks, removes the rest, and the last GC leaves iptables as it was', async (t) => {
+  const sb = new Sandbox('fg');
+  t.teardown(() => sb.cleanup());
+  forwardPolicy(sb, 'DROP');
+  const before = iptablesSave(sb);
+  const OTHER: NetSpec = { name: 'fwother', bridge: 'cnkfw1', subnet4: '10.79.1.0/24', subnet6: 'fd79:1::/64' };
+  const a1 = attach(sb, NET, sb.container('c1'), 'ctr1', { firewall: {} });
+  const a2 = attach(sb, NET, sb.container('c2'), 'ctr2', { firewall: {} });
+  const o1 = attach(sb, OTHER, sb.container('o1'), 'oth1', { firewall: { ingressPolicy: 'same-bridge' } });
+  const gc = (n: NetSpec, valid: { containerID: string; ifname: string }[]) => sb.plugin('firewall', {
+    command: 'GC', conf: { cniVersion: '1.1.0', name: n.name, type: 'firewall', 'cni.dev/valid-attachments': valid },
+  });
+  t.is(gc(NET, [{ containerID: 'ctr2', ifname: 'eth0' }]).code, 0);
+  t.deepEqual(setComments(sb, 'firewall_ctr4').sort(), ['net=fwnet id=ctr2 if=eth0', 'net=fwother id=oth1 if=eth0']);
+  t.deepEqual(setComments(sb, 'firewall_bridges').sort(), ['net=fwnet', 'net=fwother']);
+  t.is(gc(NET, []).code, 0);
+  t.deepEqual(setComments(sb, 'firewall_bridges'), ['net=fwother'], 'fwnet\'s state went with its last attachment');
+  t.regex(iptablesS(sb), OURS, 'the other network still needs our rule');
+  t.is(gc(OTHER, []).code, 0);
+  t.deepEqual(iptablesSave(sb), before);
+  t.is(sb.exec(sb.host, NFT, ['list', 'table', 'inet', 'cnikit']).status === 0, true, 'bridge\'s ipMasq elements keep the table');
+  for (const a of [a1, a2, o1]) detach(sb, a);
+});
+
+netnsSerial('many ADDs at once add our rule once; DELs at once remove it and every element', async (t) => {
+  const sb = new Sandbox('fm');
+  t.teardown(() => sb.cleanup());
+  forwardPolicy(sb, 'DROP');
+  const before = iptablesSave(sb);
+  const n = 6;
+  const attached = Array.from({ length: n }, (_, i) => attach(sb, NET, sb.container(`m${i}`), `m${i}`, { firewall: null }));
+  const conf = (a: Attached) => ({ cniVersion: '1.0.0', name: NET.name, type: 'firewall', prevResult: a.result });
+  const adds = await Promise.all(attached.map((a) => sb.pluginAsync('firewall', { command: 'ADD', containerId: a.cid, netns: Sandbox.path(a.ns), conf: conf(a) })));
+  t.deepEqual(adds.map((r) => r.code), adds.map(() => 0), adds.map((r) => r.stdout).join('\n'));
+  t.is(iptablesS(sb).split('\n').filter((l) => OURS.test(l)).length, 1, 'exactly one rule of ours in FORWARD');
+  t.is(iptablesS(sb, true).split('\n').filter((l) => OURS.test(l)).length, 1, 'and in ip6tables\' FORWARD');
+  t.is(setComments(sb, 'firewall_ctr4').length, n);
+  const dels = await Promise.all(attached.map((a) => sb.pluginAsync('firewall', { command: 'DEL', containerId: a.cid, netns: Sandbox.path(a.ns), conf: conf(a) })));
+  t.deepEqual(dels.map((r) => r.code), dels.map(() => 0), dels.map((r) => r.stdout).join('\n'));
+  t.deepEqual([...setComments(sb, 'firewall_ctr4'), ...setComments(sb, 'firewall_bridges'), ...setComments(sb, 'firewall_same')], []);
+  t.deepEqual(iptablesSave(sb), before, 'our rule went with the last of them');
+  for (const a of attached) detach(sb, { ...a, opts: { firewall: null } });
+});
+
+netnsSerial.needs({ met: existsSync(REFERENCE_FIREWALL), reason: `needs the reference firewall in ${REFERENCE_FIREWALL}` })(
+  'where both run: the reference firewall (iptables backend) drops published ports and leaves its chains; ours passes them and leaves nothing', async (t) => {
+    const sb = new Sandbox('fx');
+    t.teardown(() => sb.cleanup());
+    const out = sb.outside();
+    bridgeNf(sb, true);
+    forwardPolicy(sb, 'DROP');
+    const before = iptablesSave(sb);
+    const c1 = sb.container('c1');
+    const c2 = sb.container('c2');
+    const a1 = attach(sb, NET, c1, 'ctr1', { mappings: WEB, firewall: null });
+    const a2 = attach(sb, NET, c2, 'ctr2', { firewall: null });
+    await serve(sb, c1, 'web1', 80);
+    await serve(sb, out, 'outside', 8000);
+    const ref = (a: Attached, command: string) => runAt(sb, REFERENCE_FIREWALL, { command, containerId: a.cid, netns: Sandbox.path(a.ns), conf: { cniVersion: '1.0.0', name: NET.name, type: 'firewall', backend: 'iptables', prevResult: a.result } });
+    for (const a of [a1, a2]) t.is(ref(a, 'ADD').code, 0, 'reference ADD');
+    t.like(await traffic(sb, out, a1, a2), { outbound4: true, outbound6: true, containers4: true, published4: false, published6: false },
+      'reference: outbound and container to container pass, a published port from outside is dropped (cni-notes §11.5)');
+    for (const a of [a1, a2]) t.is(ref(a, 'DEL').code, 0, 'reference DEL');
+    const left = iptablesS(sb);
+    t.regex(left, /^-N CNI-FORWARD$/m, 'reference: its chains stay after the last DEL');
+    t.regex(left, /^-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD$/m);
+    // Back to the host as it was, then ours on the same containers.
+    bothIptables(sb, '-F');
+    bothIptables(sb, '-X');
+    t.deepEqual(iptablesSave(sb), before);
+    for (const a of [a1, a2]) t.is(firewallCall(sb, a, 'ADD').code, 0, 'ours ADD');
+    t.deepEqual(await traffic(sb, out, a1, a2), ALL, 'ours: everything passes, published ports included');
+    for (const a of [a1, a2]) t.is(firewallCall(sb, a, 'DEL').code, 0, 'ours DEL');
+    t.deepEqual(iptablesSave(sb), before, 'ours: nothing left');
+    for (const a of [a1, a2]) detach(sb, { ...a, opts: { ...a.opts, firewall: null } });
+  });

@@ -6,7 +6,7 @@
  * Every command names the sandbox's namespace (`ip netns exec`).
  */
 import { join } from 'node:path';
-import { type PluginRun, Sandbox } from './sandbox.ts';
+import { type PluginCall, type PluginRun, Sandbox } from './sandbox.ts';
 import { type Mapping, type NetSpec, NFT, bridgeConf, portmapConf } from './portmap-lib.ts';
 
 export const IPTABLES = '/usr/sbin/iptables';
@@ -92,6 +92,14 @@ export interface Attached { ns: string; cid: string; net: NetSpec; opts: ChainOp
 /** The firewall entry of the conflist as the runtime hands it over. */
 export function firewallConf(n: NetSpec, keys: Record<string, unknown>, prevResult: unknown): Record<string, unknown> {
   return { cniVersion: '1.0.0', name: n.name, type: 'firewall', ...keys, prevResult };
+}
+
+/** Runs the plugin executable at `path` (the reference's, say) in the sandbox host, as a runtime would. */
+export function runAt(sb: Sandbox, path: string, c: PluginCall): PluginRun {
+  const r = sb.exec(sb.host, path, [], { input: JSON.stringify(c.conf), env: sb.cniEnv(c) });
+  let json: unknown;
+  try { json = JSON.parse(r.stdout); } catch { json = undefined; }
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, json };
 }
 
 function must(r: PluginRun, what: string): any {
