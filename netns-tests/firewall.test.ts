@@ -7,10 +7,14 @@
  * with it; after the last DEL our rule is gone from the foreign chain and `iptables -S` /
  * `iptables-save` show the host as it was. Also DEL's and CHECK's contracts.
  */
-import { Sandbox, tcpRequest } from './lib/sandbox.ts';
+import { BIN, Sandbox, tcpRequest } from './lib/sandbox.ts';
 import { netnsSerial, netnsTest } from './lib/netns-test.ts';
 import { NFT, type NetSpec, serve } from './lib/portmap-lib.ts';
 import { existsSync } from 'node:fs';
+import type { CmdArgs, RawConf } from '../pkg/cni/skel.ts';
+import { silentLogger } from '../pkg/log.ts';
+import { processKernel } from '../pkg/open-kernel.ts';
+import { defaultDeps, firewallPlugin, makeFirewallPlugin } from '../plugins/firewall/plugin.ts';
 import {
   REFERENCE_FIREWALL, type Attached, attach, bothIptables, bridgeNf, detach, firewallCall, forwardPolicy, hostCmd, iptablesS, iptablesSave, nativeDropTable,
   nftChainRules, runAt, setComments,
@@ -222,3 +226,44 @@ netnsSerial.needs({ met: existsSync(REFERENCE_FIREWALL), reason: `needs the refe
     t.deepEqual(iptablesSave(sb), before, 'ours: nothing left');
     for (const a of [a1, a2]) detach(sb, { ...a, opts: { ...a.opts, firewall: null } });
   });
+
+/** The CmdArgs of an in-process call whose kernel is the sandbox host's (never this process's namespace). */
+function inProcess(t: { teardown(fn: () => void): void }, sb: Sandbox, command: 'ADD' | 'DEL', a: Attached, keys: Record<string, unknown>): CmdArgs {
+  const kernel = processKernel({ hostNetns: sb.hostPath });
+  t.teardown(() => kernel.release());
+  const conf = { cniVersion: '1.0.0', name: NET.name, type: 'firewall', ...keys, prevResult: a.result };
+  return {
+    command, containerId: a.cid, netns: Sandbox.path(a.ns), ifName: 'eth0', args: '', path: [BIN],
+    stdinData: Buffer.from(JSON.stringify(conf)), conf: conf as RawConf, env: {}, self: '', log: silentLogger, kernel,
+  };
+}
+
+netnsTest('a failing ADD undoes what it did: elements, the network\'s state, the port flag; another attachment is untouched', async (t) => {
+  const sb = new Sandbox('fb');
+  t.teardown(() => sb.cleanup());
+  forwardPolicy(sb, 'DROP');
+  const a1 = attach(sb, NET, sb.container('c1'), 'ctr1', { firewall: null });
+  const a2 = attach(sb, NET, sb.container('c2'), 'ctr2', { firewall: null });
+  const veth = a1.result.interfaces[1].name as string;
+  const failing = (step: 'isolate' | 'foreign') => makeFirewallPlugin({
+    ...defaultDeps,
+    setPortIsolated: async (k, v, on) => { if (step === 'isolate' && on) throw new Error('injected'); await defaultDeps.setPortIsolated(k, v, on); },
+    ensureForeignRules: async (nft) => { if (step === 'foreign') throw new Error('injected'); return defaultDeps.ensureForeignRules(nft); },
+  });
+  const isolatedPort = () => JSON.parse(hostCmd(sb, 'bridge', ['-j', '-d', 'link', 'show', 'dev', veth]))[0]?.isolated;
+  for (const step of ['isolate', 'foreign'] as const) {
+    const err = await t.throwsAsync(failing(step).add(inProcess(t, sb, 'ADD', a1, { icc: false })));
+    t.regex(err!.message, /failed to set up the firewall/);
+    t.deepEqual([...setComments(sb, 'firewall_ctr4'), ...setComments(sb, 'firewall_bridges'), ...setComments(sb, 'firewall_noicc')], [], `${step}: nothing of ours is left`);
+    t.is(isolatedPort(), false, `${step}: the port is not isolated`);
+  }
+  // With another attachment in place, a failing ADD takes only its own elements back.
+  t.is(firewallCall(sb, a2, 'ADD', { icc: false }).code, 0);
+  await t.throwsAsync(failing('foreign').add(inProcess(t, sb, 'ADD', a1, { icc: false })));
+  t.deepEqual(setComments(sb, 'firewall_ctr4'), ['net=fwnet id=ctr2 if=eth0']);
+  t.deepEqual(setComments(sb, 'firewall_noicc'), ['net=fwnet'], 'the network keeps its state for ctr2');
+  t.regex(iptablesS(sb), OURS);
+  await firewallPlugin.del(inProcess(t, sb, 'DEL', a2, { icc: false }));
+  t.notRegex(iptablesS(sb), /cnikit/);
+  for (const a of [a1, a2]) detach(sb, { ...a, opts: { firewall: null } });
+});
