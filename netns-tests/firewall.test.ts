@@ -267,3 +267,19 @@ netnsTest('a failing ADD undoes what it did: elements, the network\'s state, the
   t.notRegex(iptablesS(sb), /cnikit/);
   for (const a of [a1, a2]) detach(sb, { ...a, opts: { firewall: null } });
 });
+
+netnsTest('after iptables-save | iptables-restore our rule (its comment now an x_tables match) is still ours: CHECK passes, the last DEL removes it', async (t) => {
+  const sb = new Sandbox('fs');
+  t.teardown(() => sb.cleanup());
+  forwardPolicy(sb, 'DROP');
+  const before = iptablesSave(sb);
+  const a1 = attach(sb, NET, sb.container('c1'), 'ctr1', { firewall: {} });
+  const saved = hostCmd(sb, '/usr/sbin/iptables-save', []);
+  t.is(sb.exec(sb.host, '/usr/sbin/iptables-restore', [], { input: saved }).status, 0);
+  t.true(nftChainRules(sb, 'ip', 'filter', 'FORWARD')[0]?.exprs.includes('xt'), 'the comment is an x_tables match now');
+  t.is(firewallCall(sb, a1, 'CHECK').code, 0, firewallCall(sb, a1, 'CHECK').stdout);
+  t.is(firewallCall(sb, a1, 'ADD').code, 0);
+  t.is(iptablesS(sb).split('\n').filter((l) => OURS.test(l)).length, 1, 'ADD again does not add a second one');
+  detach(sb, a1);
+  t.deepEqual(iptablesSave(sb), before);
+});

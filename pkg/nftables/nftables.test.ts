@@ -12,7 +12,8 @@ import { ELEM_SET_ID, LOOKUP_SET_ID, SET_UDATA, captured, golden, ours } from '.
 import { FakeNetlinkSocket } from '../netlink/fake-socket.ts';
 import { NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFT_MSG, msgType } from './consts.ts';
 import { type NftError, Nftables } from './handle.ts';
-import type { Expr } from './expr/index.ts';
+import { type Expr, encodeExpr } from './expr/index.ts';
+import { exprAttr } from './expr/common.ts';
 import {
   accept, addrInPrefix, concatKey, counter, ctStateIn, ctStatusDnat, dnatMap, drop, fibDaddrTypeLocal, ifnameBytes, inSet, ipToBytes, jump,
   markClearBits, markHasBits, markSetBits, masquerade, nfproto, portBytes, protoBytes, ret, vmap,
@@ -21,7 +22,7 @@ import { removeTableIfEmpty, ruleFingerprint, rulesetMessages } from './model.ts
 import { ownerTag, parseOwnerTag } from './owned.ts';
 import {
   type NftMsg, type TableRef, addChain, addElements, addRule, addSet, addTable, decodeElements, decodeRule, delElements, delRule,
-  encodeBody, parseCommentUdata,
+  encodeBody, nfgenmsg, parseCommentUdata,
 } from './objects.ts';
 
 const T: TableRef = { family: 'inet', name: 'cnikit' };
@@ -195,4 +196,15 @@ test('removeTableIfEmpty keeps a table whose chains hold a rule that is not ours
     t.is(await removeTableIfEmpty(new Nftables(fake), T), deleted, comment);
     t.is(sent.includes(msgType(NFT_MSG.DELTABLE)), deleted);
   }
+});
+
+test('a rule\'s x_tables comment match (iptables-restore\'s -m comment) is decoded as xtComment', (t) => {
+  const info = Buffer.alloc(256);
+  info.write('cnikit firewall: x');
+  const match = exprAttr('match', [attr.str(1, 'comment'), attr.u32be(2, 0), attr.bytes(3, info)]);
+  const body = Buffer.concat([nfgenmsg(2), encodeAttrs([attr.str(1, 'filter'), attr.str(2, 'FORWARD'), attr.nested(4, [match, encodeExpr(accept()[0]!)])])]);
+  const r = decodeRule(body);
+  t.deepEqual(r.exprNames, ['match', 'immediate']);
+  t.is(r.xtComment, 'cnikit firewall: x');
+  t.is(r.comment, undefined);
 });

@@ -249,7 +249,13 @@ export function getElement(t: TableRef, set: string, key: Buffer, keyEnd?: Buffe
 // ---- decoding of dump replies -------------------------------------------------------------
 
 export interface ChainInfo { family: number; table: string; name: string; hook?: number; priority?: number; type?: string; policy?: number }
-export interface RuleInfo { family: number; table: string; chain: string; handle: bigint; exprNames: string[]; comment?: string }
+export interface RuleInfo {
+  family: number; table: string; chain: string; handle: bigint; exprNames: string[];
+  /** The rule's comment (NFTA_RULE_USERDATA), as nft and iptables write it. */
+  comment?: string;
+  /** The text of its x_tables comment match, as iptables-restore writes `-m comment`. */
+  xtComment?: string;
+}
 export interface SetInfo { family: number; table: string; name: string; flags: number; keyType: number; keyLen: number; dataType?: number; dataLen?: number }
 export interface ElementInfo {
   key: Buffer;
@@ -291,16 +297,39 @@ export function decodeChain(p: Buffer): ChainInfo {
   return out;
 }
 
+const NFTA_MATCH = { NAME: 1, INFO: 3 } as const;
+
+/**
+ * The text of an x_tables `comment` match (nft_compat: `[ match name comment rev 0 ]`), which is
+ * what iptables-restore writes for `-m comment` where iptables itself writes a rule comment:
+ * struct xt_comment_info is the NUL-terminated text in 256 bytes.
+ */
+function xtCommentOf(data: Buffer | undefined): string | undefined {
+  const m = data ? parseAttrs(data) : undefined;
+  if (!m || attrStr(m.get(NFTA_MATCH.NAME)) !== 'comment') return undefined;
+  const info = m.get(NFTA_MATCH.INFO);
+  return info ? attrStr(info) : undefined;
+}
+
 /** Decodes a NEWRULE reply: where it is, its handle, expression names and comment. */
 export function decodeRule(p: Buffer): RuleInfo {
   const a = parseAttrs(p, 4);
   const exprNames: string[] = [];
   const exprs = a.get(NFTA_RULE.EXPRESSIONS);
-  if (exprs) for (const [, e] of iterAttrs(exprs)) exprNames.push(attrStr(parseAttrs(e).get(NFTA_EXPR.NAME)) ?? '');
+  let xtComment: string | undefined;
+  if (exprs) {
+    for (const [, e] of iterAttrs(exprs)) {
+      const ea = parseAttrs(e);
+      const name = attrStr(ea.get(NFTA_EXPR.NAME)) ?? '';
+      exprNames.push(name);
+      if (name === 'match' && xtComment === undefined) xtComment = xtCommentOf(ea.get(NFTA_EXPR.DATA));
+    }
+  }
   const out: RuleInfo = { family: p[0]!, table: attrStr(a.get(NFTA_RULE.TABLE)) ?? '', chain: attrStr(a.get(NFTA_RULE.CHAIN)) ?? '',
     handle: u64be(a.get(NFTA_RULE.HANDLE)), exprNames };
   const comment = parseCommentUdata(a.get(NFTA_RULE.USERDATA), NFTNL_UDATA_RULE_COMMENT);
   if (comment !== undefined) out.comment = comment;
+  if (xtComment !== undefined) out.xtComment = xtComment;
   return out;
 }
 

@@ -6,8 +6,9 @@
  * accepts what our chain accepted. Appended, not inserted first: the chain's own rules keep
  * precedence (an admin's explicit drop of a container's traffic still drops it); we only stand in
  * for the default policy. Only that rule is ever touched: a foreign rule is ours when its comment
- * starts with FOREIGN_PREFIX, and nothing else in a foreign table is read for more than its
- * chains' hook, priority and policy.
+ * starts with FOREIGN_PREFIX (a rule comment as we write it, or the `-m comment` match that
+ * iptables-restore makes of it after an iptables-save), and nothing else in a foreign table is
+ * read for more than its chains' hook, priority and policy.
  *
  * Adding is not guarded against a concurrent ADD: two of them may both append, and both then
  * delete every current copy but the lowest handle, so they settle on one. Removal is DEL's and
@@ -57,12 +58,17 @@ export function seesOurMark(c: ForeignChain): boolean {
   return c.priority > PRIORITY.FORWARD && c.priority < PRIORITY.UNMARK;
 }
 
-/** Our rule exactly as we write it (comment and expressions: mark test, counter, accept). */
+/**
+ * Our rule as we write it (comment and expressions: mark test, counter, accept), or as
+ * iptables-save + iptables-restore gives it back (the comment as an x_tables match): the same test.
+ */
 function isCurrent(r: RuleInfo): boolean {
-  return r.comment === FOREIGN_COMMENT && r.exprNames.join(',') === 'meta,bitwise,cmp,counter,immediate';
+  const exprs = r.exprNames.join(',');
+  return (r.comment === FOREIGN_COMMENT && exprs === 'meta,bitwise,cmp,counter,immediate')
+    || (r.comment === undefined && r.xtComment === FOREIGN_COMMENT && exprs === 'meta,bitwise,cmp,match,counter,immediate');
 }
 
-const isOurs = (r: RuleInfo): boolean => r.comment?.startsWith(FOREIGN_PREFIX) === true;
+const isOurs = (r: RuleInfo): boolean => (r.comment ?? r.xtComment)?.startsWith(FOREIGN_PREFIX) === true;
 
 /** The rules of ours in one foreign chain, lowest handle first. */
 async function oursIn(nft: Nftables, c: ForeignChain): Promise<RuleInfo[]> {
