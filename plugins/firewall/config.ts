@@ -57,7 +57,7 @@ export interface FirewallConf extends NetworkPolicy {
 }
 
 /** The attachment as the firewall sees it: its host-side interface and its addresses. */
-export interface Attachment {
+export interface FirewallAttachment {
   network: string;
   containerId: string;
   ifName: string;
@@ -140,7 +140,7 @@ function addressesOf(r: Result, ifName: string): Cidr[] {
 }
 
 /** Builds the attachment from prevResult for ADD and CHECK; throws CniError 7 when prevResult lacks what the firewall needs. */
-export function attachmentOf(conf: FirewallConf, containerId: string, ifName: string): Attachment {
+export function attachmentOf(conf: FirewallConf, containerId: string, ifName: string): FirewallAttachment {
   const r = conf.prevResult;
   if (!r) throw invalidConfig('must be called as chained plugin: prevResult is missing (put firewall after bridge in the plugin list)');
   const bridge = hostInterface(r);
@@ -159,7 +159,7 @@ export function attachmentOf(conf: FirewallConf, containerId: string, ifName: st
  * bridge, veth and addresses from prevResult when it is there and readable. Missing pieces are
  * undefined and DEL falls back to scanning for the attachment's owner tag.
  */
-export function parseFirewallDel(raw: Record<string, unknown>, containerId: string, ifName: string): Attachment & { complete: boolean } {
+export function parseFirewallDel(raw: Record<string, unknown>, containerId: string, ifName: string): FirewallAttachment & { complete: boolean } {
   const name = typeof raw.name === 'string' ? raw.name : '';
   let r: Result | undefined;
   try {

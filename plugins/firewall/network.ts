@@ -20,6 +20,7 @@
 import { constants } from 'node:os';
 import { CniCode, CniError, describe } from '../../pkg/cni/errors.ts';
 import type { Logger } from '../../pkg/log.ts';
+import { NFT_JUMP } from '../../pkg/nftables/consts.ts';
 import type { Nftables } from '../../pkg/nftables/handle.ts';
 import { CNIKIT_TABLE } from '../../pkg/nftables/model.ts';
 import { type ElementInfo, type NftMsg, delElements, getElement } from '../../pkg/nftables/objects.ts';
@@ -27,8 +28,8 @@ import type { NetworkPolicy } from './config.ts';
 import { foreignRemovals } from './foreign.ts';
 import { CONTAINER_SETS, SET, bridgeKeys, bridgeOfKey, networkCandidates, parseNetworkTag } from './rules.ts';
 
+/** Linux's ERESTART: the generation given with a transaction is stale. */
 const ERESTART = 85;
-const NFT_JUMP = -3;
 
 /** What the kernel holds for a bridge, per network set (absent: no element). */
 export type BridgeState = Map<string, ElementInfo>;

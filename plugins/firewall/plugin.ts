@@ -24,7 +24,7 @@
 import { aboutOf } from '../../executables.ts';
 import { CniCode, CniError, describe, invalidConfig, wrap } from '../../pkg/cni/errors.ts';
 import type { Result } from '../../pkg/cni/result.ts';
-import type { Attachment as ValidAttachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
+import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
 import type { Kernel } from '../../pkg/kernel.ts';
 import type { Logger } from '../../pkg/log.ts';
 import { type Nftables, isNftError } from '../../pkg/nftables/handle.ts';
@@ -32,7 +32,7 @@ import { CNIKIT_TABLE, applyRuleset, deleteElements, diffRuleset, findElements, 
 import { checkOwned, deleteOwned, gcOwned, ownerTag } from '../../pkg/nftables/owned.ts';
 import { getElement } from '../../pkg/nftables/objects.ts';
 import { Rollback } from '../../pkg/rollback.ts';
-import { type Attachment, attachmentOf, parseFirewallConf, parseFirewallDel } from './config.ts';
+import { type FirewallAttachment, type FirewallConf, attachmentOf, parseFirewallConf, parseFirewallDel } from './config.ts';
 import { checkForeignRules, ensureForeignRules } from './foreign.ts';
 import { bridgeDifferences, deleteStale, planBridge, readBridge, releaseBridges } from './network.ts';
 import {
@@ -67,7 +67,7 @@ export const defaultDeps: FirewallDeps = {
  * address to this attachment; with our own owner tag, ADD was repeated): all such are deleted
  * and the ruleset is applied once more.
  */
-async function applyTakingOver(nft: Nftables, a: Attachment, p: ReturnType<typeof parseFirewallConf>, log: Logger): Promise<void> {
+async function applyTakingOver(nft: Nftables, a: FirewallAttachment, p: FirewallConf, log: Logger): Promise<void> {
   const rs = firewallRuleset(a, p);
   for (let round = 0; ; round++) {
     try {
@@ -89,7 +89,7 @@ async function applyTakingOver(nft: Nftables, a: Attachment, p: ReturnType<typeo
 }
 
 /** Removes an attachment's elements and releases what it leaves unused; returns how many elements went. */
-async function teardown(nft: Nftables, owner: string, known: Pick<Attachment, 'network' | 'containerId' | 'ifName' | 'bridge' | 'addrs'> | undefined, log: Logger): Promise<number> {
+async function teardown(nft: Nftables, owner: string, known: Pick<FirewallAttachment, 'network' | 'containerId' | 'ifName' | 'bridge' | 'addrs'> | undefined, log: Logger): Promise<number> {
   let bridges: string[];
   let n: number;
   if (known) {
@@ -156,7 +156,7 @@ export function makeFirewallPlugin(deps: FirewallDeps = defaultDeps): Plugin {
       const problems = await diffRuleset(nft, firewallSkeleton(conf.adminChain));
       for (const p of await checkOwned(nft, CNIKIT_TABLE, containerElements(att), ownerTag(conf.name, a.containerId, a.ifName))) {
         const d = (p.element as FirewallElement).describe;
-        problems.push(p.problem === 'missing' ? `${d} is missing` : `${d} belongs to ${p.problem === 'foreign' ? p.owner ?? 'someone else' : 'someone else'}`);
+        problems.push(p.problem === 'foreign' ? `${d} belongs to ${p.owner ?? 'an untagged element'}` : `${d} is missing`);
       }
       const diff = bridgeDifferences(await readBridge(nft, att.bridge), conf.name, att.bridge, conf);
       problems.push(...diff.missing, ...diff.stale.map((s) => s.describe));
@@ -167,7 +167,7 @@ export function makeFirewallPlugin(deps: FirewallDeps = defaultDeps): Plugin {
       if (problems.length) throw new CniError(CniCode.Internal, 'firewall: the container\'s firewall state is not in place', problems.join('; '));
     },
 
-    async gc(a: CmdArgs, valid: ValidAttachment[]): Promise<void> {
+    async gc(a: CmdArgs, valid: Attachment[]): Promise<void> {
       const network = typeof a.conf.name === 'string' ? a.conf.name : '';
       const nft = await a.kernel.nftables();
       try {

@@ -60,7 +60,8 @@ import {
 import { CNIKIT_TABLE, type Ruleset } from '../../pkg/nftables/model.ts';
 import { ownerTag } from '../../pkg/nftables/owned.ts';
 import type { ElementSpec, RuleSpec, SetSpec, TableRef } from '../../pkg/nftables/objects.ts';
-import type { Attachment, NetworkPolicy } from './config.ts';
+import type { Expr } from '../../pkg/nftables/expr/index.ts';
+import type { FirewallAttachment, NetworkPolicy } from './config.ts';
 
 /** The packet-mark bit that carries "cnikit accepted this" from our chain to the foreign ones. */
 export const FIREWALL_MARK = 0x10000;
@@ -88,15 +89,16 @@ export const CONTAINER_SETS: string[] = [SET.CTR4, SET.CTR6];
 export const FOREIGN_PREFIX = 'cnikit firewall:';
 export const FOREIGN_COMMENT = `${FOREIGN_PREFIX} accepted by table inet cnikit (mark 0x${FIREWALL_MARK.toString(16)})`;
 
-const markAccept = (): ReturnType<typeof accept> => [...markSetBits(FIREWALL_MARK), ...accept()];
-const elsewhere = (): ReturnType<typeof accept> => inSet(['iifname', 'oifname'], SET.SAME, true);
+const markAccept = (): Expr[] => [...markSetBits(FIREWALL_MARK), ...accept()];
+/** `iifname . oifname != @firewall_same`: the packet leaves the bridge it came from (or comes from elsewhere). */
+const elsewhere = (): Expr[] => inSet(['iifname', 'oifname'], SET.SAME, true);
 const ctrSet = (f: Family): string => (f === 4 ? SET.CTR4 : SET.CTR6);
 const addrField = (f: Family, dir: 'saddr' | 'daddr') => `${f === 4 ? 'ip' : 'ip6'} ${dir}` as const;
 
 /** The rules of firewall_forward, in order (see the module header for each in nft syntax). */
 function forwardRules(): RuleSpec[] {
   const c = CHAIN.FORWARD;
-  const r = (...exprs: ReturnType<typeof accept>[]): RuleSpec => ({ chain: c, exprs: exprs.flat() });
+  const r = (...exprs: Expr[][]): RuleSpec => ({ chain: c, exprs: exprs.flat() });
   return [
     r(markClearBits(FIREWALL_MARK)),
     r(inSet(['iifname'], SET.BRIDGES, true), inSet(['oifname'], SET.BRIDGES, true), ret()),
@@ -183,7 +185,7 @@ export function bridgeKeys(bridge: string): { set: string; key: Buffer }[] {
 }
 
 /** The elements one attachment owns: `bridge . address` per address. */
-export function containerElements(a: Pick<Attachment, 'network' | 'containerId' | 'ifName' | 'bridge' | 'addrs'>): FirewallElement[] {
+export function containerElements(a: Pick<FirewallAttachment, 'network' | 'containerId' | 'ifName' | 'bridge' | 'addrs'>): FirewallElement[] {
   const comment = ownerTag(a.network, a.containerId, a.ifName);
   return a.addrs.map((c) => ({
     set: ctrSet(c.family), key: concatKey(ifnameBytes(a.bridge), ipToBytes(c)), comment, describe: `address ${formatCidr(c)} on ${a.bridge}`,
@@ -198,7 +200,7 @@ export function bridgeOfKey(key: Buffer): string {
 }
 
 /** The whole ruleset one ADD applies: the skeleton, the network's elements and the attachment's. */
-export function firewallRuleset(a: Attachment, p: NetworkPolicy): Ruleset {
+export function firewallRuleset(a: FirewallAttachment, p: NetworkPolicy): Ruleset {
   return { ...firewallSkeleton(p.adminChain), elements: [...networkElements(a.network, a.bridge, p), ...containerElements(a)] };
 }
 
