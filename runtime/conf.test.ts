@@ -77,3 +77,14 @@ test('directory lookup: conflists first (sorted), then .conf/.json; not found li
   writeFileSync(join(dir, '00-broken.conflist'), '{');
   rejects(t, () => loadNetwork(dir, 'single'), 6, /00-broken\.conflist: not valid JSON/);
 });
+
+test('keys as libcni matches them: list keys exact, plugin keys case-insensitive, capability names exact', (t) => {
+  const l = parseConfList(list({ plugins: [{ Type: 'portmap', Capabilities: { portMappings: true, PortMappings: false } }] }));
+  t.deepEqual(l.plugins, [{ type: 'portmap', capabilities: { portMappings: true, PortMappings: false } }]);
+  rejects(t, () => parseConfList(Buffer.from(JSON.stringify({ cniVersion: '1.0.0', Name: 'net', plugins: [{ type: 'bridge' }] }))), 7, /name: missing/);
+  rejects(t, () => parseConfList(Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'net', Plugins: [{ type: 'bridge' }] }))), 7, /plugins: missing/);
+  const one = parseConfAsList(Buffer.from(JSON.stringify({ CNIVersion: '0.4.0', NAME: 'one', Type: 'bridge' })));
+  t.is(one.name, 'one');
+  t.is(one.cniVersion, '0.4.0');
+  t.is(one.plugins[0]!.type, 'bridge');
+});

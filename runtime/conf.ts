@@ -9,12 +9,17 @@
  * with its locales tripled the cnikit bundle and cost ~40 ms per start). It checks the shape of
  * the list only; each plugin validates its own keys when it runs. It does not read libcni 1.3's
  * `<dir>/<network>/*.conf` side directories.
+ *
+ * Keys are matched as libcni matches them: the list's own keys (`name`, `cniVersion`,
+ * `cniVersions`, `plugins`, `disableCheck`, `disableGC`) exactly, since libcni reads them from a
+ * map; each plugin object, and a single-plugin file, case-insensitively as Go decodes them into
+ * types.NetConf (`"Type"`, `"Capabilities"`; the capability names inside stay exact).
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import * as z from 'zod/mini';
 import { CniCode, CniError } from '../pkg/cni/errors.ts';
-import { formatIssues } from '../pkg/cni/schema.ts';
+import { foldNetConfKeys, formatIssues } from '../pkg/cni/schema.ts';
 import { isValidId } from '../pkg/cni/validate.ts';
 import { SUPPORTED_VERSIONS, compareVersions, isSupported } from '../pkg/cni/version.ts';
 
@@ -106,6 +111,7 @@ function candidates(file: string, declared: string[]): string[] {
 /** Parses a conflist's bytes. `file` is used in messages only. */
 export function parseConfList(bytes: Buffer, file = '<conflist>'): NetworkConfigList {
   const raw = parseJson(file, bytes);
+  if (Array.isArray(raw.plugins)) raw.plugins = raw.plugins.map((p: unknown) => (p && typeof p === 'object' && !Array.isArray(p) ? foldNetConfKeys(p as Record<string, unknown>) : p));
   const r = listSchema.safeParse(raw);
   if (!r.success) throw invalid(file, formatIssues(r.error.issues, raw));
   const d = r.data;
@@ -120,7 +126,7 @@ export function parseConfList(bytes: Buffer, file = '<conflist>'): NetworkConfig
 
 /** Parses a single-plugin `.conf`/`.json` as a one-plugin network configuration list (libcni ConfListFromConf). */
 export function parseConfAsList(bytes: Buffer, file = '<conf>'): NetworkConfigList {
-  const raw = parseJson(file, bytes);
+  const raw = foldNetConfKeys(parseJson(file, bytes));
   const r = singleSchema.safeParse(raw);
   if (!r.success) throw invalid(file, formatIssues(r.error.issues, raw));
   const cand = candidates(file, r.data.cniVersion ? [r.data.cniVersion] : []);

@@ -5,7 +5,7 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { CniError } from './errors.ts';
-import { type Result, formatResult, parseResult } from './result.ts';
+import { type Result, formatResult, parsePrevResult, parseResult } from './result.ts';
 
 const full: Result = {
   cniVersion: '1.1.0',
@@ -165,3 +165,30 @@ test('ips that is not a list fails with code 6', parseFails, { cniVersion: '1.0.
 test('an ip without address fails with code 6', parseFails, { cniVersion: '0.4.0', ips: [{ version: '4' }] }, 6);
 test('a 0.2.0 ip4 without ip fails with code 6', parseFails, { cniVersion: '0.2.0', ip4: { gateway: '10.0.0.1' } }, 6);
 test('a result that is not an object fails with code 6', parseFails, 'oops', 6);
+
+test('a result is read as Go reads it: keys in any case (the version too), unknown keys ignored', (t) => {
+  const r = parseResult({
+    CNIVersion: '1.0.0', Interfaces: [{ Name: 'eth0', MAC: '0a:58:0a:4d:00:05', Sandbox: '/run/netns/c' }],
+    IPs: [{ Address: '10.77.0.5/24', Gateway: '10.77.0.1', Interface: 0 }], Routes: [{ DST: '0.0.0.0/0', GW: '10.77.0.1' }],
+    DNS: { Nameservers: ['10.77.0.1'] }, extra: true,
+  }, '0.4.0', 'prevResult');
+  t.deepEqual(r, {
+    cniVersion: '1.0.0', interfaces: [{ name: 'eth0', mac: '0a:58:0a:4d:00:05', sandbox: '/run/netns/c' }],
+    ips: [{ address: '10.77.0.5/24', gateway: '10.77.0.1', interface: 0 }], routes: [{ dst: '0.0.0.0/0', gw: '10.77.0.1' }],
+    dns: { nameservers: ['10.77.0.1'] },
+  });
+  const legacy = parseResult({ CniVersion: '0.2.0', IP4: { IP: '10.1.0.5/16', Gateway: '10.1.0.1', Routes: [{ Dst: '0.0.0.0/0' }] } }, '1.0.0');
+  t.deepEqual(legacy, { cniVersion: '0.2.0', ips: [{ address: '10.1.0.5/16', gateway: '10.1.0.1' }], routes: [{ dst: '0.0.0.0/0' }] });
+});
+
+test('parsePrevResult: absent or null is none; a bad one is code 7 naming prevResult', (t) => {
+  t.is(parsePrevResult(undefined, '1.0.0'), undefined);
+  t.is(parsePrevResult(null, '1.0.0'), undefined);
+  t.deepEqual(parsePrevResult({ IPs: [{ Address: '10.0.0.2/24' }] }, '1.0.0'), { cniVersion: '1.0.0', ips: [{ address: '10.0.0.2/24' }] });
+  for (const [raw, details] of [[42, 'prevResult: expected object, got number'], [{ ips: 'x' }, 'prevResult.ips: expected array, got string'], [{ ips: [{}] }, 'prevResult.ips[0].address: missing (expected string)']] as const) {
+    const err = t.throws(() => parsePrevResult(raw, '1.0.0'), { instanceOf: CniError });
+    t.is(err?.code as number | undefined, 7);
+    t.is((err as CniError).details, details);
+  }
+  t.is((t.throws(() => parsePrevResult({ cniVersion: '9.0.0' }, '1.0.0')) as CniError).code as number, 1);
+});

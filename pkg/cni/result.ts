@@ -4,12 +4,15 @@
  * Internally a result is always the 1.1.0 shape. `parseResult` reads any version (0.1.0/0.2.0
  * `ip4`/`ip6`, 0.3.x/0.4.0 with `ips[].version`, 1.x) into it; `formatResult` writes it in the
  * version the config asked for, dropping what that version cannot express (1.1.0 interface and
- * route fields before 1.1.0; everything but the first IP per family before 0.3.0).
+ * route fields before 1.1.0; everything but the first IP per family before 0.3.0). Results are
+ * read as Go's encoding/json reads them into the reference's Result structs: keys matched
+ * case-insensitively (go-keys.ts), unknown keys ignored.
  */
 import { CniCode, CniError } from './errors.ts';
 import { atLeast, isSupported } from './version.ts';
 import * as z from 'zod/mini';
 import { formatIssues } from './schema.ts';
+import { goKeys } from './go-keys.ts';
 import { cidrOf, familyOfAddress } from '../ip/cidr.ts';
 
 export interface Interface { name: string; mac?: string; mtu?: number; sandbox?: string; socketPath?: string; pciID?: string }
@@ -61,12 +64,15 @@ function clean<T extends object>(o: T): T {
  * A result without `cniVersion` is taken to be in `defaultVersion` (the config's), per libcni.
  */
 export function parseResult(raw: unknown, defaultVersion: string, what = 'result'): Result {
-  const version = (raw && typeof raw === 'object' && typeof (raw as { cniVersion?: unknown }).cniVersion === 'string')
-    ? (raw as { cniVersion: string }).cniVersion : defaultVersion;
+  const { currentSchema, legacySchema } = resultSchemas();
+  const current = goKeys(currentSchema, raw);
+  const version = (current && typeof current === 'object' && typeof (current as { cniVersion?: unknown }).cniVersion === 'string')
+    ? (current as { cniVersion: string }).cniVersion : defaultVersion;
   if (!isSupported(version)) throw new CniError(CniCode.IncompatibleVersion, `unsupported ${what} version "${version}"`);
   if (!atLeast(version, '0.3.0')) {
-    const r = resultSchemas().legacySchema.safeParse(raw);
-    if (!r.success) throw new CniError(CniCode.DecodingFailure, `failed to parse ${what}`, formatIssues(r.error.issues as never));
+    const legacy = goKeys(legacySchema, raw);
+    const r = legacySchema.safeParse(legacy);
+    if (!r.success) throw new CniError(CniCode.DecodingFailure, `failed to parse ${what}`, formatIssues(r.error.issues as never, legacy));
     const out: Result = { cniVersion: version, ips: [], routes: [] };
     for (const ip of [r.data.ip4, r.data.ip6]) {
       if (!ip) continue;
@@ -76,8 +82,8 @@ export function parseResult(raw: unknown, defaultVersion: string, what = 'result
     if (r.data.dns) out.dns = r.data.dns;
     return out;
   }
-  const r = resultSchemas().currentSchema.safeParse(raw);
-  if (!r.success) throw new CniError(CniCode.DecodingFailure, `failed to parse ${what}`, formatIssues(r.error.issues as never));
+  const r = currentSchema.safeParse(current);
+  if (!r.success) throw new CniError(CniCode.DecodingFailure, `failed to parse ${what}`, formatIssues(r.error.issues as never, current));
   const d = r.data;
   const out: Result = { cniVersion: version };
   if (d.interfaces) out.interfaces = d.interfaces.map((i) => clean({ ...i }));
@@ -85,6 +91,22 @@ export function parseResult(raw: unknown, defaultVersion: string, what = 'result
   if (d.routes) out.routes = d.routes.map((rt) => clean({ ...rt }));
   if (d.dns) out.dns = clean({ ...d.dns });
   return out;
+}
+
+/**
+ * Reads a config's `prevResult` (absent or null: undefined). It is part of the network config, so
+ * a prevResult that does not decode is code 7 naming it (`prevResult.ips: expected array, got
+ * string`); an unsupported version stays code 1.
+ */
+export function parsePrevResult(raw: unknown, configVersion: string): Result | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  try {
+    return parseResult(raw, configVersion, 'prevResult');
+  } catch (err) {
+    if (!(err instanceof CniError) || err.code !== CniCode.DecodingFailure) throw err;
+    const details = (err.details ?? '').split('; ').map((d) => (d.startsWith('(config)') ? `prevResult${d.slice('(config)'.length)}` : d.startsWith('[') ? `prevResult${d}` : `prevResult.${d}`));
+    throw new CniError(CniCode.InvalidConfig, 'invalid network config', details.join('; '), { cause: err });
+  }
 }
 
 /**

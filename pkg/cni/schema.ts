@@ -3,12 +3,18 @@
  * field, and the pieces every plugin config has (cniVersion, name, type, prevResult, runtimeConfig).
  * zod/mini rather than full zod: it costs ~4 ms per exec instead of ~14 (docs/toolchain.md §3).
  *
+ * `parseWith` reads its input as the reference plugins' Go encoding/json would (go-keys.ts:
+ * object keys matched to the schema's fields exactly, else case-insensitively; records exact;
+ * unknown keys ignored), so every plugin that parses through it is a drop-in for input written
+ * for the Go plugins, such as containerd's `{"HostPort":8081}`.
+ *
  * Import `* as z from 'zod/mini'` directly in each module and never re-export the namespace:
  * a re-exported namespace defeats esbuild's tree shaking and drags all of zod (430 KB, every
  * locale) into each plugin bundle, tripling its start-up time.
  */
 import * as z from 'zod/mini';
 import { CniCode, CniError } from './errors.ts';
+import { goKeys } from './go-keys.ts';
 
 type Issue = { path: PropertyKey[]; code: string; message: string; expected?: unknown; input?: unknown; keys?: string[] };
 
@@ -54,11 +60,22 @@ function describeValue(v: unknown): string {
   return typeof v;
 }
 
-/** Parses `data` with `schema`; on failure throws CniError(code, msg) naming each bad field. */
+/**
+ * Parses `data` with `schema`, its keys matched to the schema's fields as Go's encoding/json
+ * matches them (go-keys.ts); on failure throws CniError(code, msg) naming each bad field (by the
+ * schema's name for it). `data` itself is not modified.
+ */
 export function parseWith<T extends z.ZodMiniType>(schema: T, data: unknown, msg = 'invalid network config', code: CniCode = CniCode.InvalidConfig): z.infer<T> {
-  const r = schema.safeParse(data);
-  if (!r.success) throw new CniError(code, msg, formatIssues(r.error.issues as unknown as Issue[], data));
+  const input = goKeys(schema, data);
+  const r = schema.safeParse(input);
+  if (!r.success) throw new CniError(code, msg, formatIssues(r.error.issues as unknown as Issue[], input));
   return r.data as z.infer<T>;
+}
+
+/** Like parseWith, but returns undefined instead of throwing: for DEL, which uses what it can. */
+export function tryParseWith<T extends z.ZodMiniType>(schema: T, data: unknown): z.infer<T> | undefined {
+  const r = schema.safeParse(goKeys(schema, data));
+  return r.success ? r.data as z.infer<T> : undefined;
 }
 
 /** Keys every network config may carry; plugins extend this with their own. */
@@ -66,7 +83,8 @@ export const netConfBase = {
   cniVersion: z.optional(z.string()),
   name: z.string(),
   type: z.optional(z.string()),
-  prevResult: z.optional(z.unknown()),
+  // A map in Go's types.NetConf: an object (or null), whose keys each plugin reads with parsePrevResult.
+  prevResult: z.optional(z.nullable(z.record(z.string(), z.unknown()))),
   runtimeConfig: z.optional(z.record(z.string(), z.unknown())),
   args: z.optional(z.record(z.string(), z.unknown())),
   dns: z.optional(z.object({
@@ -77,3 +95,19 @@ export const netConfBase = {
   })),
 };
 
+
+let topLevel: z.ZodMiniType | undefined;
+
+/**
+ * Returns `conf` with its top-level keys matched as Go matches them to types.NetConf and the
+ * fields every plugin declares beside it (cniVersion, name, type, capabilities, ipam, dns,
+ * prevResult, runtimeConfig, args, cni.dev/valid-attachments): `{"Name":"n","CNIVersion":"1.0.0"}`
+ * is read as the reference's skel reads it. Values are left as they are; each plugin's
+ * parseWith matches the keys inside them against its own schema.
+ */
+export function foldNetConfKeys(conf: Record<string, unknown>): Record<string, unknown> {
+  topLevel ??= z.looseObject(Object.fromEntries(
+    ['cniVersion', 'name', 'type', 'capabilities', 'ipam', 'dns', 'prevResult', 'runtimeConfig', 'args', 'cni.dev/valid-attachments', 'cni.dev/attachments']
+      .map((k) => [k, z.unknown()])));
+  return goKeys(topLevel, conf) as Record<string, unknown>;
+}

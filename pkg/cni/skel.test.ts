@@ -362,3 +362,18 @@ test('GC with a malformed attachment list fails with code 7', async (t) => {
     t.is(r.json.code, CniCode.InvalidConfig, JSON.stringify(list));
   }
 });
+
+test('the config\'s top-level keys are matched as Go\'s skel matches them (case-insensitively)', async (t) => {
+  const r = await run({ stdin: { CNIVersion: '0.4.0', Name: 'appnet', Type: 'fake', PrevResult: { cniVersion: '0.4.0' }, RuntimeConfig: { x: 1 } } });
+  t.is(r.code, 0, r.stdout);
+  t.is(r.json.cniVersion, '0.4.0');
+  const conf = r.calls[0]!.args.conf;
+  t.like(conf, { cniVersion: '0.4.0', name: 'appnet', type: 'fake', prevResult: { cniVersion: '0.4.0' }, runtimeConfig: { x: 1 } });
+  await fails(t, { stdin: { CNIVersion: '9.9.9', Name: 'appnet' } }, 1);
+});
+
+test('GC reads valid attachments with Go\'s key matching too', async (t) => {
+  const r = await run({ env: { CNI_COMMAND: 'GC' }, stdin: { ...CONF, cniVersion: '1.1.0', 'CNI.dev/Valid-Attachments': [{ ContainerID: 'c1', IfName: 'eth0' }] } });
+  t.is(r.code, 0, r.stdout);
+  t.deepEqual(r.calls[0]?.valid, [{ containerID: 'c1', ifname: 'eth0' }]);
+});

@@ -11,8 +11,11 @@
  * concurrently with one Io each.
  */
 import { readFileSync, writeSync } from 'node:fs';
+import * as z from 'zod/mini';
 import { CniCode, CniError, describe } from './errors.ts';
 import { type Result, formatResult } from './result.ts';
+import { foldNetConfKeys } from './schema.ts';
+import { goKeys } from './go-keys.ts';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, aboutText, atLeast, isSupported, parseVersion, versionReply } from './version.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
 import { type Logger, createLogger, debugEnabled } from '../log.ts';
@@ -97,7 +100,10 @@ const REQUIRED: Record<Exclude<Command, 'VERSION'>, string[]> = {
   GC: ['CNI_PATH'],
 };
 
-/** Parses stdin into a RawConf, with the Go skel's codes: 6 for JSON, 7 for name, 1 for version. */
+/**
+ * Parses stdin into a RawConf, with the Go skel's codes: 6 for JSON, 7 for name, 1 for version.
+ * Top-level keys are matched as Go matches them to types.NetConf (`"CNIVersion"`, `"Name"` work).
+ */
 export function parseStdinConf(data: Buffer): RawConf {
   let obj: unknown;
   try {
@@ -108,7 +114,7 @@ export function parseStdinConf(data: Buffer): RawConf {
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
     throw new CniError(CniCode.DecodingFailure, 'failed to parse network config', 'stdin must be a JSON object');
   }
-  const conf = obj as Record<string, unknown>;
+  const conf = foldNetConfKeys(obj as Record<string, unknown>);
   validateNetworkName(conf.name);
   // libcni's ConfigDecoder: a missing or empty cniVersion means 0.1.0.
   if (conf.cniVersion === undefined || conf.cniVersion === '') conf.cniVersion = '0.1.0';
@@ -120,13 +126,18 @@ export function parseStdinConf(data: Buffer): RawConf {
   return conf as RawConf;
 }
 
+/** An attachment's keys (Go's GCAttachment struct); only their names matter here. Built on first use (GC only). */
+let attachmentKeys: z.ZodMiniType | undefined;
+
 /** Reads `cni.dev/valid-attachments` (or the spec 1.1.0 draft's `cni.dev/attachments`); absent = none. */
 export function validAttachments(conf: RawConf): Attachment[] {
   const list = conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments'];
   if (list === undefined) return [];
   if (!Array.isArray(list)) throw new CniError(CniCode.InvalidConfig, 'invalid network config', 'cni.dev/valid-attachments must be a list');
+  attachmentKeys ??= z.object({ containerID: z.unknown(), ifname: z.unknown() });
+  const keys = attachmentKeys;
   return list.map((a, i) => {
-    const o = a as Partial<Attachment>;
+    const o = goKeys(keys, a) as Partial<Attachment>;
     if (typeof o?.containerID !== 'string' || typeof o.ifname !== 'string') {
       throw new CniError(CniCode.InvalidConfig, 'invalid network config', `cni.dev/valid-attachments[${i}] needs containerID and ifname`);
     }
