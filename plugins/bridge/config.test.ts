@@ -53,3 +53,17 @@ test('bad MAC', rejects, { runtimeConfig: { mac: 'zz:00:00:00:00:01' } }, 7, /in
 test('multicast MAC', rejects, { runtimeConfig: { mac: '01:00:00:00:00:01' } }, 7, /multicast/);
 test('unknown CNI_ARGS key', rejects, {}, 4, /unknown args \[FOO\]/, 'FOO=1');
 test('missing name', rejects, { name: 5 }, 7, /name: expected string/);
+
+test('DEL, GC and STATUS take each key they need only when usable, as Go matches keys', (t) => {
+  const del = parseBridgeConf(args({ IPMasq: true, IPAM: { Type: 'host-local' }, Bridge: 'br7' }), false);
+  t.like(del, { ipMasq: true, ipamType: 'host-local', bridge: 'br7' });
+  // Wrong types: no IPAM was reached by any ADD, masquerade may have been on (removed by owner), the default bridge.
+  const garbage = parseBridgeConf(args({ ipMasq: 'yes', ipam: { type: 5 }, bridge: 7, mtu: 'x', vlan: [], runtimeConfig: 'x' }, 'garbage'), false);
+  t.like(garbage, { ipMasq: true, ipamType: undefined, bridge: 'cni0' });
+  t.like(parseBridgeConf(args({ ipam: 5 }), false), { ipMasq: false, ipamType: undefined });
+});
+
+test('runtimeConfig.mac and args.cni.mac are matched as Go matches them', (t) => {
+  t.is(parseBridgeConf(args({ RuntimeConfig: { MAC: '0a:00:00:00:00:01' } })).mac, '0a:00:00:00:00:01');
+  t.is(parseBridgeConf(args({ Args: { CNI: { Mac: '0a:00:00:00:00:02' } } })).mac, '0a:00:00:00:00:02');
+});

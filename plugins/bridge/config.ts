@@ -7,6 +7,7 @@
 import { CniCode, CniError, invalidConfig } from '../../pkg/cni/errors.ts';
 import { parseCniArgs, KNOWN_CNI_ARGS } from '../../pkg/cni/args.ts';
 import * as z from 'zod/mini';
+import { goKeys } from '../../pkg/cni/go-keys.ts';
 import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
 import type { CmdArgs } from '../../pkg/cni/skel.ts';
 
@@ -31,14 +32,19 @@ const schema = z.object({
   disableContainerInterface: z.optional(z.boolean()),
   portIsolation: z.optional(z.boolean()),
   ipam: z.optional(z.looseObject({ type: z.optional(z.string()) })),
+  // Go structs in the reference (so their keys match case-insensitively); a non-string mac is ignored.
+  runtimeConfig: z.optional(z.looseObject({ mac: z.optional(z.unknown()) })),
+  args: z.optional(z.looseObject({ cni: z.optional(z.looseObject({ mac: z.optional(z.unknown()) })) })),
 });
 
-/** What DEL, GC and STATUS read: only the keys that say what to undo. */
-const delSchema = z.looseObject({
-  name: z.string(),
-  bridge: z.optional(z.string()),
-  ipMasq: z.optional(z.boolean()),
-  ipam: z.optional(z.looseObject({ type: z.optional(z.string()) })),
+/**
+ * What DEL, GC and STATUS read: only the keys that say what to undo, matched as Go matches them
+ * and then taken one by one, so that a key they cannot use never fails them (toUndoConf).
+ */
+const undoKeys = z.looseObject({
+  bridge: z.unknown(),
+  ipMasq: z.unknown(),
+  ipam: z.optional(z.looseObject({ type: z.unknown() })),
 });
 
 export interface BridgeConf {
@@ -73,7 +79,7 @@ function unsupported(key: string, value: unknown): CniError {
  * failed ADD, which has nothing to undo and must succeed (SPEC: DEL is idempotent).
  */
 export function parseBridgeConf(a: CmdArgs, forAdd = true): BridgeConf {
-  if (!forAdd) return toBridgeConf(a, parseWith(delSchema, a.conf), undefined);
+  if (!forAdd) return toUndoConf(a);
   const c = parseWith(schema, a.conf);
   if (c.mtu !== undefined && (!Number.isInteger(c.mtu) || c.mtu < 68 || c.mtu > 65535)) throw invalidConfig(`mtu ${c.mtu} is not an integer between 68 and 65535`);
   if (c.vlan !== undefined && (!Number.isInteger(c.vlan) || c.vlan < 0 || c.vlan > 4094)) throw invalidConfig(`invalid VLAN ID ${c.vlan} (must be between 0 and 4094)`);
@@ -91,13 +97,30 @@ export function parseBridgeConf(a: CmdArgs, forAdd = true): BridgeConf {
   }
 
   const args = parseCniArgs(a.args, KNOWN_CNI_ARGS);
-  const rcMac = a.conf.runtimeConfig && typeof (a.conf.runtimeConfig as Record<string, unknown>).mac === 'string' ? (a.conf.runtimeConfig as { mac: string }).mac : undefined;
-  const argsCni = (c.args as { cni?: { mac?: unknown } } | undefined)?.cni;
-  const mac = rcMac ?? (typeof argsCni?.mac === 'string' ? argsCni.mac : undefined) ?? args.get('MAC');
+  const rcMac = c.runtimeConfig?.mac;
+  const argsMac = c.args?.cni?.mac;
+  const mac = (typeof rcMac === 'string' ? rcMac : undefined) ?? (typeof argsMac === 'string' ? argsMac : undefined) ?? args.get('MAC');
   if (mac !== undefined && !MAC_RE.test(mac)) throw invalidConfig(`invalid MAC address "${mac}": use the form 0a:58:0a:00:00:05`);
   if (mac !== undefined && (parseInt(mac.slice(0, 2), 16) & 1)) throw invalidConfig(`MAC address "${mac}" is a multicast address`);
 
   return toBridgeConf(a, c, mac?.toLowerCase());
+}
+
+/**
+ * The keys DEL, GC and STATUS need, each used only when it has the right type: an unusable
+ * `ipam.type` means no IPAM was reached by an ADD (nothing to release), an unusable `ipMasq` may
+ * have been true (tearing down by owner is idempotent, so it is done), an unusable `bridge` is
+ * the default. A runtime DELs after every failed ADD and retries a failing DEL forever.
+ */
+function toUndoConf(a: CmdArgs): BridgeConf {
+  const c = goKeys(undoKeys, a.conf) as { bridge?: unknown; ipMasq?: unknown; ipam?: unknown };
+  const ipamType = c.ipam && typeof c.ipam === 'object' ? (c.ipam as { type?: unknown }).type : undefined;
+  return toBridgeConf(a, {
+    name: a.conf.name,
+    bridge: typeof c.bridge === 'string' && c.bridge ? c.bridge : undefined,
+    ipMasq: typeof c.ipMasq === 'boolean' ? c.ipMasq : c.ipMasq !== undefined,
+    ipam: typeof ipamType === 'string' ? { type: ipamType } : undefined,
+  }, undefined);
 }
 
 function toBridgeConf(a: CmdArgs, c: Partial<z.infer<typeof schema>> & { name: string }, mac: string | undefined): BridgeConf {

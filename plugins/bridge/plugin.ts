@@ -119,15 +119,15 @@ export function makeBridgePlugin(deps: BridgeDeps = {}): Plugin {
     if (conf.ipamType) await ipamCall('DEL', conf, a);
     if (conf.ipMasq) {
       // Addresses from the cached result when there is one (point lookups), else a scan by owner.
-      let prev: Result | undefined;
+      let addrs: Cidr[] = [];
       try {
-        prev = a.conf.prevResult ? parseResult(a.conf.prevResult, a.conf.cniVersion, 'prevResult') : undefined;
+        if (a.conf.prevResult) addrs = containerCidrs(parseResult(a.conf.prevResult, a.conf.cniVersion, 'prevResult'), a.ifName);
       } catch {
-        prev = undefined; // DEL must not fail on an unreadable cached result: the scan finds our elements anyway
+        addrs = []; // DEL must not fail on an unreadable cached result: the scan finds our elements anyway
       }
       const [{ teardownIpMasq }, nft] = await Promise.all([loadIpMasq(), a.kernel.nftables()]);
       try {
-        await teardownIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: containerCidrs(prev, a.ifName) });
+        await teardownIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs });
       } catch (err) {
         throw wrap(err, 'failed to remove IP masquerade');
       }

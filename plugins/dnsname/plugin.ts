@@ -16,12 +16,13 @@
  * library (wire.ts is ours and small).
  */
 import { aboutOf } from '../../executables.ts';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { KNOWN_CNI_ARGS, parseCniArgs } from '../../pkg/cni/args.ts';
 import { CniCode, CniError, invalidConfig } from '../../pkg/cni/errors.ts';
-import { type Result, containerIPs, parseResult } from '../../pkg/cni/result.ts';
+import { type Result, containerIPs, parsePrevResult } from '../../pkg/cni/result.ts';
 import * as z from 'zod/mini';
+import { goKeys } from '../../pkg/cni/go-keys.ts';
 import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
 import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
 import { formatIP, tryParseCidr, tryParseIP } from '../../pkg/ip/cidr.ts';
@@ -43,6 +44,8 @@ const confSchema = z.object({
   port: z.optional(z.number().check(z.int(), z.minimum(1), z.maximum(65535))),
   recordsDir: z.optional(z.string()),
   runDir: z.optional(z.string()),
+  // A Go struct in containers/dnsname (so "Aliases" works); its map of network -> names is checked by aliasesOf.
+  runtimeConfig: z.optional(z.looseObject({ aliases: z.optional(z.unknown()) })),
 });
 
 /** The plugin's config after validation and defaults. */
@@ -96,10 +99,9 @@ function aliasesOf(conf: DnsnameConf): string[] {
 }
 
 function requirePrev(conf: DnsnameConf): Result {
-  if (conf.raw.prevResult === undefined) {
-    throw new CniError(CniCode.InvalidConfig, 'must be called as chained plugin', 'dnsname needs a prevResult (put it after bridge in the plugin list)');
-  }
-  return parseResult(conf.raw.prevResult, conf.cniVersion, 'prevResult');
+  const prev = parsePrevResult(conf.raw.prevResult, conf.cniVersion);
+  if (!prev) throw new CniError(CniCode.InvalidConfig, 'must be called as chained plugin', 'dnsname needs a prevResult (put it after bridge in the plugin list)');
+  return prev;
 }
 
 /** Container addresses (with prefix) and gateways from prevResult (docs/cni-notes.md §1.8, §6.1). */
@@ -129,7 +131,7 @@ function withRecordsLock<T>(dir: string, fn: (d: LockedDir) => Promise<T>): Prom
 const fileOf = (network: string) => `${network}${RECORDS_SUFFIX}`;
 
 /** Reads the network's record file; lines it cannot use are logged (to the call's log) and dropped. */
-function readNetwork(d: LockedDir, conf: DnsnameConf, log: Logger): NetworkRecords | undefined {
+function readNetwork(d: LockedDir, conf: RecordsLocation, log: Logger): NetworkRecords | undefined {
   const text = d.read(fileOf(conf.network));
   if (text === undefined) return undefined;
   const r = parseRecords(text, conf.network, join(d.dir, fileOf(conf.network)));
@@ -154,7 +156,7 @@ function responderCommand(self: string): string[] {
 }
 
 /** Tells a running responder to reload; starts none. */
-async function reloadIfRunning(conf: DnsnameConf): Promise<void> {
+async function reloadIfRunning(conf: RecordsLocation): Promise<void> {
   await controlRequest(conf.runDir, 'reload', 3000);
 }
 
@@ -215,8 +217,25 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
   return out;
 }
 
+/** Where a network's records are and whom to tell: all DEL needs. */
+type RecordsLocation = Pick<DnsnameConf, 'network' | 'recordsDir' | 'runDir'>;
+
+const locationKeys = z.object({ recordsDir: z.unknown(), runDir: z.unknown() });
+
+/**
+ * The records location for DEL, from the keys it can use (matched as Go matches them): a
+ * recordsDir or runDir that is not an absolute path is taken as absent (its default), so that a
+ * config DEL cannot use never fails it.
+ */
+function delLocation(a: CmdArgs): RecordsLocation {
+  const c = goKeys(locationKeys, a.conf) as { recordsDir?: unknown; runDir?: unknown };
+  const usable = (v: unknown) => (typeof v === 'string' && isAbsolute(v) ? v : undefined);
+  const recordsDir = usable(c.recordsDir) ?? DEFAULT_RECORDS_DIR;
+  return { network: a.conf.name, recordsDir, runDir: usable(c.runDir) ?? recordsDir };
+}
+
 /** Removes entries matching `drop` from the network file; reloads the responder if anything changed. */
-async function removeEntries(conf: DnsnameConf, log: Logger, drop: (c: ContainerRecord) => boolean): Promise<void> {
+async function removeEntries(conf: RecordsLocation, log: Logger, drop: (c: ContainerRecord) => boolean): Promise<void> {
   await withRecordsLock(conf.recordsDir, async (d) => {
     const rec = readNetwork(d, conf, log);
     if (!rec) return;
@@ -229,8 +248,10 @@ async function removeEntries(conf: DnsnameConf, log: Logger, drop: (c: Container
 }
 
 async function cmdDel(a: CmdArgs): Promise<void> {
-  const conf = parseDnsnameConf(a);
-  await removeEntries(conf, a.log, (c) => c.containerId === a.containerId && c.ifName === a.ifName);
+  const loc = delLocation(a);
+  // No record file: nothing of this network to remove (and no directory or lock to create).
+  if (!existsSync(join(loc.recordsDir, fileOf(loc.network)))) return;
+  await removeEntries(loc, a.log, (c) => c.containerId === a.containerId && c.ifName === a.ifName);
 }
 
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {

@@ -18,6 +18,7 @@ import { CniCode, CniError, describe, invalidConfig } from '../../pkg/cni/errors
 import { KNOWN_CNI_ARGS, parseCniArgs } from '../../pkg/cni/args.ts';
 import type { DNS, Route } from '../../pkg/cni/result.ts';
 import * as z from 'zod/mini';
+import { goKeys } from '../../pkg/cni/go-keys.ts';
 import { parseWith } from '../../pkg/cni/schema.ts';
 import type { RawConf } from '../../pkg/cni/skel.ts';
 import { validateNetworkName } from '../../pkg/cni/validate.ts';
@@ -186,10 +187,14 @@ function checkRangeSet(raws: RawRange[], index: number): RangeSet {
  */
 export function loadStoreLocation(conf: RawConf): { name: string; dataDir: string } {
   validateNetworkName(conf.name);
-  const ipam = conf.ipam as { dataDir?: unknown } | undefined;
+  // Keys matched as Go matches them (`"DataDir"` works); anything unusable means the default.
+  const ipam = (goKeys(locationKeys, conf) as { ipam?: unknown }).ipam as { dataDir?: unknown } | undefined;
   const dataDir = ipam && typeof ipam === 'object' && typeof ipam.dataDir === 'string' && ipam.dataDir ? ipam.dataDir : DEFAULT_DATA_DIR;
   return { name: conf.name, dataDir };
 }
+
+/** The only keys DEL and GC read. */
+const locationKeys = z.object({ ipam: z.optional(z.object({ dataDir: z.unknown() })) });
 
 /**
  * Reads and checks host-local's config from a plugin config (`conf.ipam`, `conf.runtimeConfig`).

@@ -10,7 +10,7 @@
  */
 import * as z from 'zod/mini';
 import { CniCode, CniError, invalidConfig } from '../../pkg/cni/errors.ts';
-import { containerIPs, parseResult, type Result } from '../../pkg/cni/result.ts';
+import { containerIPs, parsePrevResult, type Result } from '../../pkg/cni/result.ts';
 import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
 import { type Cidr, type IP, tryParseCidr, tryParseIP } from '../../pkg/ip/cidr.ts';
 import type { L4Proto } from '../../pkg/nftables/match.ts';
@@ -84,7 +84,7 @@ export function parsePortmapConf(raw: Record<string, unknown>): PortmapConf {
     if (j !== undefined) throw invalidConfig(`runtimeConfig.portMappings[${i}] maps the same host port as [${j}] (${m.protocol} ${m.hostPort})`);
     seen.set(k, i);
   });
-  const prevResult = c.prevResult === undefined || c.prevResult === null ? undefined : parseResult(c.prevResult, c.cniVersion ?? '0.1.0', 'prevResult');
+  const prevResult = parsePrevResult(c.prevResult, c.cniVersion ?? '0.1.0');
   return { name: c.name, cniVersion: c.cniVersion ?? '0.1.0', snat: c.snat ?? true, masqAll: c.masqAll ?? false, mappings, prevResult };
 }
 

@@ -13,8 +13,9 @@
  *       ports, so that a client already sending there is mapped too (conntrack.ts). Echoes
  *       prevResult.
  * DEL   removes exactly the elements whose owner tag is this attachment's: by point queries on
- *       the keys derived from runtimeConfig + prevResult when both are there (cost independent of
- *       the number of containers), else by scanning our sets. Idempotent; nothing there is fine.
+ *       the keys derived from runtimeConfig + prevResult when both are there and readable (cost
+ *       independent of the number of containers), else by scanning our sets, so a config, a
+ *       mapping or a prevResult it cannot use never fails it. Idempotent; nothing there is fine.
  * CHECK the fixed rules are in place, every element this attachment should own is there, ours,
  *       and points at the container, and (snat, IPv4) route_localnet is on.
  * GC    removes elements of this network whose attachment is not in cni.dev/valid-attachments,
@@ -150,15 +151,21 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
     },
 
     async del(a: CmdArgs): Promise<void> {
-      const conf = parsePortmapConf(a.conf);
-      const input = inputOf(conf, a);
+      // DEL needs only the owner tag (network, container, ifname); the rest only makes it faster.
+      let conf: PortmapConf | undefined;
+      try {
+        conf = parsePortmapConf(a.conf);
+      } catch (err) {
+        a.log.warn('portmap DEL: config not usable, removing this attachment\'s mappings by owner', { error: describe(err) });
+      }
+      const input = conf && inputOf(conf, a);
       // Both hairpin forms, in case snat/masqAll changed since the ADD; without the mappings or
       // the addresses, a scan of our sets by owner.
-      const candidates = conf.mappings.length && (input.v4 || input.v6)
+      const candidates = conf?.mappings.length && input && (input.v4 || input.v6)
         ? [...portmapElements({ ...input, snat: true, masqAll: false }), ...portmapElements({ ...input, snat: true, masqAll: true })]
         : undefined;
       try {
-        await deleteOwned(await a.kernel.nftables(), CNIKIT_TABLE, ALL_SETS, ownerTag(conf.name, a.containerId, a.ifName), candidates);
+        await deleteOwned(await a.kernel.nftables(), CNIKIT_TABLE, ALL_SETS, ownerTag(a.conf.name, a.containerId, a.ifName), candidates);
       } catch (err) {
         throw wrap(err, 'failed to remove port mappings');
       }
