@@ -79,6 +79,9 @@ test('linkDel: RTM_DELLINK by index', golden, (h) => h.linkDel(7), 17, REQ, hex(
 test('linkSetUp: RTM_NEWLINK flags IFF_UP under change mask IFF_UP', golden, (h) => h.linkSetUp(7), 16, REQ,
   hex('00 00 0000 07000000 01000000 01000000'));
 
+test('linkSetDown: RTM_NEWLINK flags 0 under change mask IFF_UP', golden, (h) => h.linkSetDown(7), 16, REQ,
+  hex('00 00 0000 07000000 00000000 01000000'));
+
 test('linkSetPromisc: RTM_NEWLINK flags IFF_PROMISC under mask IFF_PROMISC', golden, (h) => h.linkSetPromisc(7, true), 16, REQ,
   hex('00 00 0000 07000000 00010000 00010000'));
 

@@ -248,6 +248,11 @@ export class RouteHandle {
     await this.setFlags(index, IFF_UP, IFF_UP, `RTM_NEWLINK #${index} up`);
   }
 
+  /** Equivalent to: `ip link set dev IDX down` */
+  async linkSetDown(index: number): Promise<void> {
+    await this.setFlags(index, 0, IFF_UP, `RTM_NEWLINK #${index} down`);
+  }
+
   /** Equivalent to: `ip link set dev IDX promisc on|off` */
   async linkSetPromisc(index: number, on: boolean): Promise<void> {
     await this.setFlags(index, on ? IFF_PROMISC : 0, IFF_PROMISC, `RTM_NEWLINK #${index} promisc`);
