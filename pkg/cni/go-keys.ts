@@ -44,7 +44,8 @@ const defOf = (s: z.ZodMiniType): Def => (s as unknown as { _zod: { def: Def } }
 
 /** The fields of an object schema (or of the object options of a union, or both sides of an intersection). */
 interface Fields {
-  shape: Record<string, z.ZodMiniType>;
+  /** Field name -> its schema (undefined: only the name matters, the value is not walked). */
+  shape: Record<string, z.ZodMiniType | undefined>;
   catchall: z.ZodMiniType | undefined;
   /** ASCII-upper-cased name -> first field in declaration order, when every name is ASCII. */
   folded: Map<string, string> | undefined;
@@ -61,7 +62,7 @@ function fieldsOf(s: z.ZodMiniType): Fields | null {
   const def = defOf(s);
   const cached = fieldsCache.get(def);
   if (cached !== undefined) return cached;
-  let shape: Record<string, z.ZodMiniType> | undefined;
+  let shape: Record<string, z.ZodMiniType | undefined> | undefined;
   let catchall: z.ZodMiniType | undefined;
   const merge = (f: Fields | null) => {
     if (!f) return;
@@ -78,21 +79,22 @@ function fieldsOf(s: z.ZodMiniType): Fields | null {
       if (inner) merge(fieldsOf(inner));
     }
   }
-  let out: Fields | null = null;
-  if (shape) {
-    const names = Object.keys(shape);
-    let folded: Map<string, string> | undefined;
-    if (names.every(isAscii)) {
-      folded = new Map();
-      for (const n of names) {
-        const k = n.toUpperCase();
-        if (!folded.has(k)) folded.set(k, n);
-      }
-    }
-    out = { shape, catchall, folded, names };
-  }
+  const out = shape ? fieldsFrom(shape, catchall) : null;
   fieldsCache.set(def, out);
   return out;
+}
+
+function fieldsFrom(shape: Record<string, z.ZodMiniType | undefined>, catchall: z.ZodMiniType | undefined): Fields {
+  const names = Object.keys(shape);
+  let folded: Map<string, string> | undefined;
+  if (names.every(isAscii)) {
+    folded = new Map();
+    for (const n of names) {
+      const k = n.toUpperCase();
+      if (!folded.has(k)) folded.set(k, n);
+    }
+  }
+  return { shape, catchall, folded, names };
 }
 
 /** The schema a wrapper applies to the same value (optional, nullable, default, pipe input, lazy...). */
@@ -250,6 +252,19 @@ function walk(s: z.ZodMiniType, v: unknown, depth: number): unknown {
   }
   return v;
 }
+
+/**
+ * Returns `obj` with its own keys renamed to `names` as Go matches keys to struct fields, its
+ * values untouched: for the few places that only need a struct's key names (skel's top level),
+ * without building a schema. `obj` is never modified.
+ */
+export function goFieldNames(names: readonly string[], obj: Record<string, unknown>): Record<string, unknown> {
+  let f = namesCache.get(names);
+  if (!f) namesCache.set(names, f = fieldsFrom(Object.fromEntries(names.map((n) => [n, undefined])), undefined));
+  return walkObject(f, obj, 0);
+}
+
+const namesCache = new WeakMap<readonly string[], Fields>();
 
 /**
  * Returns `data` with its object keys renamed to the fields of `schema` the way Go's

@@ -14,7 +14,7 @@
  */
 import * as z from 'zod/mini';
 import { CniCode, CniError } from './errors.ts';
-import { goKeys } from './go-keys.ts';
+import { goFieldNames, goKeys } from './go-keys.ts';
 
 type Issue = { path: PropertyKey[]; code: string; message: string; expected?: unknown; input?: unknown; keys?: string[] };
 
@@ -98,7 +98,7 @@ export const netConfBase = {
 };
 
 
-let topLevel: z.ZodMiniType | undefined;
+const NETCONF_KEYS = ['cniVersion', 'name', 'type', 'capabilities', 'ipam', 'dns', 'prevResult', 'runtimeConfig', 'args', 'cni.dev/valid-attachments', 'cni.dev/attachments'] as const;
 
 /**
  * Returns `conf` with its top-level keys matched as Go matches them to types.NetConf and the
@@ -108,8 +108,5 @@ let topLevel: z.ZodMiniType | undefined;
  * parseWith matches the keys inside them against its own schema.
  */
 export function foldNetConfKeys(conf: Record<string, unknown>): Record<string, unknown> {
-  topLevel ??= z.looseObject(Object.fromEntries(
-    ['cniVersion', 'name', 'type', 'capabilities', 'ipam', 'dns', 'prevResult', 'runtimeConfig', 'args', 'cni.dev/valid-attachments', 'cni.dev/attachments']
-      .map((k) => [k, z.unknown()])));
-  return goKeys(topLevel, conf) as Record<string, unknown>;
+  return goFieldNames(NETCONF_KEYS, conf);
 }

@@ -11,11 +11,10 @@
  * concurrently with one Io each.
  */
 import { readFileSync, writeSync } from 'node:fs';
-import * as z from 'zod/mini';
 import { CniCode, CniError, describe } from './errors.ts';
 import { type Result, formatResult } from './result.ts';
 import { foldNetConfKeys } from './schema.ts';
-import { goKeys } from './go-keys.ts';
+import { goFieldNames } from './go-keys.ts';
 import { LATEST_VERSION, SUPPORTED_VERSIONS, aboutText, atLeast, isSupported, parseVersion, versionReply } from './version.ts';
 import { validateContainerId, validateIfName, validateNetworkName } from './validate.ts';
 import { type Logger, createLogger, debugEnabled } from '../log.ts';
@@ -126,18 +125,16 @@ export function parseStdinConf(data: Buffer): RawConf {
   return conf as RawConf;
 }
 
-/** An attachment's keys (Go's GCAttachment struct); only their names matter here. Built on first use (GC only). */
-let attachmentKeys: z.ZodMiniType | undefined;
+/** An attachment's keys (Go's GCAttachment struct). */
+const ATTACHMENT_KEYS = ['containerID', 'ifname'] as const;
 
 /** Reads `cni.dev/valid-attachments` (or the spec 1.1.0 draft's `cni.dev/attachments`); absent = none. */
 export function validAttachments(conf: RawConf): Attachment[] {
   const list = conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments'];
   if (list === undefined) return [];
   if (!Array.isArray(list)) throw new CniError(CniCode.InvalidConfig, 'invalid network config', 'cni.dev/valid-attachments must be a list');
-  attachmentKeys ??= z.object({ containerID: z.unknown(), ifname: z.unknown() });
-  const keys = attachmentKeys;
   return list.map((a, i) => {
-    const o = goKeys(keys, a) as Partial<Attachment>;
+    const o = (a && typeof a === 'object' && !Array.isArray(a) ? goFieldNames(ATTACHMENT_KEYS, a as Record<string, unknown>) : a) as Partial<Attachment>;
     if (typeof o?.containerID !== 'string' || typeof o.ifname !== 'string') {
       throw new CniError(CniCode.InvalidConfig, 'invalid network config', `cni.dev/valid-attachments[${i}] needs containerID and ifname`);
     }
