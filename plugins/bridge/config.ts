@@ -32,9 +32,9 @@ const schema = z.object({
   disableContainerInterface: z.optional(z.boolean()),
   portIsolation: z.optional(z.boolean()),
   ipam: z.optional(z.looseObject({ type: z.optional(z.string()) })),
-  // Go structs in the reference (so their keys match case-insensitively); a non-string mac is ignored.
-  runtimeConfig: z.optional(z.looseObject({ mac: z.optional(z.unknown()) })),
-  args: z.optional(z.looseObject({ cni: z.optional(z.looseObject({ mac: z.optional(z.unknown()) })) })),
+  // Go structs in the reference (their keys match case-insensitively, a mac must be a string).
+  runtimeConfig: z.optional(z.looseObject({ mac: z.optional(z.string()) })),
+  args: z.optional(z.looseObject({ cni: z.optional(z.looseObject({ mac: z.optional(z.string()) })) })),
 });
 
 /**
@@ -97,9 +97,8 @@ export function parseBridgeConf(a: CmdArgs, forAdd = true): BridgeConf {
   }
 
   const args = parseCniArgs(a.args, KNOWN_CNI_ARGS);
-  const rcMac = c.runtimeConfig?.mac;
-  const argsMac = c.args?.cni?.mac;
-  const mac = (typeof rcMac === 'string' ? rcMac : undefined) ?? (typeof argsMac === 'string' ? argsMac : undefined) ?? args.get('MAC');
+  // An empty mac is unset, as in the reference (`if n.RuntimeConfig.Mac != ""`).
+  const mac = c.runtimeConfig?.mac || c.args?.cni?.mac || args.get('MAC') || undefined;
   if (mac !== undefined && !MAC_RE.test(mac)) throw invalidConfig(`invalid MAC address "${mac}": use the form 0a:58:0a:00:00:05`);
   if (mac !== undefined && (parseInt(mac.slice(0, 2), 16) & 1)) throw invalidConfig(`MAC address "${mac}" is a multicast address`);
 
