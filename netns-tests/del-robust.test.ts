@@ -61,6 +61,11 @@ const SUBJECTS: Record<string, Subject> = {
     capabilities: ['aliases'],
     cniArgs: 'IgnoreUnknown=1;K8S_POD_NAME=web',
   },
+  bandwidth: {
+    good: () => ({ runtimeConfig: { bandwidth: { ingressRate: 8_000_000, ingressBurst: 80_000, egressRate: 4_000_000, egressBurst: 40_000 } } }),
+    state: () => ({}),
+    capabilities: ['bandwidth'],
+  },
   loopback: { good: () => ({}), state: () => ({}), capabilities: [] },
 };
 

@@ -20,7 +20,7 @@
  */
 import * as z from 'zod/mini';
 import { invalidConfig } from '../../pkg/cni/errors.ts';
-import { type Result, parseResult } from '../../pkg/cni/result.ts';
+import { type Result, parsePrevResult } from '../../pkg/cni/result.ts';
 import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
 import { LATENCY_US, tbfFor } from './tbf.ts';
 
@@ -101,7 +101,7 @@ export function parseBandwidthConf(raw: Record<string, unknown>): BandwidthConf 
   const at = topLevel ? '' : 'runtimeConfig.bandwidth.';
   const out: BandwidthConf = {
     name: c.name, cniVersion: c.cniVersion ?? '0.1.0',
-    prevResult: c.prevResult === undefined || c.prevResult === null ? undefined : parseResult(c.prevResult, c.cniVersion ?? '0.1.0', 'prevResult'),
+    prevResult: parsePrevResult(c.prevResult, c.cniVersion ?? '0.1.0'),
   };
   // Go rejects a bad number in either entry, whichever is used.
   for (const [e, where] of [[c, ''], [rt, 'runtimeConfig.bandwidth.']] as const) {
