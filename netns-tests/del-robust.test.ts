@@ -66,6 +66,12 @@ const SUBJECTS: Record<string, Subject> = {
     state: () => ({}),
     capabilities: ['bandwidth'],
   },
+  tuning: {
+    good: (sb) => ({ dataDir: join(sb.tmp, 'tuning'), mtu: 1400, promisc: true, sysctl: { 'net.ipv4.conf.eth0.log_martians': '1' } }),
+    state: (sb) => ({ dataDir: join(sb.tmp, 'tuning') }),
+    capabilities: ['mac'],
+  },
+  firewall: { good: () => ({ backend: '', ingressPolicy: 'same-bridge' }), state: () => ({}), capabilities: [] },
   loopback: { good: () => ({}), state: () => ({}), capabilities: [] },
 };
 
