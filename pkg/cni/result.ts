@@ -105,7 +105,7 @@ export function parsePrevResult(raw: unknown, configVersion: string): Result | u
   } catch (err) {
     if (!(err instanceof CniError) || err.code !== CniCode.DecodingFailure) throw err;
     const details = (err.details ?? '').split('; ').map((d) => (d.startsWith('(config)') ? `prevResult${d.slice('(config)'.length)}` : d.startsWith('[') ? `prevResult${d}` : `prevResult.${d}`));
-    throw new CniError(CniCode.InvalidConfig, 'invalid network config', details.join('; '), { cause: err });
+    throw new CniError(CniCode.InvalidConfig, 'failed to parse prevResult', details.join('; '), { cause: err });
   }
 }
 

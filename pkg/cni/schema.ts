@@ -35,9 +35,7 @@ export function formatIssues(issues: readonly Issue[], input?: unknown): string 
     let why = i.message;
     if (i.code === 'invalid_type' && DEFAULT_MESSAGE.test(i.message)) {
       const v = 'input' in i ? i.input : valueAt(input, i.path);
-      // A record is a JSON object to whoever wrote the config.
-      const expected = i.expected === 'record' ? 'object' : String(i.expected);
-      why = v === undefined ? `missing (expected ${expected})` : `expected ${expected}, got ${describeValue(v)}`;
+      why = v === undefined ? `missing (expected ${String(i.expected)})` : `expected ${String(i.expected)}, got ${describeValue(v)}`;
     }
     else if (i.code === 'unrecognized_keys' && i.keys) why = `unknown keys ${i.keys.join(', ')}`;
     return `${pathOf(i.path)}: ${why}`;

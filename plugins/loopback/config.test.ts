@@ -15,7 +15,7 @@ test('no plugin keys: anything else is ignored; prevResult is read as Go reads i
 });
 
 const bad: [string, Record<string, unknown>, string][] = [
-  ['prevResult not an object', { prevResult: 42 }, 'prevResult: expected object, got number'],
+  ['prevResult not an object', { prevResult: 42 }, 'prevResult: expected record, got number'],
   ['prevResult with a bad ips', { prevResult: { ips: 'x' } }, 'prevResult.ips: expected array, got string'],
   ['dns not an object', { dns: 5 }, 'dns: expected object, got number'],
 ];

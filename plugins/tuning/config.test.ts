@@ -112,7 +112,7 @@ test('allmulti a number', rejects, { allmulti: 1 }, /allmulti: expected boolean,
 test('a relative dataDir', rejects, { dataDir: 'tuning' }, /dataDir: "tuning" must be an absolute path/);
 test('a relative sysctlAllowlist', rejects, { sysctlAllowlist: 'allow.conf' }, /sysctlAllowlist: "allow\.conf" must be an absolute path/);
 test('no prevResult', rejects, { prevResult: undefined }, /Required prevResult missing/);
-test('a prevResult that is not a result', rejects, { prevResult: { ips: 'x' } }, /failed to parse prevResult/, 6);
+test('a prevResult that is not a result', rejects, { prevResult: { ips: 'x' } }, /failed to parse prevResult/, 7);
 test('an unknown CNI_ARGS key without IgnoreUnknown', rejects, {}, /ARGS: unknown args \[FOO\]/, 4, 'FOO=bar');
 
 test('the sysctlAllowlist file: a key it does not allow is refused before anything else; a missing file allows everything', (t) => {

@@ -26,7 +26,7 @@ import { isAbsolute } from 'node:path';
 import * as z from 'zod/mini';
 import { KNOWN_CNI_ARGS, parseCniArgs } from '../../pkg/cni/args.ts';
 import { invalidConfig } from '../../pkg/cni/errors.ts';
-import { type Result, parseResult } from '../../pkg/cni/result.ts';
+import { type Result, parsePrevResult } from '../../pkg/cni/result.ts';
 import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
 import type { CmdArgs } from '../../pkg/cni/skel.ts';
 import { duplicateSysctlKey } from './json-keys.ts';
@@ -188,10 +188,9 @@ export function parseTuningConf(a: CmdArgs, o: ParseOptions): TuningConf {
     for (const s of sysctls) checkAllowed(s.key, lists);
   }
 
-  if (c.prevResult === undefined || c.prevResult === null) {
-    throw invalidConfig('Required prevResult missing: tuning is a chained plugin, it runs after the plugin that made the interface');
-  }
-  out.prevResult = parseResult(c.prevResult, cniVersion, 'prevResult');
+  const prev = parsePrevResult(c.prevResult, cniVersion);
+  if (!prev) throw invalidConfig('Required prevResult missing: tuning is a chained plugin, it runs after the plugin that made the interface');
+  out.prevResult = prev;
   return out;
 }
 
