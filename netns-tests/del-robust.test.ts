@@ -2,7 +2,7 @@
  * A DEL never fails because of an input it cannot use, for every plugin in executables.ts (a
  * runtime retries a failing DEL forever, and the pod leaks). For each plugin and each bad input
  * (a partial config, every known key of the wrong type, a runtimeConfig or capability of the
- * wrong type, a prevResult that is no result):
+ * wrong type, a prevResult that is no result, CNI_ARGS that do not parse):
  *
  * - DEL with nothing there succeeds and changes nothing;
  * - ADD of the same input is refused with code 7 and changes nothing (where the plugin reads
@@ -96,6 +96,8 @@ const CAPS_GARBAGE: Conf = {
 interface Variant {
   what: string;
   conf(s: Subject, sb: Sandbox, prev: unknown): Conf;
+  /** CNI_ARGS instead of the subject's. */
+  cniArgs?: string;
   /** Whether ADD must refuse it (with code 7) for this plugin. */
   refused(s: Subject, role: string): boolean;
 }
@@ -114,6 +116,8 @@ const VARIANTS: Variant[] = [
   { what: 'every capability of the wrong type', conf: (s, sb, prev) => good(s, sb, prev, { runtimeConfig: CAPS_GARBAGE }), refused: (s) => s.capabilities.length > 0 },
   { what: 'a prevResult that is not an object', conf: (s, sb) => good(s, sb, 42), refused: (_, role) => role === 'meta' },
   { what: 'a prevResult that is no result', conf: (s, sb) => good(s, sb, { cniVersion: '1.0.0', ips: 'x', interfaces: 5 }), refused: (_, role) => role === 'meta' },
+  // Only the plugins that read CNI_ARGS refuse it on ADD (code 4), so no ADD is asserted.
+  { what: 'CNI_ARGS that do not parse', conf: (s, sb, prev) => good(s, sb, prev), cniArgs: 'K8S_POD_NAME;MAC=zz;=', refused: () => false },
 ];
 
 function good(s: Subject, sb: Sandbox, prev: unknown, extra: Conf = {}): Conf {
@@ -140,8 +144,8 @@ for (const plugin of PLUGINS) {
     const ctr = sb.container('c1');
     for (const ns of [warm, ctr]) ip('-n', ns, 'link', 'set', 'lo', 'down');
     const meta = plugin.role === 'meta';
-    const run = (command: string, ns: string, cid: string, conf: Conf): PluginRun =>
-      sb.plugin(plugin.type, { command, containerId: cid, netns: Sandbox.path(ns), conf: full(plugin.type, conf), cniArgs: subject.cniArgs });
+    const run = (command: string, ns: string, cid: string, conf: Conf, cniArgs = subject.cniArgs): PluginRun =>
+      sb.plugin(plugin.type, { command, containerId: cid, netns: Sandbox.path(ns), conf: full(plugin.type, conf), cniArgs });
     const ok = (r: PluginRun, what: string) => t.is(r.code, 0, `${what}: ${r.stdout}${r.stderr}`);
 
     // Meta plugins are chained after a real bridge attachment, whose result is their prevResult.
@@ -162,11 +166,11 @@ for (const plugin of PLUGINS) {
 
     for (const v of VARIANTS) {
       const bad = v.conf(subject, sb, prev);
-      ok(run('DEL', ctr, 'pod', bad), `DEL with nothing there, ${v.what}`);
+      ok(run('DEL', ctr, 'pod', bad, v.cniArgs), `DEL with nothing there, ${v.what}`);
       t.deepEqual(snapshot(sb, [warm, ctr]), before, `DEL with nothing there changed nothing: ${v.what}`);
 
       if (v.refused(subject, plugin.role)) {
-        const add = run('ADD', ctr, 'pod', bad);
+        const add = run('ADD', ctr, 'pod', bad, v.cniArgs);
         t.is(add.json?.code, 7, `ADD refuses ${v.what}: ${add.stdout}${add.stderr}`);
         t.deepEqual(snapshot(sb, [warm, ctr]), before, `a refused ADD changed nothing: ${v.what}`);
       }
@@ -174,7 +178,7 @@ for (const plugin of PLUGINS) {
       const add = run('ADD', ctr, 'pod', good(subject, sb, prev));
       ok(add, `ADD before the DEL with ${v.what}`);
       // As a runtime sends it: the cached result as prevResult, unless the bad input replaces it.
-      const del = run('DEL', ctr, 'pod', { prevResult: add.json, ...bad });
+      const del = run('DEL', ctr, 'pod', { prevResult: add.json, ...bad }, v.cniArgs);
       ok(del, `DEL after ADD, ${v.what}`);
       t.deepEqual(snapshot(sb, [warm, ctr]), before, `DEL took back the ADD: ${v.what}`);
       const check = run('CHECK', ctr, 'pod', good(subject, sb, meta ? prev : add.json));
