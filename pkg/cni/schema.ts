@@ -72,12 +72,6 @@ export function parseWith<T extends z.ZodMiniType>(schema: T, data: unknown, msg
   return r.data as z.infer<T>;
 }
 
-/** Like parseWith, but returns undefined instead of throwing: for DEL, which uses what it can. */
-export function tryParseWith<T extends z.ZodMiniType>(schema: T, data: unknown): z.infer<T> | undefined {
-  const r = schema.safeParse(goKeys(schema, data));
-  return r.success ? r.data as z.infer<T> : undefined;
-}
-
 /** Keys every network config may carry; plugins extend this with their own. */
 export const netConfBase = {
   cniVersion: z.optional(z.string()),
@@ -94,7 +88,6 @@ export const netConfBase = {
     options: z.optional(z.array(z.string())),
   })),
 };
-
 
 const NETCONF_KEYS = ['cniVersion', 'name', 'type', 'capabilities', 'ipam', 'dns', 'prevResult', 'runtimeConfig', 'args', 'cni.dev/valid-attachments', 'cni.dev/attachments'] as const;
 

@@ -74,9 +74,10 @@ function unsupported(key: string, value: unknown): CniError {
 
 /**
  * Parses and checks the bridge config of a command; throws CniError before any side effect.
- * With `forAdd` false (DEL, GC, STATUS) only the shape is checked: the checks that stop an ADD
- * (unsupported keys, ranges, CNI_ARGS) must not stop the DEL that a runtime sends after that
- * failed ADD, which has nothing to undo and must succeed (SPEC: DEL is idempotent).
+ * With `forAdd` false (DEL, GC, STATUS) nothing is checked and only the keys that say what to
+ * undo are read (toUndoConf): the checks that stop an ADD (unsupported keys, types, ranges,
+ * CNI_ARGS) must not stop the DEL that a runtime sends after that failed ADD, which has nothing
+ * to undo and must succeed (SPEC: DEL is idempotent).
  */
 export function parseBridgeConf(a: CmdArgs, forAdd = true): BridgeConf {
   if (!forAdd) return toUndoConf(a);
