@@ -18,7 +18,7 @@ import { LIBCNI_NEED, buildLibcniDriver, libcni } from './lib/libcni-lib.ts';
 import { nftView, owners, serve } from './lib/portmap-lib.ts';
 import { resolve } from './lib/dns-lib.ts';
 
-/** The plugins a chain names must be built (firewall and tuning come from other work in progress). */
+/** The plugins a chain names, which must be in dist/bin. */
 function built(...types: string[]) {
   const missing = types.filter((t) => !existsSync(join(BIN, t)));
   return { met: missing.length === 0, reason: `needs ${missing.join(', ')} in dist/bin` };

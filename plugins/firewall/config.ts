@@ -19,7 +19,7 @@
  */
 import * as z from 'zod/mini';
 import { CniCode, CniError, invalidConfig } from '../../pkg/cni/errors.ts';
-import { type Result, containerIPs, parseResult } from '../../pkg/cni/result.ts';
+import { type Result, containerIPs, parsePrevResult, parseResult } from '../../pkg/cni/result.ts';
 import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
 import { type Cidr, tryParseCidr } from '../../pkg/ip/cidr.ts';
 
@@ -111,7 +111,7 @@ export function parseFirewallConf(raw: Record<string, unknown>): FirewallConf {
   if (ingressPolicy === 'isolated' && c.icc === true) {
     throw invalidConfig('icc: ingressPolicy "isolated" already keeps containers of the bridge from reaching each other; "icc": true contradicts it');
   }
-  const prevResult = c.prevResult === undefined || c.prevResult === null ? undefined : parseResult(c.prevResult, c.cniVersion ?? '0.1.0', 'prevResult');
+  const prevResult = parsePrevResult(c.prevResult, c.cniVersion ?? '0.1.0');
   return {
     name: c.name, cniVersion: c.cniVersion ?? '0.1.0', prevResult, ingressPolicy,
     internal: c.internal ?? false, icc: ingressPolicy === 'isolated' ? false : (c.icc ?? true), adminChain: adminChainOf(c.iptablesAdminChainName),
