@@ -9,7 +9,8 @@ const root = new URL('.', import.meta.url);
 test('every manifest entry exists and was built into dist/bin', (t) => {
   for (const e of EXECUTABLES) {
     t.true(existsSync(new URL(e.entry, root)), `${e.entry} exists`);
-    t.true(existsSync(new URL(`dist/bin/${e.type}`, root)), `dist/bin/${e.type} was built`);
+    const built = e.role === 'daemon' ? `dist/bin/.lib/${e.type}.cjs` : `dist/bin/${e.type}`;
+    t.true(existsSync(new URL(built, root)), `${built} was built`);
   }
 });
 

@@ -7,9 +7,11 @@
  *
  * Roles follow containernetworking/plugins: `main` creates the container's interface, `ipam`
  * hands out addresses to a main plugin, `meta` is chained after a main plugin and adjusts what it
- * made (it needs prevResult).
+ * made (it needs prevResult). Plugins are native launchers in dist/bin (native/launcher.c) that
+ * hand the call to the warm engine or run the bundle fresh; `runtime` is a Node executable;
+ * a `daemon` has only its bundle in dist/bin/.lib (launchers start it).
  */
-export type Role = 'main' | 'ipam' | 'meta' | 'runtime';
+export type Role = 'main' | 'ipam' | 'meta' | 'runtime' | 'daemon';
 
 export interface Executable {
   /** The executable's name: the CNI `type` for plugins. */
@@ -35,8 +37,13 @@ export const EXECUTABLES = [
 
 export type ExecutableType = (typeof EXECUTABLES)[number]['type'];
 
-/** The CNI plugins (everything but the runtime command), in manifest order. */
-export const PLUGINS: readonly Executable[] = EXECUTABLES.filter((e) => e.role !== 'runtime');
+/** True for the CNI plugins' roles (each is a launcher in dist/bin). */
+export function isPlugin(e: Executable): boolean {
+  return e.role === 'main' || e.role === 'ipam' || e.role === 'meta';
+}
+
+/** The CNI plugins (not the runtime command or the engine), in manifest order. */
+export const PLUGINS: readonly Executable[] = EXECUTABLES.filter(isPlugin);
 
 /** The about text of `type` (`cnikit <type>: <about>`), for its entry's empty-CNI_COMMAND reply. */
 export function aboutOf(type: ExecutableType): string {

@@ -486,6 +486,24 @@ Napi::Value ExecInNetns(const Napi::CallbackInfo& info) {
   throw ErrnoError(env, errno, "execvp", args[0]);
 }
 
+// --- For the engine (engine/server.ts): who is on the other end of a unix socket. ---
+
+// peerCred(fd) -> {pid, uid, gid} of the process that connected (SO_PEERCRED; Node has no API).
+Napi::Value PeerCred(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 1 && info[0].IsNumber(), "peerCred(fd: number)");
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+    throw ErrnoError(env, errno, "getsockopt", "SO_PEERCRED");
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", Napi::Number::New(env, cred.pid));
+  o.Set("uid", Napi::Number::New(env, cred.uid));
+  o.Set("gid", Napi::Number::New(env, cred.gid));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nlOpen", Napi::Function::New(env, NlOpen));
   exports.Set("nlSend", Napi::Function::New(env, NlSend));
@@ -500,6 +518,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsCreate", Napi::Function::New(env, NetnsCreate));
   exports.Set("netnsDelete", Napi::Function::New(env, NetnsDelete));
   exports.Set("execInNetns", Napi::Function::New(env, ExecInNetns));
+  exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   return exports;
 }
 

@@ -48,6 +48,8 @@ export interface NativeBinding {
    * bind-mounted (like `ip netns exec` does with /etc/netns/NAME/resolv.conf).
    */
   execInNetns(netnsPath: string, argv: string[], binds?: [string, string][]): never;
+  /** Returns who connected on the unix socket `fd` (SO_PEERCRED): the engine's caller check. */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
 }
 
 let binding: NativeBinding | undefined;

@@ -27,6 +27,7 @@ import { netConfBase, parseWith } from '../../pkg/cni/schema.ts';
 import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
 import { formatIP, tryParseCidr, tryParseIP } from '../../pkg/ip/cidr.ts';
 import type { Logger } from '../../pkg/log.ts';
+import { freshArgv } from '../../pkg/bundle.ts';
 import { LockedDir } from '../../pkg/store/locked-dir.ts';
 import { listenKey } from '../../responder/backend.ts';
 import { type ControlReply, controlRequest } from '../../responder/control.ts';
@@ -147,6 +148,9 @@ function writeNetwork(d: LockedDir, rec: NetworkRecords): void {
 
 /** The argv that starts this plugin's executable (the responder is the same bundle). */
 function responderCommand(self: string): string[] {
+  // Built: Node on the bundle as the launcher runs it (dist/bin/dnsname is a native launcher).
+  const fresh = freshArgv('dnsname', self, RESPONDER_NODE_FLAGS);
+  if (fresh) return fresh;
   let script = self;
   try {
     const real = realpathSync(self);

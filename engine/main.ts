@@ -1,0 +1,55 @@
+/**
+ * dist/bin/.lib/engine.cjs: the warm engine's process. A launcher starts it (detached, stdio on
+ * /dev/null, only CNIKIT_ENGINE* variables in its environment) as
+ * `node launch.cjs engine <self> --starting-fd N`, where fd N holds the abstract "starting" name
+ * that keeps other launchers from starting a second engine; it is closed once the engine listens
+ * (or has found another engine listening, in which case this one exits at once).
+ */
+import { closeSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
+import { bundleDir } from '../pkg/bundle.ts';
+import { loadConfig } from './config.ts';
+import { loadPlugins } from './plugins.ts';
+import { engineSocketName } from './protocol.ts';
+import { Engine } from './server.ts';
+
+declare const __CNIKIT_ADDON__: string | undefined;
+
+async function main(argv: string[]): Promise<number> {
+  const i = argv.indexOf('--starting-fd');
+  const startingFd = i >= 0 ? Number(argv[i + 1]) : undefined;
+  const lib = bundleDir();
+  if (!lib) throw new Error('the engine runs from its bundle (dist/bin/.lib/engine.cjs)');
+  const real = realpathSync(lib);
+  // Why: a long-lived process must not keep the directory it was started from busy.
+  process.chdir('/');
+  const cfg = loadConfig(process.env);
+  const engine = new Engine({
+    name: engineSocketName(real), lib: real, plugins: await loadPlugins(), idleSeconds: cfg.idleSeconds,
+    buildFiles: [join(real, 'engine.cjs'), ...(typeof __CNIKIT_ADDON__ === 'string' ? [__CNIKIT_ADDON__] : [])],
+    logFile: cfg.log,
+  });
+  process.on('uncaughtException', (err) => {
+    engine.log('uncaught exception', { error: err.stack ?? String(err) });
+    engine.stop('internal error');
+  });
+  process.on('unhandledRejection', (err) => engine.log('unhandled rejection', { error: String(err) }));
+  try {
+    await engine.listen();
+  } catch (err) {
+    engine.log('not started', { error: String(err) });
+    return 0;
+  } finally {
+    if (startingFd !== undefined && Number.isInteger(startingFd)) {
+      try { closeSync(startingFd); } catch { /* not inherited */ }
+    }
+  }
+  const reason = await engine.stopped;
+  engine.log('exit', { reason, ...engine.status() });
+  return 0;
+}
+
+main(process.argv.slice(2)).then((code) => process.exit(code), (err: unknown) => {
+  process.stderr.write(`cnikit engine: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

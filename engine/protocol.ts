@@ -1,0 +1,203 @@
+/**
+ * The wire protocol between a launcher (native/launcher.c) and the engine, both ends' names,
+ * and a small client for status and stop requests (tests, and `cnikit engine status` to come).
+ * The C side must match this file; nothing here depends on a plugin.
+ *
+ * Names (abstract unix sockets, so the kernel scopes them to the network namespace and they
+ * vanish with the process that holds them):
+ *   `\0cnikit/engine/<id>`           the engine of this netns and this build
+ *   `\0cnikit/engine/<id>/starting`  held by the one launcher starting an engine, then by that
+ *                                    engine until it listens
+ * `<id>` is the FNV-1a 64 hash (16 hex digits) of the real path of the bundle directory
+ * (dist/bin/.lib), so two checkouts in one namespace never serve each other's calls.
+ *
+ * Request (launcher -> engine), then the launcher shuts its side down:
+ *   "CNKE" 0x01 kind
+ *   kind 'C' (a call): four fields, each u32 little-endian length + bytes:
+ *       self (the path the call came in through), type, env ("K=V\0" entries), stdin
+ *   kind 'S' (status) and 'Q' (stop: drain and exit): nothing more
+ * Reply (engine -> launcher): frames of u8 type + u32 LE length + payload:
+ *   'a'  the call is taken on (it starts now); payload: the CNI error line to print if the
+ *        engine goes away before 'x'. Before an 'a' the launcher may still run the call itself.
+ *   'o'  bytes for stdout      'e'  bytes for stderr      'x'  1 byte: the exit code
+ * A request that is malformed or larger than MAX_REQUEST_BYTES, or from a caller that is not
+ * root, gets a CNI error object on 'o' and exit code 1.
+ */
+
+/** The largest request the engine reads (launcher.c MAX_REQUEST); bigger calls run fresh. */
+export const MAX_REQUEST_BYTES = 8 << 20;
+
+export const MAGIC = Buffer.from('CNKE\x01', 'latin1');
+
+export type RequestKind = 'C' | 'S' | 'Q';
+export type FrameType = 'a' | 'o' | 'e' | 'x';
+
+/** Returns the engine id of a bundle directory (its real path): FNV-1a 64, hex. */
+export function engineId(realLibDir: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(realLibDir, 'utf8')) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n);
+  return h.toString(16).padStart(16, '0');
+}
+
+/** Returns the abstract socket name (with its leading NUL) that Node's net module takes as a path. */
+export function engineSocketName(realLibDir: string, suffix: '' | '/starting' = ''): string {
+  return `\0cnikit/engine/${engineId(realLibDir)}${suffix}`;
+}
+
+/** Encodes one reply frame. */
+export function frame(type: FrameType, payload: Buffer | string): Buffer {
+  const body = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
+  const head = Buffer.alloc(5);
+  head.write(type, 0, 'latin1');
+  head.writeUInt32LE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** A call as the engine receives it. */
+export interface CallRequest {
+  kind: 'C';
+  self: string;
+  type: string;
+  env: Record<string, string>;
+  stdin: Buffer;
+}
+export type Request = CallRequest | { kind: 'S' | 'Q' };
+
+/** Why a request could not be read: the CNI error the engine answers with. */
+export class RequestError extends Error {
+  readonly oversized: boolean;
+  constructor(msg: string, oversized = false) {
+    super(msg);
+    this.name = 'RequestError';
+    this.oversized = oversized;
+  }
+}
+
+/**
+ * Parses a request from the bytes received so far: undefined while it is incomplete, throws a
+ * RequestError when it cannot become valid (bad magic, kind or env; over the size limit, which
+ * is known from the lengths before the bytes arrive).
+ */
+export function parseRequest(buf: Buffer, limit = MAX_REQUEST_BYTES): Request | undefined {
+  const head = Math.min(buf.length, MAGIC.length);
+  if (!buf.subarray(0, head).equals(MAGIC.subarray(0, head))) throw new RequestError('not a cnikit engine request (bad magic or protocol version)');
+  if (buf.length < 6) return undefined;
+  const kind = String.fromCharCode(buf[5]!);
+  if (kind === 'S' || kind === 'Q') return { kind };
+  if (kind !== 'C') throw new RequestError(`unknown request kind ${JSON.stringify(kind)}`);
+  const fields: Buffer[] = [];
+  let off = 6;
+  while (fields.length < 4) {
+    if (buf.length < off + 4) return undefined;
+    const len = buf.readUInt32LE(off);
+    if (off + 4 + len > limit) throw new RequestError(`request larger than ${limit} bytes`, true);
+    if (buf.length < off + 4 + len) return undefined;
+    fields.push(buf.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  if (buf.length > off) throw new RequestError('trailing bytes after the request');
+  const [self, type, envBlock, stdin] = fields as [Buffer, Buffer, Buffer, Buffer];
+  const env: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const entry of envBlock.toString('utf8').split('\0')) {
+    if (!entry) continue;
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new RequestError(`malformed environment entry ${JSON.stringify(entry.slice(0, 40))}`);
+    env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  const t = type.toString('utf8');
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(t)) throw new RequestError(`invalid plugin type ${JSON.stringify(t.slice(0, 40))}`);
+  return { kind: 'C', self: self.toString('utf8'), type: t, env, stdin: Buffer.from(stdin) };
+}
+
+/** Encodes a call request as a launcher does (tests use it to speak for a launcher). */
+export function encodeCall(c: Omit<CallRequest, 'kind'>): Buffer {
+  const env = Buffer.from(Object.entries(c.env).map(([k, v]) => `${k}=${v}\0`).join(''), 'utf8');
+  const parts: Buffer[] = [MAGIC, Buffer.from('C', 'latin1')];
+  for (const f of [Buffer.from(c.self, 'utf8'), Buffer.from(c.type, 'utf8'), env, c.stdin]) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(f.length);
+    parts.push(len, f);
+  }
+  return Buffer.concat(parts);
+}
+
+/** What a reply carried: the frames in order, decoded. */
+export interface Reply {
+  ack?: string;
+  stdout: string;
+  stderr: string;
+  /** The exit code, or undefined when the engine closed before sending one. */
+  code: number | undefined;
+}
+
+/** Decodes the frames of a complete reply (trailing partial frames are ignored). */
+export function parseReply(buf: Buffer): Reply {
+  const r: Reply = { stdout: '', stderr: '', code: undefined };
+  let off = 0;
+  while (off + 5 <= buf.length) {
+    const type = String.fromCharCode(buf[off]!);
+    const len = buf.readUInt32LE(off + 1);
+    if (off + 5 + len > buf.length) break;
+    const body = buf.subarray(off + 5, off + 5 + len);
+    off += 5 + len;
+    if (type === 'a') r.ack = body.toString('utf8');
+    else if (type === 'o') r.stdout += body.toString('utf8');
+    else if (type === 'e') r.stderr += body.toString('utf8');
+    else if (type === 'x') r.code = body[0] ?? 1;
+  }
+  return r;
+}
+
+/**
+ * Sends raw request bytes to the engine named `name` and resolves with its reply; undefined
+ * when no engine listens or it does not answer within `timeoutMs`.
+ */
+export async function engineExchange(name: string, request: Buffer, timeoutMs = 5000): Promise<Reply | undefined> {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (r: Reply | undefined) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      s.destroy();
+      resolve(r);
+    };
+    const s = net.connect({ path: name });
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    s.on('connect', () => s.end(request));
+    s.on('data', (d: Buffer) => chunks.push(d));
+    s.on('error', () => finish(chunks.length ? parseReply(Buffer.concat(chunks)) : undefined));
+    s.on('close', () => finish(chunks.length ? parseReply(Buffer.concat(chunks)) : undefined));
+  });
+}
+
+/** The engine's answer to a status request. */
+export interface EngineStatus {
+  pid: number;
+  /** Seconds since the engine started. */
+  uptime: number;
+  /** Calls served since start (status and stop requests not counted). */
+  calls: number;
+  inFlight: number;
+  /** Per `<type> <CNI_COMMAND>`: how many, and the median and 99th percentile in ms. */
+  perCall: Record<string, { count: number; p50: number; p99: number }>;
+  rss: number;
+  /** Seconds of idleness after which it exits (0 = never). */
+  idle: number;
+  /** The bundle directory it serves. */
+  lib: string;
+  netns: string;
+}
+
+/** Asks the engine named `name` for its status; undefined when none answers. */
+export async function engineStatus(name: string, timeoutMs = 5000): Promise<EngineStatus | undefined> {
+  const r = await engineExchange(name, Buffer.concat([MAGIC, Buffer.from('S', 'latin1')]), timeoutMs);
+  if (r?.code !== 0) return undefined;
+  try {
+    return JSON.parse(r.stdout) as EngineStatus;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * The engine proper: one long-lived process per network namespace (and build) that runs CNI
+ * calls handed over by launchers, through exactly the code path of a fresh plugin process:
+ * `runPlugin(plugin, io)` with an Io made of the request (env, self, stdin) whose stdout and
+ * stderr go back to the launcher as frames (engine/protocol.ts).
+ *
+ * It holds nothing that is not on disk: every call reads and writes the same files, kernel
+ * objects and locks a fresh process would, so killing it at any moment loses only the calls in
+ * flight, which their launchers report as CNI errors. It answers only root (SO_PEERCRED), reads
+ * at most MAX_REQUEST_BYTES per request, and answers a bad request with a CNI error.
+ *
+ * It stops on its own (engine/watch.ts): after `idleSeconds` without a call, when its netns is
+ * kept by nothing else, or when its build changes; it then stops accepting (new calls find no
+ * engine and run fresh, starting the next one), finishes the calls it took on, and resolves
+ * `stopped`. Calls run one at a time for now: the plugins' netlink and lock calls block the
+ * event loop, so two calls could not overlap usefully, and serial calls cannot conflict.
+ * What it does not do: exit the process (engine/main.ts does), or serve DNS.
+ */
+import { appendFileSync } from 'node:fs';
+import type { Server, Socket } from 'node:net';
+import { CniCode } from '../pkg/cni/errors.ts';
+import { type Io, type Plugin, runPlugin } from '../pkg/cni/skel.ts';
+import { LATEST_VERSION } from '../pkg/cni/version.ts';
+import { native } from '../pkg/native.ts';
+import { type CallRequest, type EngineStatus, MAX_REQUEST_BYTES, type Request, RequestError, frame, parseRequest } from './protocol.ts';
+import { Stats } from './stats.ts';
+import { BuildWatch, netnsPinned, ownNetns } from './watch.ts';
+
+export interface EngineOptions {
+  /** The abstract socket name (engine/protocol.ts engineSocketName). */
+  name: string;
+  /** The bundle directory served (for status). */
+  lib: string;
+  plugins: Map<string, Plugin>;
+  /** Exit after this long without a call; 0 = never. */
+  idleSeconds: number;
+  /** Files whose change means a new build (the engine bundle, the addon). */
+  buildFiles: string[];
+  /** Where the engine's own events go (JSON lines); undefined = nowhere. */
+  logFile?: string;
+  /** How often the stop conditions are checked. */
+  checkEveryMs?: number;
+  /** The largest request read. */
+  maxRequestBytes?: number;
+  /** How long a connection may take to send its request. */
+  requestTimeoutMs?: number;
+}
+
+/** A CNI error line for a request the engine cannot run. */
+function errorLine(code: number, msg: string, details?: string, cniVersion = LATEST_VERSION): string {
+  return JSON.stringify({ cniVersion, code, msg, ...(details ? { details } : {}) }) + '\n';
+}
+
+/** The cniVersion errors of this call carry: the config's, as skel would use. */
+function versionOf(stdin: Buffer): string {
+  try {
+    const v = (JSON.parse(stdin.toString('utf8')) as { cniVersion?: unknown }).cniVersion;
+    return typeof v === 'string' && v ? v : v === undefined || v === '' ? '0.1.0' : LATEST_VERSION;
+  } catch {
+    return LATEST_VERSION;
+  }
+}
+
+function fdOf(sock: Socket): number | undefined {
+  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+export class Engine {
+  private readonly o: Required<Omit<EngineOptions, 'logFile'>> & { logFile?: string };
+  private readonly stats = new Stats();
+  private readonly started = Date.now();
+  private readonly netns = ownNetns();
+  private readonly build: BuildWatch;
+  private server: Server | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private lastActivity = Date.now();
+  private stopping: string | undefined;
+  private resolveStopped: ((reason: string) => void) | undefined;
+  /** Resolves with the reason once the engine has stopped accepting and every call it took on ended. */
+  readonly stopped: Promise<string>;
+
+  constructor(o: EngineOptions) {
+    this.o = { checkEveryMs: 2000, maxRequestBytes: MAX_REQUEST_BYTES, requestTimeoutMs: 10_000, ...o };
+    this.build = new BuildWatch(o.buildFiles);
+    this.stopped = new Promise((resolve) => { this.resolveStopped = resolve; });
+  }
+
+  /** Writes one event to the engine's log, if it has one. */
+  log(msg: string, fields: Record<string, unknown> = {}): void {
+    if (!this.o.logFile) return;
+    try {
+      appendFileSync(this.o.logFile, JSON.stringify({ time: new Date().toISOString(), pid: process.pid, msg, ...fields }) + '\n');
+    } catch { /* logging never stops the engine */ }
+  }
+
+  /** Listens on the abstract name; rejects (EADDRINUSE) when another engine has it. */
+  async listen(): Promise<void> {
+    const net = await import('node:net');
+    const server = net.createServer({ allowHalfOpen: true }, (sock) => this.accept(sock));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ path: this.o.name, backlog: 512 }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log('server error', { error: String(err) }));
+    this.server = server;
+    this.timer = setInterval(() => this.check(), this.o.checkEveryMs);
+    this.log('listening', { lib: this.o.lib, netns: this.netns, idle: this.o.idleSeconds });
+  }
+
+  /** Stops accepting, lets the calls in flight finish, then resolves `stopped`. */
+  stop(reason: string): void {
+    if (this.stopping) return;
+    this.stopping = reason;
+    this.log('stopping', { reason, inFlight: this.inFlight });
+    clearInterval(this.timer);
+    this.server?.close();
+    this.settle();
+  }
+
+  /** Returns the status reply. */
+  status(): EngineStatus {
+    return {
+      pid: process.pid, uptime: Math.round((Date.now() - this.started) / 10) / 100, calls: this.stats.calls,
+      inFlight: this.inFlight, perCall: this.stats.summary(), rss: process.memoryUsage.rss(), idle: this.o.idleSeconds,
+      lib: this.o.lib, netns: this.netns,
+    };
+  }
+
+  private settle(): void {
+    if (this.stopping && this.inFlight === 0) this.resolveStopped?.(this.stopping);
+  }
+
+  private check(): void {
+    const idleMs = Date.now() - this.lastActivity;
+    if (this.o.idleSeconds > 0 && this.inFlight === 0 && idleMs >= this.o.idleSeconds * 1000) return this.stop('idle');
+    const changed = this.build.changed();
+    if (changed) return this.stop(`new build (${changed} changed)`);
+    if (!netnsPinned(this.netns)) this.stop('network namespace left by everyone else');
+  }
+
+  private accept(sock: Socket): void {
+    const reply = (line: string, code: number) => {
+      sock.end(Buffer.concat([frame('o', line), frame('x', Buffer.from([code]))]));
+    };
+    sock.on('error', () => { /* the launcher went away; nothing to tell it */ });
+    const fd = fdOf(sock);
+    let uid: number | undefined;
+    try {
+      if (fd !== undefined) uid = native().peerCred(fd).uid;
+    } catch { /* unknown: refused below */ }
+    if (uid !== 0) {
+      this.log('refused a caller', { uid });
+      return reply(errorLine(CniCode.Internal, 'permission denied', 'only root may call the cnikit engine'), 1);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let handled = false;
+    const timer = setTimeout(() => fail(new RequestError('no complete request within the time limit')), this.o.requestTimeoutMs);
+    const fail = (err: RequestError) => {
+      if (handled) return;
+      handled = true;
+      clearTimeout(timer);
+      sock.removeAllListeners('data');
+      this.log('bad request', { error: err.message });
+      reply(err.oversized ? errorLine(CniCode.IoFailure, 'request too large for the cnikit engine', err.message)
+        : errorLine(CniCode.DecodingFailure, 'malformed cnikit engine request', err.message), 1);
+    };
+    const take = (final: boolean) => {
+      if (handled) return;
+      let req: Request | undefined;
+      try {
+        req = parseRequest(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), this.o.maxRequestBytes);
+      } catch (err) {
+        return fail(err as RequestError);
+      }
+      if (!req) {
+        if (final) fail(new RequestError('incomplete request'));
+        return;
+      }
+      handled = true;
+      clearTimeout(timer);
+      sock.removeAllListeners('data');
+      if (req.kind !== 'C') {
+        reply(JSON.stringify(this.status()), 0);
+        if (req.kind === 'Q') this.stop('stop requested');
+        return;
+      }
+      // Stopping: take nothing on; closing before the ack lets the launcher run the call itself.
+      if (this.stopping) return void sock.destroy();
+      this.enqueue(req, sock);
+    };
+    sock.on('data', (d: Buffer) => {
+      size += d.length;
+      chunks.push(d);
+      if (size > this.o.maxRequestBytes + 64) return fail(new RequestError(`request larger than ${this.o.maxRequestBytes} bytes`, true));
+      take(false);
+    });
+    sock.on('end', () => take(true));
+  }
+
+  private enqueue(req: CallRequest, sock: Socket): void {
+    this.inFlight++;
+    this.lastActivity = Date.now();
+    const run = this.queue.then(() => this.run(req, sock));
+    this.queue = run.catch(() => {});
+    void run.catch((err: unknown) => this.log('call failed inside the engine', { error: String(err) })).finally(() => {
+      this.inFlight--;
+      this.lastActivity = Date.now();
+      this.settle();
+    });
+  }
+
+  private async run(req: CallRequest, sock: Socket): Promise<void> {
+    if (sock.destroyed) return; // the launcher gave up while queued
+    const send = (type: 'a' | 'o' | 'e' | 'x', data: string | Buffer) => {
+      if (!sock.destroyed) sock.write(frame(type, data));
+    };
+    const command = req.env.CNI_COMMAND ?? '';
+    const version = versionOf(req.stdin);
+    send('a', errorLine(CniCode.Internal, 'the cnikit engine ended during the call', 'the call may have been partly done; DEL cleans up', version));
+    const plugin = this.o.plugins.get(req.type);
+    let code = 1;
+    const t0 = performance.now();
+    if (!plugin) {
+      send('o', errorLine(CniCode.Internal, `the cnikit engine does not serve plugin type "${req.type}"`, undefined, version));
+    } else {
+      const io: Io = {
+        env: req.env, self: req.self, readStdin: () => req.stdin,
+        stdout: (s) => send('o', s), stderr: (s) => send('e', s),
+      };
+      code = await runPlugin(plugin, io);
+    }
+    this.stats.record(`${req.type} ${command}`, performance.now() - t0);
+    if (!sock.destroyed) sock.end(frame('x', Buffer.from([code & 0xff])));
+  }
+}
