@@ -1,11 +1,10 @@
 /**
  * `cnikit install`: put the plugin executables into a CNI plugin directory (/opt/cni/bin by
  * default), where runtimes look for them. A runtime calls plugins with a minimal environment
- * (no PATH), so each installed file must run on its own: the built files already start with
- * `#!<absolute path of this checkout's Node 24>`, and the copy of the small loader gets the
- * absolute path of this checkout's bundle (dist/bin/.lib) baked in, so that it runs the bundle
- * and finds the native addon of this checkout wherever it is installed. With --symlink, links point at the built files instead (Node
- * resolves a symlinked main file to its target, which serves the same purpose).
+ * (no PATH), so each installed file must run on its own: the plugins are native launchers
+ * (native/launcher.c) with the absolute path of this checkout's bundle directory compiled in,
+ * so a plain copy hands calls to this checkout's engine, or runs its bundle with its Node,
+ * wherever it is installed. With --symlink, links point at the built files instead.
  *
  * It refuses to replace a file that is not a cnikit plugin (say the reference bridge) unless
  * --force is given, and it does not install cnikit itself (it is a runtime, not a plugin).
@@ -18,15 +17,17 @@ import { PLUGINS } from '../executables.ts';
 
 /** The line of every built loader (scripts/build.ts) that says where its bundle is. */
 const LIB_LINE = 'const __cnikit_lib=require("node:path").join(__dirname,".lib");';
-const MARKER = '__cnikit_lib';
+/** What our files carry: the loader's line, or the launcher's marker (native/launcher.c). */
+const MARKERS = ['__cnikit_lib', '__cnikit_launcher__'];
 
 export interface InstallOptions { from: string; to: string; force: boolean; symlink: boolean }
 export interface Installed { type: string; to: string; action: 'installed' | 'replaced' | 'linked' }
 
 function isOurs(file: string): boolean {
   try {
-    if (lstatSync(file).isSymbolicLink()) return readlinkSync(file).includes('dist/bin') || readFileSync(file).includes(MARKER);
-    return readFileSync(file).subarray(0, 4096).includes(MARKER);
+    if (lstatSync(file).isSymbolicLink()) return readlinkSync(file).includes('dist/bin') || MARKERS.some((m) => readFileSync(file).includes(m));
+    const head = readFileSync(file).subarray(0, 65536);
+    return MARKERS.some((m) => head.includes(m));
   } catch {
     return false;
   }

@@ -181,6 +181,8 @@ export interface EngineStatus {
   /** Calls served since start (status and stop requests not counted). */
   calls: number;
   inFlight: number;
+  /** Calls handed back to their launchers to run fresh (the caller sees other files: server.ts). */
+  declined: number;
   /** Per `<type> <CNI_COMMAND>`: how many, and the median and 99th percentile in ms. */
   perCall: Record<string, { count: number; p50: number; p99: number }>;
   rss: number;

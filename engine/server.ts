@@ -15,8 +15,16 @@
  * `stopped`. Calls run one at a time for now: the plugins' netlink and lock calls block the
  * event loop, so two calls could not overlap usefully, and serial calls cannot conflict.
  * What it does not do: exit the process (engine/main.ts does), or serve DNS.
+ *
+ * A caller in another mount namespace may see other files at the same path: a netns bind-mounted
+ * only in its own mount namespace (`cnikit run` under `ip netns exec`) is an empty file here.
+ * Such a call is declined (closed before the ack, so its launcher runs it fresh) unless its
+ * CNI_NETNS is the same file in both views. A relative CNI_NETNS is always declined (it names a
+ * file in the caller's working directory). Other paths in a config are taken as the engine sees
+ * them, as are the umask and the limits of the process that started the engine.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readlinkSync, statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import type { Server, Socket } from 'node:net';
 import { CniCode } from '../pkg/cni/errors.ts';
 import { type Io, type Plugin, runPlugin } from '../pkg/cni/skel.ts';
@@ -61,6 +69,31 @@ function versionOf(stdin: Buffer): string {
   }
 }
 
+/** A path's identity as seen from here: device and inode, or the error. */
+function identity(path: string): string {
+  try {
+    const s = statSync(path);
+    return `${s.dev}:${s.ino}`;
+  } catch (err) {
+    return `error ${(err as { code?: string }).code}`;
+  }
+}
+
+function mountNs(pid: number | 'self'): string {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** True when the call's CNI_NETNS is the same file for caller `pid` as for the engine. */
+export function sameView(pid: number, netns: string | undefined, ownMountNs = mountNs('self')): boolean {
+  if (netns && !isAbsolute(netns)) return false;
+  if (mountNs(pid) === ownMountNs) return true;
+  return !netns || identity(netns) === identity(`/proc/${pid}/root${netns}`);
+}
+
 function fdOf(sock: Socket): number | undefined {
   const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
@@ -71,6 +104,8 @@ export class Engine {
   private readonly stats = new Stats();
   private readonly started = Date.now();
   private readonly netns = ownNetns();
+  private readonly mountNs = mountNs('self');
+  private declined = 0;
   private readonly build: BuildWatch;
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -127,7 +162,7 @@ export class Engine {
   status(): EngineStatus {
     return {
       pid: process.pid, uptime: Math.round((Date.now() - this.started) / 10) / 100, calls: this.stats.calls,
-      inFlight: this.inFlight, perCall: this.stats.summary(), rss: process.memoryUsage.rss(), idle: this.o.idleSeconds,
+      inFlight: this.inFlight, declined: this.declined, perCall: this.stats.summary(), rss: process.memoryUsage.rss(), idle: this.o.idleSeconds,
       lib: this.o.lib, netns: this.netns,
     };
   }
@@ -151,8 +186,9 @@ export class Engine {
     sock.on('error', () => { /* the launcher went away; nothing to tell it */ });
     const fd = fdOf(sock);
     let uid: number | undefined;
+    let pid = 0;
     try {
-      if (fd !== undefined) uid = native().peerCred(fd).uid;
+      if (fd !== undefined) ({ uid, pid } = native().peerCred(fd));
     } catch { /* unknown: refused below */ }
     if (uid !== 0) {
       this.log('refused a caller', { uid });
@@ -191,8 +227,13 @@ export class Engine {
         if (req.kind === 'Q') this.stop('stop requested');
         return;
       }
-      // Stopping: take nothing on; closing before the ack lets the launcher run the call itself.
+      // Closing before the ack lets the launcher run the call itself: when stopping, and when
+      // the caller's files are not ours.
       if (this.stopping) return void sock.destroy();
+      if (!sameView(pid, req.env.CNI_NETNS, this.mountNs)) {
+        this.declined++;
+        return void sock.destroy();
+      }
       this.enqueue(req, sock);
     };
     sock.on('data', (d: Buffer) => {

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, NODE, Sandbox } from './lib/sandbox.ts';
+import { BIN, Sandbox } from './lib/sandbox.ts';
 import { netnsTest } from './lib/netns-test.ts';
 import { ask, makeCtr, makeNet, resolve } from './lib/dns-lib.ts';
 import { type NetworkRecords, formatRecords } from '../responder/records.ts';
@@ -34,7 +34,7 @@ netnsTest('standalone resolver: per-network views for containers, everything for
   records(dir, { network: 'netb', domain: 'dns.cnikit', port: 53, upstreams: [], containers: [
     { containerId: 'b1', ifName: 'eth0', addresses: ['10.90.0.5/24'], gateways: ['10.90.0.1'], names: ['cache'] },
   ] });
-  const child = spawn('ip', ['netns', 'exec', sb.host, NODE, join(BIN, 'dnsname'), '--serve', '--records', dir, '--listen', '10.89.0.1:5353', '--listen', '127.0.0.1:5353'], { stdio: 'ignore' });
+  const child = spawn('ip', ['netns', 'exec', sb.host, join(BIN, 'dnsname'), '--serve', '--records', dir, '--listen', '10.89.0.1:5353', '--listen', '127.0.0.1:5353'], { stdio: 'ignore' });
   child.unref();
   let up = false;
   for (let i = 0; i < 50 && !up; i++) {
@@ -62,7 +62,7 @@ netnsTest('standalone resolver: per-network views for containers, everything for
 });
 
 netnsTest('standalone resolver refuses to listen on the wildcard address', (t) => {
-  const r = spawnSync(NODE, [join(BIN, 'dnsname'), '--serve', '--records', '/nonexistent', '--listen', '0.0.0.0:5353'], { encoding: 'utf8', timeout: 10_000 });
+  const r = spawnSync(join(BIN, 'dnsname'), ['--serve', '--records', '/nonexistent', '--listen', '0.0.0.0:5353'], { encoding: 'utf8', timeout: 10_000 });
   t.not(r.status, 0);
   t.regex(r.stderr, /wildcard/);
 });

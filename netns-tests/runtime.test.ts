@@ -152,5 +152,5 @@ netnsSerial('install: copies run with an empty environment; other files are kept
   t.regex(clash.stderr, /other\/bridge exists and is not a cnikit plugin: pass --force/);
   t.is(readFileSync(join(sb.tmp, 'other', 'bridge'), 'utf8'), '#!/bin/sh\necho reference\n');
   t.is(run(sb, ['install', '--dir', join(sb.tmp, 'other'), '--force'], env).code, 0);
-  t.true(readFileSync(join(sb.tmp, 'other', 'bridge'), 'utf8').includes('__cnikit_lib'));
+  t.true(readFileSync(join(sb.tmp, 'other', 'bridge')).includes('__cnikit_launcher__'));
 });

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { NODE, ROOT, Sandbox, ip } from './sandbox.ts';
+import { NODE, ROOT, Sandbox, enginePids, ip } from './sandbox.ts';
 
 export interface Net {
   name: string;
@@ -150,7 +150,8 @@ export function fakeUpstream(sb: Sandbox, outside: string): Promise<number> {
   });
 }
 
-/** Pids of processes running in netns `ns`. */
+/** Pids of processes running in netns `ns`, but the warm engine (the tests count responders). */
 export function pidsIn(ns: string): number[] {
-  return ip('netns', 'pids', ns).split(/\s+/).filter(Boolean).map(Number);
+  const engines = new Set(enginePids(ns));
+  return ip('netns', 'pids', ns).split(/\s+/).filter(Boolean).map(Number).filter((p) => !engines.has(p));
 }

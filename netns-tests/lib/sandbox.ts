@@ -7,10 +7,16 @@
  *
  * The machine's own namespace is never touched: every `ip` command here names a sandbox netns.
  * `cleanup()` kills every process left in the sandbox namespaces (by PID, from `ip netns pids`),
- * deletes the namespaces and removes the temp dir; tests register it with t.teardown.
+ * deletes the namespaces and removes the temp dir; tests register it with t.teardown. That
+ * includes the warm engine a plugin call starts in the sandbox host.
+ *
+ * The suite runs the CNI-level tests in two modes (scripts/test.ts): with the engine (the
+ * default: a launcher's first call in a sandbox runs fresh and starts one, later calls go to it)
+ * and with CNIKIT_TEST_ENGINE=off, in which every command run here gets CNIKIT_ENGINE=off and so
+ * every plugin call is a fresh Node process.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +28,31 @@ export const NODE = process.execPath;
 export const isRoot = process.getuid?.() === 0;
 
 let counter = 0;
+
+/** The suite's engine mode for plugin calls: 'off' when CNIKIT_TEST_ENGINE=off. */
+export const ENGINE_MODE: 'on' | 'off' = process.env.CNIKIT_TEST_ENGINE === 'off' ? 'off' : 'on';
+
+/** Returns `env` with CNIKIT_ENGINE=off in the suite's 'off' mode (unless `env` sets it). */
+export function withEngineMode(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return ENGINE_MODE === 'off' && env.CNIKIT_ENGINE === undefined ? { ...env, CNIKIT_ENGINE: 'off' } : env;
+}
+
+/** PIDs of the cnikit engines running in namespace `ns`. */
+export function enginePids(ns: string): number[] {
+  let pids: number[];
+  try {
+    pids = ip('netns', 'pids', ns).split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+  return pids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('launch.cjs\0engine\0');
+    } catch {
+      return false;
+    }
+  });
+}
 
 export interface PluginRun {
   code: number;
@@ -113,7 +144,7 @@ export class Sandbox {
   /** Runs a command inside namespace `ns` and returns its result (never throws). */
   exec(ns: string, cmd: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}) {
     return spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], {
-      encoding: 'utf8', input: opts.input, env: opts.env ?? process.env, timeout: opts.timeout ?? 30_000,
+      encoding: 'utf8', input: opts.input, env: withEngineMode(opts.env ?? process.env), timeout: opts.timeout ?? 30_000,
     });
   }
 
@@ -132,7 +163,7 @@ export class Sandbox {
       if (v === undefined) delete env[k];
       else env[k] = v;
     }
-    return env;
+    return withEngineMode(env);
   }
 
   /** Runs the built plugin `type` in the sandbox host namespace, as a runtime would. */
@@ -206,7 +237,7 @@ export interface Started {
  * rejects, with its stderr, when it exits before that. The caller stops it (by its PID).
  */
 export function startUntilReady(ns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Started> {
-  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { env });
+  const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { env: withEngineMode(env) });
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => { err += d; });
