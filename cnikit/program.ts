@@ -20,6 +20,7 @@ import * as connect from './commands/connect.ts';
 import * as del from './commands/del.ts';
 import * as demo from './commands/demo.ts';
 import * as dns from './commands/dns.ts';
+import * as engine from './commands/engine.ts';
 import * as gc from './commands/gc.ts';
 import * as inspect from './commands/inspect.ts';
 import * as install from './commands/install.ts';
@@ -34,7 +35,7 @@ import { ENV_HELP } from './options.ts';
 const VERSION = '0.1.0';
 
 /** The subcommands, in the order `--help` lists them. */
-const COMMANDS = [add, del, check, status, gc, ls, inspect, network, run, ps, connect, install, demo, dns];
+const COMMANDS = [add, del, check, status, gc, ls, inspect, network, run, ps, connect, install, demo, dns, engine];
 
 /** Builds the commander program. */
 export function buildProgram(): Command {

@@ -336,3 +336,23 @@ netnsTest('results, errors and on-disk state are the same with the engine and wi
   t.is(status(warm)!.calls, up.calls + 9, 'every call of the scenario was served by the engine');
   t.deepEqual(on, off);
 });
+
+netnsTest('cnikit engine start, status and stop', async (t) => {
+  const sb = new Sandbox('c');
+  t.teardown(() => sb.cleanup());
+  const cnikit = (...args: string[]) => sb.exec(sb.host, join(BIN, 'cnikit'), args, { env: { PATH: process.env.PATH } });
+  t.is(cnikit('engine', 'status').status, 5);
+  const start = cnikit('engine', 'start');
+  t.is(start.status, 0, start.stderr);
+  const up = status(sb)!;
+  t.regex(start.stdout, new RegExp(`engine ${up.pid} is running`));
+  sb.plugin('host-local', { command: 'VERSION', conf: VERSION_IN });
+  const json = cnikit('engine', 'status', '--json');
+  t.is(json.status, 0);
+  t.like(JSON.parse(json.stdout), { pid: up.pid, calls: 1, perCall: { 'host-local VERSION': { count: 1 } } });
+  t.regex(cnikit('engine', 'status').stdout, /host-local VERSION\s+1 calls\s+p50/);
+  const stop = cnikit('engine', 'stop');
+  t.is(stop.stdout, `stopping engine ${up.pid}\n`);
+  t.true(await gone(up.pid, 5000));
+  t.is(cnikit('engine', 'stop').status, 5);
+});
