@@ -271,6 +271,9 @@ export class Engine {
     if (!plugin) {
       send('o', errorLine(CniCode.Internal, `the cnikit engine does not serve plugin type "${req.type}"`, undefined, version));
     } else {
+      // A plugin that execs another executable (a delegate not run in-process) blocks this
+      // process until it ends: that call must not come back here. Nothing else reads the flag.
+      req.env.CNIKIT_ENGINE = 'off';
       const io: Io = {
         env: req.env, self: req.self, readStdin: () => req.stdin,
         stdout: (s) => send('o', s), stderr: (s) => send('e', s),

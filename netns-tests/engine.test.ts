@@ -10,7 +10,7 @@
  * Serial: one test rewrites the engine bundle, which makes every engine of this checkout restart.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineStatus, Reply } from '../engine/protocol.ts';
 import { MAGIC, encodeCall } from '../engine/protocol.ts';
@@ -335,6 +335,23 @@ netnsTest('results, errors and on-disk state are the same with the engine and wi
   const on = scenario(warm, {});
   t.is(status(warm)!.calls, up.calls + 9, 'every call of the scenario was served by the engine');
   t.deepEqual(on, off);
+});
+
+netnsTest('a delegate exec\'d from inside the engine runs fresh instead of waiting for the engine', async (t) => {
+  const sb = new Sandbox('n');
+  t.teardown(() => sb.cleanup());
+  // host-local found first in another directory: not "our own beside self", so bridge execs it.
+  const other = join(sb.tmp, 'other-bin');
+  mkdirSync(other);
+  copyFileSync(join(BIN, 'host-local'), join(other, 'host-local'));
+  sb.plugin('bridge', { command: 'VERSION', conf: VERSION_IN });
+  const up = await engineUp(sb);
+  const ns = sb.container('c1');
+  const add = await sb.pluginAsync('bridge', { command: 'ADD', containerId: 'c1', netns: Sandbox.path(ns), conf: bridgeConf(sb), path: `${other}:${BIN}` });
+  t.is(add.code, 0, add.stdout + add.stderr);
+  t.deepEqual(leases(sb), ['10.79.0.2', 'fd79::2']);
+  t.deepEqual(Object.keys(status(sb)!.perCall), ['bridge ADD'], 'host-local ran fresh, not in the engine');
+  t.is(status(sb)!.pid, up.pid);
 });
 
 netnsTest('cnikit engine start, status and stop', async (t) => {
