@@ -354,6 +354,24 @@ netnsTest('a delegate exec\'d from inside the engine runs fresh instead of waiti
   t.is(status(sb)!.pid, up.pid);
 });
 
+netnsTest('the config file: engine = off starts and uses none, nostart uses a running one only', async (t) => {
+  const sb = new Sandbox('f');
+  t.teardown(() => sb.cleanup());
+  const conf = (text: string) => { const f = join(sb.tmp, `engine-${text.replace(/\W/g, '')}.conf`); writeFileSync(f, `# test\n${text}\n`); return f; };
+  const off = conf('engine = off');
+  const nostart = conf('engine = nostart');
+  const call = (file: string) => sb.plugin('bridge', { command: 'VERSION', conf: VERSION_IN, env: { CNIKIT_ENGINE_CONF: file } });
+  t.is(call(off).code, 0);
+  t.is(call(nostart).code, 0);
+  await sleep(1000);
+  t.deepEqual(enginePids(sb.host), [], 'neither started an engine');
+  sb.plugin('bridge', { command: 'VERSION', conf: VERSION_IN });
+  const up = await engineUp(sb);
+  t.is(call(nostart).code, 0);
+  t.is(call(off).code, 0);
+  t.is(status(sb)!.calls, up.calls + 1, 'nostart used the running engine, off did not');
+});
+
 netnsTest('cnikit engine start, status and stop', async (t) => {
   const sb = new Sandbox('c');
   t.teardown(() => sb.cleanup());
