@@ -202,48 +202,46 @@ netnsTest('malformed and oversized requests get CNI errors and the engine keeps 
 netnsTest('SIGKILL of the engine in the middle of ADDs: in-flight calls fail cleanly, DEL leaves nothing, the next ADD works', async (t) => {
   const sb = new Sandbox('k');
   t.teardown(() => sb.cleanup());
-  const ctrs = ['k1', 'k2', 'k3', 'k4'].map((c) => sb.container(c));
+  const ctrs = ['k0', 'k1', 'k2', 'k3', 'k4'].map((c) => sb.container(c));
+  const pm = (i: number, prev: unknown) => portmapConf(prev, 8080 + i);
   sb.plugin('bridge', { command: 'VERSION', conf: VERSION_IN });
   const up = await engineUp(sb);
-  // Hold host-local's lock so that the engine's first ADD is in flight, waiting for it.
-  const lockDir = join(sb.tmp, 'ipam', 'engnet');
-  mkdirSync(lockDir, { recursive: true });
-  // Its own process group, so that flock and its sleep are killed together (by the group's PID).
-  const holder = spawn('flock', [join(lockDir, 'lock'), 'sleep', '30'], { stdio: 'ignore', detached: true });
+  // k0 is attached before, with a published port: a lease, a veth and nftables elements.
+  const k0 = sb.plugin('bridge', { command: 'ADD', containerId: 'k0', netns: Sandbox.path(ctrs[0]!), conf: bridgeConf(sb) });
+  t.is(k0.code, 0, k0.stdout + k0.stderr);
+  t.is(sb.plugin('portmap', { command: 'ADD', containerId: 'k0', netns: Sandbox.path(ctrs[0]!), conf: pm(0, k0.json) }).code, 0);
+  t.true(owners(nftView(sb)).length > 0);
+  // Hold host-local's lock so that the engine's ADDs are in flight, waiting for it. Its own
+  // process group, so that flock and its sleep are killed together (by the group's PID).
+  const holder = spawn('flock', [join(sb.tmp, 'ipam', 'engnet', 'lock'), 'sleep', '30'], { stdio: 'ignore', detached: true });
   const release = () => { try { process.kill(-holder.pid!, 'SIGKILL'); } catch { /* gone */ } };
   t.teardown(release);
   await sleep(300);
-  const adds = ctrs.map((ns, i) => sb.pluginAsync('bridge', { command: 'ADD', containerId: `k${i + 1}`, netns: Sandbox.path(ns), conf: bridgeConf(sb) }));
+  const adds = ctrs.slice(1).map((ns, i) => sb.pluginAsync('bridge', { command: 'ADD', containerId: `k${i + 1}`, netns: Sandbox.path(ns), conf: bridgeConf(sb) }));
   await sleep(1000);
   process.kill(up.pid, 'SIGKILL');
   await sleep(200);
   release();
-  const results = await Promise.all(adds);
+  const results = [k0, ...await Promise.all(adds)];
   for (const r of results) {
     t.true(r.code === 0 || (r.code === 1 && typeof r.json?.code === 'number' && typeof r.json?.msg === 'string'), r.stdout + r.stderr);
   }
   const failed = results.filter((r) => r.code !== 0);
-  t.true(failed.length >= 1, 'the call in flight failed');
+  t.true(failed.length >= 1, 'the calls in flight failed');
   t.true(failed.every((r) => r.json.msg === 'the cnikit engine ended during the call'), JSON.stringify(failed.map((r) => r.json)));
 
-  // Published ports for the ones that worked, so that there are nftables elements to remove.
+  // What a runtime does after a failed ADD, and at the end for the others: DEL.
   results.forEach((r, i) => {
-    if (r.code !== 0) return;
-    const pm = sb.plugin('portmap', { command: 'ADD', containerId: `k${i + 1}`, netns: Sandbox.path(ctrs[i]!), conf: portmapConf(r.json, 8080 + i) });
-    t.is(pm.code, 0, pm.stdout + pm.stderr);
-  });
-  t.true(owners(nftView(sb)).length > 0);
-  results.forEach((r, i) => {
-    const conf = r.code === 0 ? portmapConf(r.json, 8080 + i) : portmapConf(undefined, 8080 + i);
-    t.is(sb.plugin('portmap', { command: 'DEL', containerId: `k${i + 1}`, netns: Sandbox.path(ctrs[i]!), conf }).code, 0);
-    const del = sb.plugin('bridge', { command: 'DEL', containerId: `k${i + 1}`, netns: Sandbox.path(ctrs[i]!), conf: bridgeConf(sb) });
+    const prev = r.code === 0 ? r.json : undefined;
+    t.is(sb.plugin('portmap', { command: 'DEL', containerId: `k${i}`, netns: Sandbox.path(ctrs[i]!), conf: pm(i, prev) }).code, 0);
+    const del = sb.plugin('bridge', { command: 'DEL', containerId: `k${i}`, netns: Sandbox.path(ctrs[i]!), conf: bridgeConf(sb) });
     t.is(del.code, 0, del.stdout + del.stderr);
   });
   t.deepEqual(hostVeths(sb), []);
   t.deepEqual(leases(sb), []);
   t.deepEqual(owners(nftView(sb)), []);
 
-  const again = sb.plugin('bridge', { command: 'ADD', containerId: 'k1', netns: Sandbox.path(ctrs[0]!), conf: bridgeConf(sb) });
+  const again = sb.plugin('bridge', { command: 'ADD', containerId: 'k1', netns: Sandbox.path(ctrs[1]!), conf: bridgeConf(sb) });
   t.is(again.code, 0, again.stdout + again.stderr);
   t.is(hostVeths(sb).length, 1);
 });
