@@ -207,7 +207,8 @@ export class Engine {
       reply(err.oversized ? errorLine(CniCode.IoFailure, 'request too large for the cnikit engine', err.message)
         : errorLine(CniCode.DecodingFailure, 'malformed cnikit engine request', err.message), 1);
     };
-    const take = (final: boolean) => {
+    // The whole request is read before it is parsed: a client ends its side when it is sent.
+    const take = () => {
       if (handled) return;
       let req: Request | undefined;
       try {
@@ -215,10 +216,7 @@ export class Engine {
       } catch (err) {
         return fail(err as RequestError);
       }
-      if (!req) {
-        if (final) fail(new RequestError('incomplete request'));
-        return;
-      }
+      if (!req) return fail(new RequestError('incomplete request'));
       handled = true;
       clearTimeout(timer);
       sock.removeAllListeners('data');
@@ -239,10 +237,9 @@ export class Engine {
     sock.on('data', (d: Buffer) => {
       size += d.length;
       chunks.push(d);
-      if (size > this.o.maxRequestBytes + 64) return fail(new RequestError(`request larger than ${this.o.maxRequestBytes} bytes`, true));
-      take(false);
+      if (size > this.o.maxRequestBytes) fail(new RequestError(`request larger than ${this.o.maxRequestBytes} bytes`, true));
     });
-    sock.on('end', () => take(true));
+    sock.on('end', take);
   }
 
   private enqueue(req: CallRequest, sock: Socket): void {
