@@ -11,8 +11,8 @@
  *                                 fresh Node process.                      env: CNIKIT_ENGINE
  *   idle = SECONDS                exit after this long without a call (default 900, 0 = never)
  *                                                                          env: CNIKIT_ENGINE_IDLE
- *   log = PATH                    append the engine's own events (start, exit and why) as JSON
- *                                 lines; default: none                     env: CNIKIT_ENGINE_LOG
+ *   log = PATH | -                append the engine's own events (start, exit and why) as JSON
+ *                                 lines to PATH, or stderr; default: none  env: CNIKIT_ENGINE_LOG
  */
 import { readFileSync } from 'node:fs';
 

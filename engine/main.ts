@@ -4,6 +4,9 @@
  * `node launch.cjs engine <self> --starting-fd N`, where fd N holds the abstract "starting" name
  * that keeps other launchers from starting a second engine; it is closed once the engine listens
  * (or has found another engine listening, in which case this one exits at once).
+ *
+ * Run without --starting-fd it is the same engine in the foreground, for a service manager
+ * (`cnikit engine unit` prints a systemd unit that runs it so, with its events on stderr).
  */
 import { closeSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
     engine.log('uncaught exception', { error: err.stack ?? String(err) });
     engine.stop('internal error');
   });
+  // SIGTERM (a service manager, `kill PID`): finish the calls taken on, then exit.
+  process.on('SIGTERM', () => engine.stop('SIGTERM'));
   process.on('unhandledRejection', (err) => engine.log('unhandled rejection', { error: String(err) }));
   try {
     await engine.listen();

@@ -23,7 +23,7 @@
  * file in the caller's working directory). Other paths in a config are taken as the engine sees
  * them, as are the umask and the limits of the process that started the engine.
  */
-import { appendFileSync, readlinkSync, statSync } from 'node:fs';
+import { appendFileSync, readlinkSync, statSync, writeSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { Server, Socket } from 'node:net';
 import { CniCode } from '../pkg/cni/errors.ts';
@@ -44,7 +44,7 @@ export interface EngineOptions {
   idleSeconds: number;
   /** Files whose change means a new build (the engine bundle, the addon). */
   buildFiles: string[];
-  /** Where the engine's own events go (JSON lines); undefined = nowhere. */
+  /** Where the engine's own events go (JSON lines): a file, '-' for stderr, undefined = nowhere. */
   logFile?: string;
   /** How often the stop conditions are checked. */
   checkEveryMs?: number;
@@ -126,8 +126,10 @@ export class Engine {
   /** Writes one event to the engine's log, if it has one. */
   log(msg: string, fields: Record<string, unknown> = {}): void {
     if (!this.o.logFile) return;
+    const line = JSON.stringify({ time: new Date().toISOString(), pid: process.pid, msg, ...fields }) + '\n';
     try {
-      appendFileSync(this.o.logFile, JSON.stringify({ time: new Date().toISOString(), pid: process.pid, msg, ...fields }) + '\n');
+      if (this.o.logFile === '-') writeSync(2, line);
+      else appendFileSync(this.o.logFile, line);
     } catch { /* logging never stops the engine */ }
   }
 

@@ -370,6 +370,26 @@ netnsTest('the config file: engine = off starts and uses none, nostart uses a ru
   t.is(status(sb)!.calls, up.calls + 1, 'nostart used the running engine, off did not');
 });
 
+netnsTest('the systemd unit\'s command runs the engine in the foreground; SIGTERM stops it', async (t) => {
+  const sb = new Sandbox('s');
+  t.teardown(() => sb.cleanup());
+  const unit = sb.exec(sb.host, join(BIN, 'cnikit'), ['engine', 'unit'], { env: { PATH: process.env.PATH } }).stdout;
+  const env = Object.fromEntries(/^Environment=(.*)$/m.exec(unit)![1]!.split(' ').map((kv) => kv.split('=') as [string, string]));
+  const argv = /^ExecStart=(.*)$/m.exec(unit)![1]!.split(' ');
+  const child = spawn('ip', ['netns', 'exec', sb.host, ...argv], { env: { PATH: process.env.PATH, ...env } });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const up = await engineUp(sb);
+  t.is(up.idle, 0);
+  t.is(sb.plugin('bridge', { command: 'VERSION', conf: VERSION_IN }).code, 0);
+  t.is(status(sb)!.calls, 1);
+  process.kill(up.pid, 'SIGTERM');
+  t.is(await exited, 0);
+  t.regex(err, /"msg":"listening"/);
+  t.regex(err, /"msg":"exit","reason":"SIGTERM"/);
+});
+
 netnsTest('cnikit engine start, status and stop', async (t) => {
   const sb = new Sandbox('c');
   t.teardown(() => sb.cleanup());

@@ -3,7 +3,8 @@
  * status prints what it answers (pid, uptime, calls, p50/p99 per plugin and command, RSS);
  * stop asks it to finish its calls and exit; start makes one run now, through the same path a
  * plugin call takes (a VERSION call through a launcher, which starts it), and waits until it
- * answers. Exits 5 when there is no engine to report on or to stop.
+ * answers; unit prints a systemd unit that runs this checkout's engine at boot, in the
+ * foreground. Exits 5 when there is no engine to report on or to stop.
  */
 import type { Command } from 'commander';
 import { realpathSync } from 'node:fs';
@@ -18,6 +19,8 @@ Examples:
   $ sudo cnikit engine status --json | jq '.perCall'
   $ sudo cnikit engine stop
   $ sudo ip netns exec sandbox1 cnikit engine start
+  $ cnikit engine unit | sudo tee /etc/systemd/system/cnikit-engine.service
+  $ sudo systemctl enable --now cnikit-engine
 The engine is per network namespace: run these in the namespace where the runtime calls the
 plugins. Settings: /etc/cnikit/engine.conf or CNIKIT_ENGINE, CNIKIT_ENGINE_IDLE (docs/engine.md).`;
 
@@ -55,6 +58,21 @@ export function register(program: Command): void {
         return ExitCode.NotFound;
       }
       process.stdout.write(`stopping engine ${(JSON.parse(r.stdout) as { pid: number }).pid}\n`);
+    }));
+  engine.command('unit').description('print a systemd unit that runs this engine at boot (in the host network namespace, never idle-exiting)')
+    .action(act(async () => {
+      const { PLUGINS } = await import('../../executables.ts');
+      const dir = selfDir();
+      process.stdout.write([
+        '# cnikit engine: the warm engine of the host network namespace (docs/engine.md), started at',
+        '# boot instead of by the first plugin call. A new build makes it exit; systemd starts the new one.',
+        '[Unit]', 'Description=cnikit warm CNI engine', 'After=network-pre.target', '',
+        '[Service]', 'Type=simple', 'Environment=CNIKIT_ENGINE_IDLE=0 CNIKIT_ENGINE_LOG=-',
+        `ExecStart=${join(dir, '.lib', 'node')} --max-semi-space-size=2 ${join(dir, '.lib', 'launch.cjs')} engine ${join(dir, PLUGINS[0]!.type)}`,
+        // Why process: only the engine gets SIGTERM (it drains); DNS responders it started stay up.
+        'KillMode=process', 'Restart=always', 'RestartSec=2', '',
+        '[Install]', 'WantedBy=multi-user.target', '',
+      ].join('\n'));
     }));
   engine.command('start').description('start one now (as the first plugin call would) and wait until it answers')
     .action(act(async () => {
