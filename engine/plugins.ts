@@ -10,11 +10,8 @@ import type { Plugin } from '../pkg/cni/skel.ts';
 
 export const PLUGIN_LOADERS: Record<string, () => Promise<Plugin>> = {
   bridge: async () => {
-    const [{ bridgePlugin }, { hostLocalPlugin }, { registerInProcess }] = await Promise.all([
-      import('../plugins/bridge/plugin.ts'), import('../plugins/host-local/plugin.ts'), import('../pkg/cni/invoke.ts'),
-    ]);
-    registerInProcess('host-local', hostLocalPlugin);
-    return bridgePlugin;
+    const [{ makeBridgePlugin }, { hostLocalPlugin }] = await Promise.all([import('../plugins/bridge/plugin.ts'), import('../plugins/host-local/plugin.ts')]);
+    return makeBridgePlugin({ ipam: { 'host-local': hostLocalPlugin } });
   },
   'host-local': async () => (await import('../plugins/host-local/plugin.ts')).hostLocalPlugin,
   portmap: async () => (await import('../plugins/portmap/portmap.ts')).portmapPlugin,
