@@ -241,7 +241,7 @@ export class Engine {
         this.declined++;
         return void sock.destroy();
       }
-      this.enqueue(req, sock);
+      this.start(req, sock);
     };
     sock.on('data', (d: Buffer) => {
       size += d.length;
@@ -251,7 +251,7 @@ export class Engine {
     sock.on('end', take);
   }
 
-  private enqueue(req: CallRequest, sock: Socket): void {
+  private start(req: CallRequest, sock: Socket): void {
     this.inFlight++;
     this.lastActivity = Date.now();
     void this.run(req, sock).catch((err: unknown) => this.log('call failed inside the engine', { error: String(err) })).finally(() => {
