@@ -217,12 +217,12 @@ export async function benchEngine(): Promise<Record<string, Record<string, Stats
       (out[c] ??= {})[m] = stats(v);
     }
     const f = (s: Stats | undefined) => (s ? `${s.min.toFixed(1)} / ${s.median.toFixed(1)}` : '-').padStart(14);
-    const ratio = (a: Stats | undefined, b: Stats | undefined) => (a && b ? `${(a.median / b.median).toFixed(2)}x` : '-').padStart(8);
+    const ratio = (a: Stats | undefined, b: Stats | undefined) => (a && b ? `${(a.median / b.median).toFixed(2)}x` : '-').padStart(11);
     const label: Record<Measure, string> = { version: 'VERSION (bridge)', add: 'ADD bridge+host-local', chainAdd: 'chain ADD (+portmap)', chainDel: 'chain DEL' };
     console.log(`\nThe warm engine, ${RUNS} rounds; ms per call, exec to exit, min / median; ratios of medians`);
-    console.log(`${''.padEnd(22)}${'warm'.padStart(14)}${'reference'.padStart(14)}${'warm/ref'.padStart(8)}${'fresh'.padStart(14)}${'base'.padStart(14)}${'fresh/base'.padStart(11)}${'cold'.padStart(14)}${'cold/base'.padStart(10)}`);
+    console.log(`${''.padEnd(22)}${'warm'.padStart(14)}${'reference'.padStart(14)}${'warm/ref'.padStart(11)}${'fresh'.padStart(14)}${'base'.padStart(14)}${'fresh/base'.padStart(11)}${'cold'.padStart(14)}${'cold/base'.padStart(11)}`);
     for (const m of ['version', 'add', 'chainAdd', 'chainDel'] as const) {
-      console.log(`${label[m].padEnd(22)}${f(out.warm?.[m])}${f(out.reference?.[m])}${ratio(out.warm?.[m], out.reference?.[m])}${f(out.fresh?.[m])}${f(out.base?.[m])}${ratio(out.fresh?.[m], out.base?.[m]).padStart(11)}${f(out.cold?.[m])}${ratio(out.cold?.[m], out.base?.[m]).padStart(10)}`);
+      console.log(`${label[m].padEnd(22)}${f(out.warm?.[m])}${f(out.reference?.[m])}${ratio(out.warm?.[m], out.reference?.[m])}${f(out.fresh?.[m])}${f(out.base?.[m])}${ratio(out.fresh?.[m], out.base?.[m]).padStart(11)}${f(out.cold?.[m])}${ratio(out.cold?.[m], out.base?.[m]).padStart(11)}`);
     }
     console.log('warm: engine running; fresh: CNIKIT_ENGINE=off; cold: no engine before the call (it starts one); base: before the launchers');
     console.log('goals: chain ADD and DEL <= 0.3x the reference, VERSION <= 2x, cold first call <= 1.1x base');
