@@ -23,7 +23,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef CNIKIT_LIB
@@ -175,9 +174,9 @@ static void start_engine(const char *self, const char *type) {
   // An engine may have started between our connect and bind: then use it.
   int c = engine_connect();
   if (c >= 0) { close(s); call_engine(c, self, type); return; }
-  pid_t caller = getpid(), p = fork();
-  if (p == 0) {
-    if (fork() != 0) _exit(0);  // reparented away from the runtime: it never waits for us
+  // Not waited for: the child outlives this process (soon the plugin), then is init's.
+  pid_t caller = getpid();
+  if (fork() == 0) {
     setsid();
     int null = open("/dev/null", O_RDWR);
     for (int i = 0; i <= 2; i++) dup2(null, i);  // never hold the runtime's stdout or stderr
@@ -200,7 +199,6 @@ static void start_engine(const char *self, const char *type) {
     _exit(127);
   }
   close(s);
-  if (p > 0) waitpid(p, NULL, 0);
 }
 
 int main(int argc, char **argv) {
