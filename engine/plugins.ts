@@ -15,6 +15,7 @@ export const PLUGIN_LOADERS: Record<string, () => Promise<Plugin>> = {
   },
   'host-local': async () => (await import('../plugins/host-local/plugin.ts')).hostLocalPlugin,
   portmap: async () => (await import('../plugins/portmap/portmap.ts')).portmapPlugin,
+  firewall: async () => (await import('../plugins/firewall/plugin.ts')).firewallPlugin,
   dnsname: async () => (await import('../plugins/dnsname/plugin.ts')).dnsnamePlugin,
   bandwidth: async () => (await import('../plugins/bandwidth/plugin.ts')).bandwidthPlugin,
   tuning: async () => (await import('../plugins/tuning/plugin.ts')).tuningPlugin,
