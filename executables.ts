@@ -32,6 +32,7 @@ export const EXECUTABLES = [
   { type: 'bandwidth', entry: 'plugins/bandwidth/main.ts', role: 'meta', about: 'rate limits per container in each direction (the `bandwidth` capability, Kubernetes\' bandwidth annotations): a token bucket on the host veth, and on an ifb for what the container sends' },
   { type: 'tuning', entry: 'plugins/tuning/main.ts', role: 'meta', about: 'sysctls of the container\'s namespace and its interface\'s MAC, MTU, promiscuous and all-multicast modes and queue length, put back on DEL' },
   { type: 'loopback', entry: 'plugins/loopback/main.ts', role: 'main', about: 'sets lo up in the container\'s namespace (containerd\'s `cni-loopback` network), the reference\'s results; DEL sets it down' },
+  { type: 'engine', entry: 'engine/main.ts', role: 'daemon', about: 'the warm engine: one per host network namespace, runs the plugin calls that launchers hand it, with the same code and results as a fresh process; started by the first call, exits when idle' },
   { type: 'cnikit', entry: 'cnikit/main.ts', role: 'runtime', about: 'a cnitool-compatible runtime: `add`/`del`/`check`/`status`/`gc`, `network create`/`ls`/`inspect`/`rm`/`prune`, `run` a command with networking, `ps`, `connect`/`disconnect`, `ls`/`inspect`, `install`, `demo`' },
 ] as const satisfies readonly Executable[];
 

@@ -19,6 +19,7 @@ export const PLUGIN_LOADERS: Record<string, () => Promise<Plugin>> = {
   dnsname: async () => (await import('../plugins/dnsname/plugin.ts')).dnsnamePlugin,
   bandwidth: async () => (await import('../plugins/bandwidth/plugin.ts')).bandwidthPlugin,
   tuning: async () => (await import('../plugins/tuning/plugin.ts')).tuningPlugin,
+  loopback: async () => (await import('../plugins/loopback/plugin.ts')).loopbackPlugin,
 };
 
 /** Loads every plugin; returns them by type. */
