@@ -81,6 +81,26 @@ void Usage(Napi::Env env, bool ok, const char* usage) {
   if (!ok) throw Napi::TypeError::New(env, std::string("Usage: ") + usage);
 }
 
+// ---- the sockets nlOpen made, and who may close them ---------------------------------------
+//
+// Why the addon keeps a list of its own fds: a close() of a number that is no longer ours closes
+// whatever took the number meanwhile, and in a process with worker threads (ava's, or any host of
+// this library) that is often another thread's libuv loop: its epoll fd (the next epoll_wait fails
+// with EBADF: libuv aborts with "uv__io_poll: Assertion `errno == EINTR'"), its signal pipe, or a
+// spawnSync's private loop. That is how the crash of issue 10 happened: a Netns closed twice
+// (pkg/netlink/netns.ts) closed fd 30 of the other worker. So nlClose closes only a number that
+// nlOpen returned and that nobody closed since; anything else is left alone. Each fd is also
+// remembered with the environment that opened it, so that a worker thread that ends with sockets
+// still open does not leak them (Node's trackUnmanagedFds does the same for fs.open's fds).
+std::mutex fdsMu;
+std::map<int, napi_env> ownedFds;
+
+// Takes fd off the list; true when it was ours (then the caller closes it, once).
+bool Disown(int fd) {
+  std::lock_guard<std::mutex> lock(fdsMu);
+  return ownedFds.erase(fd) > 0;
+}
+
 // nlOpen(protocol, netnsPath|null) -> fd
 Napi::Value NlOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -106,6 +126,10 @@ Napi::Value NlOpen(const Napi::CallbackInfo& info) {
     r.value = fd;
   });
   if (r.err) throw ErrnoError(env, r.err, r.syscall, ns);
+  {
+    std::lock_guard<std::mutex> lock(fdsMu);
+    ownedFds[r.value] = env;
+  }
   return Napi::Number::New(env, r.value);
 }
 
@@ -124,15 +148,6 @@ Napi::Value NlSend(const Napi::CallbackInfo& info) {
   } while (n < 0 && errno == EINTR);
   if (n < 0) throw ErrnoError(env, errno, "sendto");
   return Napi::Number::New(env, static_cast<double>(n));
-}
-
-// nlClose(fd): closes a socket nlOpen made. Why not fs.closeSync: in a worker thread Node warns
-// about closing an fd that fs did not open.
-Napi::Value NlClose(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Usage(env, info.Length() == 1 && info[0].IsNumber(), "nlClose(fd: number)");
-  if (close(info[0].As<Napi::Number>().Int32Value()) < 0 && errno != EINTR) throw ErrnoError(env, errno, "close");
-  return env.Undefined();
 }
 
 // Reads one datagram without blocking: 1 = got one, 0 = nothing queued, -1 = error (errno set).
@@ -173,72 +188,143 @@ Napi::Value NlRecv(const Napi::CallbackInfo& info) {
 // nlWatch(fd, onData) delivers every datagram that arrives on fd to onData(err, datagrams) from
 // Node's event loop, so nothing ever blocks waiting for the kernel. The watcher is unref'd: it
 // does not keep the process alive by itself (the caller keeps a timer while it waits for a
-// reply). nlUnwatch(fd) stops it; it must come before the fd is closed. A watcher still open
-// when its environment (a worker thread, say) shuts down is closed by an async cleanup hook.
+// reply). nlClose(fd) stops it and closes the fd once libuv is done with it. A watcher still
+// open when its environment (a worker thread, say) shuts down is closed, with its fd, by an
+// async cleanup hook.
 
 struct Watch {
   napi_env env;
   int fd;
   uv_poll_t poll;
-  Napi::FunctionReference onData;
-  Napi::AsyncContext context;
+  napi_ref onData = nullptr;
+  napi_async_context context = nullptr;
   napi_async_cleanup_hook_handle hook = nullptr;
   bool closing = false;
-  Watch(napi_env e, int f, Napi::Function cb) : env(e), fd(f), onData(Napi::Persistent(cb)), context(e, "cnikit:netlink") {}
+  bool closeFd = false;  // close fd once the handle is closed (nlClose, or the environment ends)
 };
 
 // Why a global map under a mutex: each worker thread has its own env, and they run concurrently.
+// A watcher stays in it until its handle is closed, so that nlClose of a socket whose watcher is
+// closing still waits for libuv before closing the fd.
 std::mutex watchesMu;
 std::map<std::pair<napi_env, int>, Watch*> watches;
 
 void OnWatchClosed(uv_handle_t* h) {
   Watch* w = static_cast<Watch*>(h->data);
+  {
+    std::lock_guard<std::mutex> lock(watchesMu);
+    auto it = watches.find({w->env, w->fd});
+    if (it != watches.end() && it->second == w) watches.erase(it);
+  }
+  // Why here and not in nlClose: libuv is done with the fd only once the handle is closed, and
+  // until then the number must not be reused by anything else (uv_poll's contract).
+  if (w->closeFd) close(w->fd);
+  if (w->onData) napi_delete_reference(w->env, w->onData);
+  if (w->context) napi_async_destroy(w->env, w->context);
   napi_async_cleanup_hook_handle hook = w->hook;
   delete w;
   if (hook) napi_remove_async_cleanup_hook(hook);
 }
 
-void CloseWatch(Watch* w) {
+// Stops and closes the watcher (once); with closeFd, the fd is closed after it.
+void CloseWatch(Watch* w, bool closeFd) {
+  if (closeFd && Disown(w->fd)) w->closeFd = true;
   if (w->closing) return;
   w->closing = true;
-  {
-    std::lock_guard<std::mutex> lock(watchesMu);
-    watches.erase({w->env, w->fd});
-  }
   uv_poll_stop(&w->poll);
   uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnWatchClosed);
 }
 
 void OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
-  CloseWatch(static_cast<Watch*>(arg));
+  // Nobody can use the socket once its environment is gone.
+  CloseWatch(static_cast<Watch*>(arg), true);
+}
+
+// Builds {code, errno, syscall} errors with the plain C API: a failure here must never throw
+// (node-addon-api turns any failed call into a fatal error when JS cannot run any more).
+bool RawErrnoError(napi_env env, int err, const char* syscall, napi_value* out) {
+  const char* name = strerrorname_np(err);
+  std::string msg = std::string(syscall) + ": " + strerror(err);
+  napi_value m, code, no, sc;
+  return napi_create_string_utf8(env, msg.c_str(), msg.size(), &m) == napi_ok &&
+         napi_create_error(env, nullptr, m, out) == napi_ok &&
+         napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code) == napi_ok &&
+         napi_set_named_property(env, *out, "code", code) == napi_ok &&
+         napi_create_int32(env, err, &no) == napi_ok && napi_set_named_property(env, *out, "errno", no) == napi_ok &&
+         napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sc) == napi_ok &&
+         napi_set_named_property(env, *out, "syscall", sc) == napi_ok;
+}
+
+// Calls onData(err, datagrams). False when JS cannot run here (the environment is shutting
+// down: its handles are being closed and the loop still turns, so the poll may fire).
+bool Deliver(Watch* w, int err, const char* syscall, std::vector<std::vector<uint8_t>>& got) {
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return false;
+  bool ok = true;
+  napi_value argv[2], cb, global, result;
+  if (err) ok = RawErrnoError(env, err, syscall, &argv[0]);
+  else ok = napi_get_null(env, &argv[0]) == napi_ok;
+  ok = ok && napi_create_array_with_length(env, got.size(), &argv[1]) == napi_ok;
+  for (size_t i = 0; ok && i < got.size(); i++) {
+    napi_value buf;
+    ok = napi_create_buffer_copy(env, got[i].size(), got[i].data(), nullptr, &buf) == napi_ok &&
+         napi_set_element(env, argv[1], static_cast<uint32_t>(i), buf) == napi_ok;
+  }
+  ok = ok && napi_get_reference_value(env, w->onData, &cb) == napi_ok && cb != nullptr && napi_get_global(env, &global) == napi_ok;
+  if (ok && napi_make_callback(env, w->context, global, cb, 2, argv, &result) != napi_ok) {
+    // Thrown by onData: report it as Node reports any uncaught exception. No exception
+    // pending: JS may not run any more (shutting down).
+    bool pending = false;
+    napi_value exc;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+      napi_fatal_exception(env, exc);
+    } else {
+      ok = false;
+    }
+  }
+  if (!ok) {
+    bool pending = false;
+    napi_value exc;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &exc);
+  }
+  napi_close_handle_scope(env, scope);
+  return ok;
 }
 
 void OnReadable(uv_poll_t* h, int status, int) {
   Watch* w = static_cast<Watch*>(h->data);
   if (w->closing) return;
-  Napi::Env env(w->env);
-  Napi::HandleScope scope(env);
-  Napi::Array list = Napi::Array::New(env);
-  Napi::Value err = env.Null();
+  int err = 0;
+  const char* syscall = "recv";
   if (status < 0) {
-    err = ErrnoError(env, -status, "poll").Value();
-  } else {
-    std::vector<uint8_t> data;
-    // At most 64 datagrams per turn of the loop; the poll stays readable for the rest.
-    for (uint32_t i = 0; i < 64; i++) {
-      int got = RecvDatagram(w->fd, data);
-      if (got < 0) { err = ErrnoError(env, errno, "recv").Value(); break; }
-      if (got == 0) break;
-      list.Set(i, Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size()));
+    // Why: libuv reports POLLERR as UV_EBADF and stops the watcher. On a netlink socket POLLERR
+    // means a pending socket error, ENOBUFS (the kernel dropped messages: the receive queue was
+    // full). Reading SO_ERROR clears it; the socket itself is fine, so the watcher goes on, and
+    // the error fails what was in flight (any of it may have lost its reply).
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0 &&
+        uv_poll_start(&w->poll, UV_READABLE, OnReadable) == 0) {
+      err = soerr;
+    } else {
+      err = -status;
+      syscall = "poll";
     }
   }
-  if (err.IsNull() && list.Length() == 0) return;
-  try {
-    w->onData.MakeCallback(env.Global(), {err, list}, w->context);
-  } catch (const Napi::Error& e) {
-    // Nothing on the stack to throw into: report it as Node reports any uncaught exception.
-    napi_fatal_exception(w->env, e.Value());
+  std::vector<std::vector<uint8_t>> got;
+  if (!err) {
+    std::vector<uint8_t> data;
+    // At most 64 datagrams per turn of the loop; the poll stays readable for the rest.
+    for (int i = 0; i < 64; i++) {
+      int r = RecvDatagram(w->fd, data);
+      if (r < 0) { err = errno; break; }
+      if (r == 0) break;
+      got.push_back(data);
+    }
   }
+  if (!err && got.empty()) return;
+  if (!Deliver(w, err, syscall, got)) CloseWatch(w, false);
 }
 
 // nlWatch(fd, onData(err: Error|null, datagrams: Buffer[]))
@@ -247,15 +333,33 @@ Napi::Value NlWatch(const Napi::CallbackInfo& info) {
   Usage(env, info.Length() == 2 && info[0].IsNumber() && info[1].IsFunction(), "nlWatch(fd: number, onData: (err, datagrams) => void)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   {
+    std::lock_guard<std::mutex> lock(fdsMu);
+    auto it = ownedFds.find(fd);
+    Usage(env, it != ownedFds.end() && it->second == static_cast<napi_env>(env), "nlWatch: fd is not an open socket of nlOpen");
+  }
+  {
     std::lock_guard<std::mutex> lock(watchesMu);
     Usage(env, watches.find({env, fd}) == watches.end(), "nlWatch: fd is already watched");
   }
   uv_loop_t* loop = nullptr;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) throw Napi::Error::New(env, "nlWatch: no event loop");
-  Watch* w = new Watch(env, fd, info[1].As<Napi::Function>());
+  Watch* w = new Watch{env, fd, {}};
   w->poll.data = w;
+  napi_value name;
+  if (napi_create_reference(env, info[1], 1, &w->onData) != napi_ok ||
+      napi_create_string_utf8(env, "cnikit:netlink", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, nullptr, name, &w->context) != napi_ok) {
+    if (w->onData) napi_delete_reference(env, w->onData);
+    delete w;
+    throw Napi::Error::New(env, "nlWatch: cannot keep the callback");
+  }
   int rc = uv_poll_init(loop, &w->poll, fd);
-  if (rc < 0) { delete w; throw ErrnoError(env, -rc, "uv_poll_init"); }
+  if (rc < 0) {
+    napi_delete_reference(env, w->onData);
+    napi_async_destroy(env, w->context);
+    delete w;
+    throw ErrnoError(env, -rc, "uv_poll_init");
+  }
   uv_unref(reinterpret_cast<uv_handle_t*>(&w->poll));
   rc = uv_poll_start(&w->poll, UV_READABLE, OnReadable);
   if (rc < 0) {
@@ -269,18 +373,52 @@ Napi::Value NlWatch(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// nlUnwatch(fd): stops the watcher of fd (none: nothing to do).
+Watch* FindWatch(napi_env env, int fd) {
+  std::lock_guard<std::mutex> lock(watchesMu);
+  auto it = watches.find({env, fd});
+  return it == watches.end() ? nullptr : it->second;
+}
+
+// nlUnwatch(fd): stops the watcher of fd (none: nothing to do); the fd stays open.
 Napi::Value NlUnwatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Usage(env, info.Length() == 1 && info[0].IsNumber(), "nlUnwatch(fd: number)");
-  Watch* w = nullptr;
-  {
-    std::lock_guard<std::mutex> lock(watchesMu);
-    auto it = watches.find({env, info[0].As<Napi::Number>().Int32Value()});
-    if (it != watches.end()) w = it->second;
-  }
-  if (w) CloseWatch(w);
+  if (Watch* w = FindWatch(env, info[0].As<Napi::Number>().Int32Value())) CloseWatch(w, false);
   return env.Undefined();
+}
+
+// nlClose(fd) -> boolean: closes a socket nlOpen made, stopping its watcher first (the fd is
+// then closed once libuv has let go of it). A number that is not an open socket of nlOpen (closed
+// already) is left alone: false. Why not fs.closeSync: in a worker thread Node warns about
+// closing an fd that fs did not open.
+Napi::Value NlClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 1 && info[0].IsNumber(), "nlClose(fd: number)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (Watch* w = FindWatch(env, fd)) {
+    bool mine = Disown(fd);
+    if (mine) w->closeFd = true;
+    CloseWatch(w, false);  // a closing one closes the fd when it is done
+    return Napi::Boolean::New(env, mine);
+  }
+  if (!Disown(fd)) return Napi::Boolean::New(env, false);
+  if (close(fd) < 0 && errno != EINTR) throw ErrnoError(env, errno, "close");
+  return Napi::Boolean::New(env, true);
+}
+
+// Closes what a worker's environment left open. Its watched sockets close with their watchers
+// (OnEnvTeardown; the async hook is what keeps the loop turning until libuv is done).
+void OnEnvCleanup(void* arg) {
+  napi_env env = static_cast<napi_env>(arg);
+  std::vector<int> left;
+  {
+    std::lock_guard<std::mutex> lock(fdsMu);
+    for (auto it = ownedFds.begin(); it != ownedFds.end();) {
+      if (it->second == env && !FindWatch(env, it->first)) { left.push_back(it->first); it = ownedFds.erase(it); }
+      else ++it;
+    }
+  }
+  for (int fd : left) close(fd);
 }
 
 // Refuses a sysctl key that could leave /proc/sys: absolute, or with an empty, "." or ".."
@@ -505,6 +643,7 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  napi_add_env_cleanup_hook(env, OnEnvCleanup, static_cast<napi_env>(env));
   exports.Set("nlOpen", Napi::Function::New(env, NlOpen));
   exports.Set("nlSend", Napi::Function::New(env, NlSend));
   exports.Set("nlRecv", Napi::Function::New(env, NlRecv));

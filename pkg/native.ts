@@ -17,8 +17,12 @@ export interface NativeBinding {
   nlOpen(protocol: number, netnsPath: string | null): number;
   /** Sends one datagram (a batch must not be split); returns the bytes sent. */
   nlSend(fd: number, msg: Buffer): number;
-  /** Closes a socket nlOpen made (unwatch it first if it is watched). */
-  nlClose(fd: number): void;
+  /**
+   * Closes a socket nlOpen made, stopping its watcher first (the fd itself is closed once libuv
+   * has let go of it). Returns false, closing nothing, for a number that is not an open socket of
+   * nlOpen (one closed already): a second close never hits whatever took the number since.
+   */
+  nlClose(fd: number): boolean;
   /** Blocks this thread until one datagram arrives; null when nothing arrived within timeoutMs. */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
   /**
@@ -27,7 +31,7 @@ export interface NativeBinding {
    * error (ENOBUFS: the kernel dropped replies), after which the watcher keeps going.
    */
   nlWatch(fd: number, onData: (err: SysError | null, datagrams: Buffer[]) => void): void;
-  /** Stops the watcher of `fd` (none: nothing happens); call it before closing the fd. */
+  /** Stops the watcher of `fd` (none: nothing happens); the socket stays open. */
   nlUnwatch(fd: number): void;
   /** Writes /proc/sys/`key` inside the netns; `key` is relative ("net/ipv4/ip_forward"), without "..". */
   sysctlWrite(netnsPath: string | null, key: string, value: string): void;

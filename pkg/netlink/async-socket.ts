@@ -13,7 +13,9 @@
  *   run before the poll phase, and a reply that did arrive in time must win. The timer keeps the
  *   process alive while a request waits; the watcher alone does not.
  * - A receive error (ENOBUFS: the kernel dropped replies because the queue was full) fails every
- *   exchange in flight, since any of them may have lost its answer.
+ *   exchange in flight, since any of them may have lost its answer; the socket goes on working.
+ * - close() is one native call that stops the watcher and closes the fd after libuv lets go of
+ *   it; a socket left open by a worker thread that ends is closed with the thread's environment.
  *
  * What it does not do: the kernel processes a request inside sendmsg, so a send still takes the
  * time the kernel needs for it (an nftables commit, waiting for rtnl_lock); only the wait for the
@@ -59,7 +61,13 @@ export class AsyncNetlinkSocket extends NetlinkSocketBase {
    * `timeoutMs` bounds each exchange (default RECV_TIMEOUT_MS).
    */
   static open(protocol: number, netnsPath?: string | null, opts: { timeoutMs?: number } = {}): AsyncNetlinkSocket {
-    return new AsyncNetlinkSocket(native().nlOpen(protocol, netnsPath ?? null), netnsPath ?? null, opts.timeoutMs ?? RECV_TIMEOUT_MS);
+    const fd = native().nlOpen(protocol, netnsPath ?? null);
+    try {
+      return new AsyncNetlinkSocket(fd, netnsPath ?? null, opts.timeoutMs ?? RECV_TIMEOUT_MS);
+    } catch (err) {
+      native().nlClose(fd);
+      throw err;
+    }
   }
 
   /** How many exchanges are waiting for the kernel (for a daemon's accounting and for tests). */
@@ -135,8 +143,8 @@ export class AsyncNetlinkSocket extends NetlinkSocketBase {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    native().nlUnwatch(this.fd);
     for (const p of new Set(this.bySeq.values())) this.finish(p, netlinkError(constants.errno.EBADF, 'netlink', 'socket closed'));
+    // One call stops the watcher and closes the fd after it (docs in native/netns.cc).
     try {
       native().nlClose(this.fd);
     } catch { /* already closed */ }

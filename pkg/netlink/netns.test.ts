@@ -4,7 +4,7 @@
  * (unless CNI_NETNS_OVERRIDE=1, as upstream).
  */
 import test from 'ava';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniCode, CniError } from '../cni/errors.ts';
@@ -41,4 +41,16 @@ test('the plugin\'s own namespace is refused (8) unless CNI_NETNS_OVERRIDE=1', (
 test('another path to our own namespace (/proc/PID/ns/net of this process) is refused too', (t) => {
   const err = t.throws(() => Netns.open(`/proc/${process.pid}/ns/net`, {}), { instanceOf: CniError });
   t.is(err?.code as number | undefined, CniCode.InvalidNetns);
+});
+
+test('a second close never closes the file that took the number meanwhile', (t) => {
+  const ns = Netns.open('/proc/self/ns/net', { CNI_NETNS_OVERRIDE: '1' });
+  ns.close();
+  const file = openSync('/proc/self/stat', 'r'); // the lowest free number: most likely the netns fd's
+  try {
+    ns.close();
+    t.notThrows(() => fstatSync(file), 'the file is still open');
+  } finally {
+    closeSync(file);
+  }
 });
