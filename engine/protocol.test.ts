@@ -1,6 +1,6 @@
 // The launcher protocol's pure parts: names, request parsing (what launcher.c sends), frames.
 import test from 'ava';
-import { MAGIC, RequestError, encodeCall, engineId, engineSocketName, frame, parseReply, parseRequest } from './protocol.ts';
+import { MAGIC, RequestError, encodeCall, engineId, engineSocketName, frame, parseReply, parseRequest, requestLength } from './protocol.ts';
 
 test('the engine id is FNV-1a 64 of the bundle directory, as launcher.c computes it', (t) => {
   t.is(engineId(''), 'cbf29ce484222325');
@@ -12,9 +12,20 @@ test('the engine id is FNV-1a 64 of the bundle directory, as launcher.c computes
 test('a call round-trips through encodeCall and parseRequest; partial input is not yet a request', (t) => {
   const call = { self: '/opt/cni/bin/bridge', type: 'bridge', env: { CNI_COMMAND: 'ADD', EMPTY: '', EQ: 'a=b' }, stdin: Buffer.from('{"cniVersion":"1.0.0"}') };
   const bytes = encodeCall(call);
-  t.deepEqual({ ...parseRequest(bytes) }, { kind: 'C', ...call, env: { ...call.env } });
+  t.deepEqual({ ...parseRequest(bytes) }, { kind: 'C', version: 2, ...call, env: { ...call.env } });
+  t.like(parseRequest(encodeCall(call, 1)), { kind: 'C', version: 1 }, 'the launchers of an earlier build');
   for (const n of [0, 3, 6, 10, bytes.length - 1]) t.is(parseRequest(bytes.subarray(0, n)), undefined, `${n} bytes`);
   t.deepEqual(parseRequest(Buffer.concat([MAGIC, Buffer.from('S')])), { kind: 'S' });
+});
+
+test('requestLength tells how far to read: the next length field, then the whole request', (t) => {
+  const bytes = encodeCall({ self: 'ab', type: 'bridge', env: {}, stdin: Buffer.from('{}') });
+  t.deepEqual(requestLength(bytes.subarray(0, 3)), { need: 6 });
+  t.deepEqual(requestLength(bytes.subarray(0, 6)), { need: 10 });
+  t.deepEqual(requestLength(bytes.subarray(0, 10)), { need: 16 }, 'past self, to the length of type');
+  t.deepEqual(requestLength(bytes.subarray(0, bytes.length - 2)), { total: bytes.length });
+  t.deepEqual(requestLength(Buffer.concat([MAGIC, Buffer.from('S')])), { total: 6 });
+  t.throws(() => requestLength(Buffer.from('CNKE\x03C')), { instanceOf: RequestError }, 'an unknown version');
 });
 
 test('bad requests throw RequestError; a declared length over the limit is "oversized" before the bytes come', (t) => {

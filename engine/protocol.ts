@@ -11,15 +11,22 @@
  * `<id>` is the FNV-1a 64 hash (16 hex digits) of the real path of the bundle directory
  * (dist/bin/.lib), so two checkouts in one namespace never serve each other's calls.
  *
- * Request (launcher -> engine), then the launcher shuts its side down:
- *   "CNKE" 0x01 kind
+ * Request (launcher -> engine):
+ *   "CNKE" version kind; version 0x02 (0x01: the launchers of an earlier build, below)
  *   kind 'C' (a call): four fields, each u32 little-endian length + bytes:
  *       self (the path the call came in through), type, env ("K=V\0" entries), stdin
  *   kind 'S' (status) and 'Q' (stop: drain and exit): nothing more
+ * The engine reads a request as far as its lengths say, and answers at once.
  * Reply (engine -> launcher): frames of u8 type + u32 LE length + payload:
- *   'a'  the call is taken on (it starts now); payload: the CNI error line to print if the
- *        engine goes away before 'x'. Before an 'a' the launcher may still run the call itself.
+ *   'a'  the engine will take the call on; payload: the CNI error line to print if the engine
+ *        goes away before 'x'. Before an 'a' the launcher may still run the call itself.
  *   'o'  bytes for stdout      'e'  bytes for stderr      'x'  1 byte: the exit code
+ * Confirmation (launcher -> engine, version 2): after the 'a', the one byte 'g', then the
+ * launcher shuts its side down. The engine starts the call only when the 'g' has come: a
+ * launcher that has given up waiting for the 'a' (an engine that is stopped or wedged) closes
+ * instead, runs the call fresh itself, and the engine, whenever it gets to it, drops the call.
+ * So a call never runs twice. A version 1 request (no confirmation: its launcher shuts its side
+ * down after the request and waits without a limit) is started with its 'a'.
  * A request that is malformed or larger than MAX_REQUEST_BYTES, or from a caller that is not
  * root, gets a CNI error object on 'o' and exit code 1.
  */
@@ -27,7 +34,10 @@
 /** The largest request the engine reads (launcher.c MAX_REQUEST); bigger calls run fresh. */
 export const MAX_REQUEST_BYTES = 8 << 20;
 
-export const MAGIC = Buffer.from('CNKE\x01', 'latin1');
+/** The start of a request of this version (launcher.c sends the same). */
+export const MAGIC = Buffer.from('CNKE\x02', 'latin1');
+/** The confirmation a launcher sends after the 'a' (version 2). */
+export const CONFIRM = 0x67; // 'g'
 
 export type RequestKind = 'C' | 'S' | 'Q';
 export type FrameType = 'a' | 'o' | 'e' | 'x';
@@ -56,6 +66,8 @@ export function frame(type: FrameType, payload: Buffer | string): Buffer {
 /** A call as the engine receives it. */
 export interface CallRequest {
   kind: 'C';
+  /** 2: the launcher confirms after the ack; 1: an earlier launcher, started with the ack. */
+  version: 1 | 2;
   self: string;
   type: string;
   env: Record<string, string>;
@@ -73,29 +85,56 @@ export class RequestError extends Error {
   }
 }
 
+/** Checks the magic and version as far as `buf` goes; returns the version once it is there. */
+function checkMagic(buf: Buffer): 1 | 2 | undefined {
+  const head = Math.min(buf.length, 4);
+  const version = buf[4];
+  if (!buf.subarray(0, head).equals(MAGIC.subarray(0, head)) || (version !== undefined && version !== 1 && version !== 2)) {
+    throw new RequestError('not a cnikit engine request (bad magic or protocol version)');
+  }
+  return version as 1 | 2 | undefined;
+}
+
+/**
+ * Returns how long the request starting `buf` is, once its lengths show it ({ total }), else how
+ * many bytes it takes to learn more ({ need }). Throws a RequestError when the bytes cannot
+ * start a valid request (bad magic, version or kind; over the size limit, known from the lengths
+ * before the bytes arrive). Lets a reader wait for the whole request without parsing it twice.
+ */
+export function requestLength(buf: Buffer, limit = MAX_REQUEST_BYTES): { total: number } | { need: number } {
+  checkMagic(buf);
+  if (buf.length < 6) return { need: 6 };
+  const kind = String.fromCharCode(buf[5]!);
+  if (kind === 'S' || kind === 'Q') return { total: 6 };
+  if (kind !== 'C') throw new RequestError(`unknown request kind ${JSON.stringify(kind)}`);
+  let off = 6;
+  for (let field = 0; field < 4; field++) {
+    if (buf.length < off + 4) return { need: off + 4 };
+    const len = buf.readUInt32LE(off);
+    if (off + 4 + len > limit) throw new RequestError(`request larger than ${limit} bytes`, true);
+    off += 4 + len;
+  }
+  return { total: off };
+}
+
 /**
  * Parses a request from the bytes received so far: undefined while it is incomplete, throws a
  * RequestError when it cannot become valid (bad magic, kind or env; over the size limit, which
- * is known from the lengths before the bytes arrive).
+ * is known from the lengths before the bytes arrive; bytes after its end).
  */
 export function parseRequest(buf: Buffer, limit = MAX_REQUEST_BYTES): Request | undefined {
-  const head = Math.min(buf.length, MAGIC.length);
-  if (!buf.subarray(0, head).equals(MAGIC.subarray(0, head))) throw new RequestError('not a cnikit engine request (bad magic or protocol version)');
-  if (buf.length < 6) return undefined;
+  const version = checkMagic(buf);
+  const len = requestLength(buf, limit);
+  if (!('total' in len) || buf.length < len.total) return undefined;
+  if (buf.length > len.total) throw new RequestError('trailing bytes after the request');
   const kind = String.fromCharCode(buf[5]!);
   if (kind === 'S' || kind === 'Q') return { kind };
-  if (kind !== 'C') throw new RequestError(`unknown request kind ${JSON.stringify(kind)}`);
   const fields: Buffer[] = [];
-  let off = 6;
-  while (fields.length < 4) {
-    if (buf.length < off + 4) return undefined;
-    const len = buf.readUInt32LE(off);
-    if (off + 4 + len > limit) throw new RequestError(`request larger than ${limit} bytes`, true);
-    if (buf.length < off + 4 + len) return undefined;
-    fields.push(buf.subarray(off + 4, off + 4 + len));
-    off += 4 + len;
+  for (let off = 6; fields.length < 4;) {
+    const n = buf.readUInt32LE(off);
+    fields.push(buf.subarray(off + 4, off + 4 + n));
+    off += 4 + n;
   }
-  if (buf.length > off) throw new RequestError('trailing bytes after the request');
   const [self, type, envBlock, stdin] = fields as [Buffer, Buffer, Buffer, Buffer];
   const env: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const entry of envBlock.toString('utf8').split('\0')) {
@@ -106,13 +145,13 @@ export function parseRequest(buf: Buffer, limit = MAX_REQUEST_BYTES): Request | 
   }
   const t = type.toString('utf8');
   if (!/^[a-z0-9][a-z0-9._-]*$/.test(t)) throw new RequestError(`invalid plugin type ${JSON.stringify(t.slice(0, 40))}`);
-  return { kind: 'C', self: self.toString('utf8'), type: t, env, stdin: Buffer.from(stdin) };
+  return { kind: 'C', version: version!, self: self.toString('utf8'), type: t, env, stdin: Buffer.from(stdin) };
 }
 
 /** Encodes a call request as a launcher does (tests use it to speak for a launcher). */
-export function encodeCall(c: Omit<CallRequest, 'kind'>): Buffer {
+export function encodeCall(c: Omit<CallRequest, 'kind' | 'version'>, version: 1 | 2 = 2): Buffer {
   const env = Buffer.from(Object.entries(c.env).map(([k, v]) => `${k}=${v}\0`).join(''), 'utf8');
-  const parts: Buffer[] = [MAGIC, Buffer.from('C', 'latin1')];
+  const parts: Buffer[] = [MAGIC.subarray(0, 4), Buffer.from([version]), Buffer.from('C', 'latin1')];
   for (const f of [Buffer.from(c.self, 'utf8'), Buffer.from(c.type, 'utf8'), env, c.stdin]) {
     const len = Buffer.alloc(4);
     len.writeUInt32LE(f.length);
@@ -150,13 +189,20 @@ export function parseReply(buf: Buffer): Reply {
 
 /**
  * Sends raw request bytes to the engine named `name` and resolves with its reply; undefined
- * when no engine listens or it does not answer within `timeoutMs`.
+ * when no engine listens or it does not answer within `timeoutMs`. A whole version 2 call is
+ * confirmed after the ack, as a launcher does; anything else is sent and the side shut down.
  */
 export async function engineExchange(name: string, request: Buffer, timeoutMs = 5000): Promise<Reply | undefined> {
   const net = await import('node:net');
+  let confirm = false;
+  try {
+    const len = requestLength(request);
+    confirm = request[4] === 2 && request[5] === 0x43 /* C */ && 'total' in len && len.total === request.length;
+  } catch { /* malformed on purpose: sent as it is */ }
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let done = false;
+    let size = 0;
     const finish = (r: Reply | undefined) => {
       if (done) return;
       done = true;
@@ -166,8 +212,19 @@ export async function engineExchange(name: string, request: Buffer, timeoutMs = 
     };
     const s = net.connect({ path: name });
     const timer = setTimeout(() => finish(undefined), timeoutMs);
-    s.on('connect', () => s.end(request));
-    s.on('data', (d: Buffer) => chunks.push(d));
+    s.on('connect', () => (confirm ? s.write(request) : s.end(request)));
+    s.on('data', (d: Buffer) => {
+      chunks.push(d);
+      size += d.length;
+      // The 'a' frame is the first: confirm once it is whole.
+      if (confirm && size >= 5 && chunks[0]![0] === 0x61) {
+        const all = Buffer.concat(chunks);
+        if (all.length >= 5 + all.readUInt32LE(1)) {
+          confirm = false;
+          s.end(Buffer.from([CONFIRM]));
+        }
+      }
+    });
     s.on('error', () => finish(chunks.length ? parseReply(Buffer.concat(chunks)) : undefined));
     s.on('close', () => finish(chunks.length ? parseReply(Buffer.concat(chunks)) : undefined));
   });
@@ -183,6 +240,8 @@ export interface EngineStatus {
   inFlight: number;
   /** Calls handed back to their launchers to run fresh (the caller sees other files: server.ts). */
   declined: number;
+  /** Calls acknowledged but never confirmed: their launchers gave up waiting and ran them fresh. */
+  dropped: number;
   /** Per `<type> <CNI_COMMAND>`: how many, and the median and 99th percentile in ms. */
   perCall: Record<string, { count: number; p50: number; p99: number }>;
   rss: number;

@@ -35,7 +35,7 @@ import { LATEST_VERSION } from '../pkg/cni/version.ts';
 import { SharedKernel } from '../pkg/open-kernel.ts';
 import { AsyncNetlinkSocket } from '../pkg/netlink/async-socket.ts';
 import { native } from '../pkg/native.ts';
-import { type CallRequest, type EngineStatus, MAX_REQUEST_BYTES, type Request, RequestError, frame, parseRequest } from './protocol.ts';
+import { CONFIRM, type CallRequest, type EngineStatus, MAX_REQUEST_BYTES, type Request, RequestError, frame, parseRequest, requestLength } from './protocol.ts';
 import { Stats } from './stats.ts';
 import { BuildWatch, netnsPinned, ownNetns } from './watch.ts';
 
@@ -111,6 +111,7 @@ export class Engine {
   private readonly netns = ownNetns();
   private readonly mountNs = mountNs('self');
   private declined = 0;
+  private dropped = 0;
   private readonly build: BuildWatch;
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -169,7 +170,7 @@ export class Engine {
   status(): EngineStatus {
     return {
       pid: process.pid, uptime: Math.round((Date.now() - this.started) / 10) / 100, calls: this.stats.calls,
-      inFlight: this.inFlight, declined: this.declined, perCall: this.stats.summary(), rss: process.memoryUsage.rss(), idle: this.o.idleSeconds,
+      inFlight: this.inFlight, declined: this.declined, dropped: this.dropped, perCall: this.stats.summary(), rss: process.memoryUsage.rss(), idle: this.o.idleSeconds,
       lib: this.o.lib, netns: this.netns,
     };
   }
@@ -205,50 +206,85 @@ export class Engine {
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    let handled = false;
-    const timer = setTimeout(() => fail(new RequestError('no complete request within the time limit')), this.o.requestTimeoutMs);
-    const fail = (err: RequestError) => {
-      if (handled) return;
-      handled = true;
+    let need = 6;
+    // request: reading it; confirm: acknowledged, waiting for the launcher's 'g'; done: taken on or answered.
+    let phase: 'request' | 'confirm' | 'done' = 'request';
+    let call: CallRequest | undefined;
+    const timer = setTimeout(() => {
+      if (phase === 'confirm') return drop('no confirmation within the time limit');
+      fail(new RequestError('no complete request within the time limit'));
+    }, this.o.requestTimeoutMs);
+    const done = () => {
+      phase = 'done';
       clearTimeout(timer);
       sock.removeAllListeners('data');
+    };
+    const fail = (err: RequestError) => {
+      if (phase !== 'request') return;
+      done();
       this.log('bad request', { error: err.message });
       reply(err.oversized ? errorLine(CniCode.IoFailure, 'request too large for the cnikit engine', err.message)
         : errorLine(CniCode.DecodingFailure, 'malformed cnikit engine request', err.message), 1);
     };
-    // The whole request is read before it is parsed: a client ends its side when it is sent.
-    const take = () => {
-      if (handled) return;
-      let req: Request | undefined;
-      try {
-        req = parseRequest(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), this.o.maxRequestBytes);
-      } catch (err) {
-        return fail(err as RequestError);
-      }
-      if (!req) return fail(new RequestError('incomplete request'));
-      handled = true;
-      clearTimeout(timer);
-      sock.removeAllListeners('data');
+    // The launcher gave up waiting for the ack and runs the call itself: it must not run here too.
+    const drop = (why: string) => {
+      if (phase !== 'confirm') return;
+      done();
+      this.dropped++;
+      this.log('call dropped before it started', { why, type: call?.type, command: call?.env.CNI_COMMAND });
+      sock.destroy();
+    };
+    const handle = (req: Request) => {
       if (req.kind !== 'C') {
+        done();
         reply(JSON.stringify(this.status()), 0);
         if (req.kind === 'Q') this.stop('stop requested');
         return;
       }
       // Closing before the ack lets the launcher run the call itself: when stopping, and when
       // the caller's files are not ours.
-      if (this.stopping) return void sock.destroy();
-      if (!sameView(pid, req.env.CNI_NETNS, this.mountNs)) {
-        this.declined++;
+      if (this.stopping || !sameView(pid, req.env.CNI_NETNS, this.mountNs)) {
+        if (!this.stopping) this.declined++;
+        done();
         return void sock.destroy();
       }
-      this.start(req, sock);
+      sock.write(frame('a', errorLine(CniCode.Internal, 'the cnikit engine ended during the call', 'the call may have been partly done; DEL cleans up', versionOf(req.stdin))));
+      call = req;
+      if (req.version === 1) {
+        done();
+        return this.start(req, sock);
+      }
+      phase = 'confirm';
     };
+    // The request is read as far as its lengths say (parsed once, when it is all there).
     sock.on('data', (d: Buffer) => {
-      size += d.length;
+      if (phase === 'confirm') {
+        if (d[0] !== CONFIRM || d.length !== 1) return drop('not a confirmation');
+        done();
+        return this.start(call!, sock);
+      }
       chunks.push(d);
-      if (size > this.o.maxRequestBytes) fail(new RequestError(`request larger than ${this.o.maxRequestBytes} bytes`, true));
+      size += d.length;
+      if (size > this.o.maxRequestBytes) return fail(new RequestError(`request larger than ${this.o.maxRequestBytes} bytes`, true));
+      if (size < need) return;
+      const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      chunks.splice(0, chunks.length, buf);
+      let req: Request | undefined;
+      try {
+        const len = requestLength(buf, this.o.maxRequestBytes);
+        if ('need' in len) return void (need = len.need);
+        if (size < len.total) return void (need = len.total);
+        req = parseRequest(buf, this.o.maxRequestBytes);
+      } catch (err) {
+        return fail(err as RequestError);
+      }
+      if (req) handle(req);
     });
-    sock.on('end', take);
+    sock.on('end', () => {
+      if (phase === 'request') fail(new RequestError('incomplete request'));
+      else drop('the launcher closed before confirming');
+    });
+    sock.on('close', () => drop('the launcher closed before confirming'));
   }
 
   private start(req: CallRequest, sock: Socket): void {
@@ -267,7 +303,6 @@ export class Engine {
     };
     const command = req.env.CNI_COMMAND ?? '';
     const version = versionOf(req.stdin);
-    send('a', errorLine(CniCode.Internal, 'the cnikit engine ended during the call', 'the call may have been partly done; DEL cleans up', version));
     const plugin = this.o.plugins.get(req.type);
     let code = 1;
     const t0 = performance.now();

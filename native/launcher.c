@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CNIKIT_LIB
@@ -30,29 +31,55 @@
 #endif
 
 #define MAX_REQUEST (8u << 20)  // engine/protocol.ts MAX_REQUEST_BYTES
+// How long an engine may take to answer before the call runs fresh: from connect to its 'a'.
+// A stopped or wedged engine costs a call this much, never more; the call itself is not bounded.
+#define ACK_MS 1500
 enum mode { ON, NOSTART, OFF };
 extern char **environ;
 static char lib[PATH_MAX];
 // How `cnikit install` recognises a file as ours (cnikit/install.ts).
 __attribute__((used)) static const char marker[] = "__cnikit_launcher__";
 
-static int writeall(int fd, const void *p, size_t n) {
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+// Waits until fd is ready for `ev`; 0 when it is, -1 once `deadline` (ms, CLOCK_MONOTONIC;
+// < 0: none) has passed. The engine socket is non-blocking: every wait on it goes through here.
+static int wait_fd(int fd, short ev, long long deadline) {
+  struct pollfd p = {fd, ev, 0};
+  for (;;) {
+    long long left = deadline < 0 ? -1 : deadline - now_ms();
+    if (deadline >= 0 && left <= 0) return -1;
+    int r = poll(&p, 1, (int)left);
+    if (r > 0) return 0;
+    if (r == 0 || errno != EINTR) return -1;
+  }
+}
+
+// 0 = all written; -1 = closed or failed; -2 = the deadline passed.
+static int writeall(int fd, const void *p, size_t n, long long deadline) {
   const char *c = p;
   while (n) {
     ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
     if (w < 0 && errno == ENOTSOCK) w = write(fd, c, n);
     if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) { if (wait_fd(fd, POLLOUT, deadline) < 0) return -2; continue; }
     if (w <= 0) return -1;
     c += w, n -= (size_t)w;
   }
   return 0;
 }
 
-static int readall(int fd, void *p, size_t n) {
+// 0 = all read; -1 = EOF or failed; -2 = the deadline passed.
+static int readall(int fd, void *p, size_t n, long long deadline) {
   char *c = p;
   while (n) {
     ssize_t r = read(fd, c, n);
     if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno == EAGAIN) { if (wait_fd(fd, POLLIN, deadline) < 0) return -2; continue; }
     if (r <= 0) return -1;
     c += r, n -= (size_t)r;
   }
@@ -69,13 +96,16 @@ static socklen_t engine_addr(struct sockaddr_un *sa, const char *suffix) {
   return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
 }
 
+// An fd connected to the engine; -1: none listens (ECONNREFUSED); -2: one listens but its
+// backlog is full (EAGAIN: it accepts nothing, stopped or swamped).
 static int engine_connect(void) {
   struct sockaddr_un sa;
   socklen_t len = engine_addr(&sa, "");
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, len) == 0) return fd;
+  int busy = errno == EAGAIN;
   if (fd >= 0) close(fd);
-  return -1;
+  return busy ? -2 : -1;
 }
 
 static enum mode parse_mode(const char *v) {
@@ -101,7 +131,7 @@ static enum mode engine_mode(void) {
 // Puts bytes already read from stdin back as fd 0 (a memfd), for a fresh run after all.
 static void restore_stdin(const char *buf, size_t n) {
   int fd = (int)syscall(SYS_memfd_create, "stdin", 0);
-  if (fd < 0 || writeall(fd, buf, n) < 0 || lseek(fd, 0, SEEK_SET) < 0 || dup2(fd, 0) < 0) {
+  if (fd < 0 || writeall(fd, buf, n, -1) < 0 || lseek(fd, 0, SEEK_SET) < 0 || dup2(fd, 0) < 0) {
     perror("cnikit launcher: memfd");
     exit(1);
   }
@@ -115,7 +145,8 @@ static void put_field(char **p, const void *data, uint32_t n) {
 }
 
 // Runs the call through the engine on `fd`. Returns only when the engine took nothing on (it
-// closed before acknowledging the call): the caller then runs it fresh, stdin restored.
+// closed before acknowledging the call, or did not acknowledge it within ACK_MS): the caller
+// then runs it fresh, stdin restored.
 static void call_engine(int fd, const char *self, const char *type) {
   size_t cap = 65536, n = 0;
   char *in = malloc(cap);
@@ -132,34 +163,42 @@ static void call_engine(int fd, const char *self, const char *type) {
   size_t total = 6 + 16 + strlen(self) + strlen(type) + envlen + n;
   if (total > MAX_REQUEST) { close(fd); restore_stdin(in, n); return; }
   char *req = malloc(total), *p = req + 6;
-  memcpy(req, "CNKE\1C", 6);
+  memcpy(req, "CNKE\2C", 6);
   put_field(&p, self, (uint32_t)strlen(self));
   put_field(&p, type, (uint32_t)strlen(type));
   uint32_t el = (uint32_t)envlen;
   memcpy(p, &el, 4), p += 4;
   for (char **e = environ; *e; e++) { size_t l = strlen(*e) + 1; memcpy(p, *e, l); p += l; }
   put_field(&p, in, (uint32_t)n);
+  long long deadline = now_ms() + ACK_MS;
   // A failed send is not final: the engine may have answered (a refusal) before closing.
-  writeall(fd, req, total);
-  shutdown(fd, SHUT_WR);
+  int sent = writeall(fd, req, total, deadline);
   free(req);
   char *ack = NULL, hdr[5];
-  int output = 0;
-  while (readall(fd, hdr, 5) == 0) {
+  int output = 0, r;
+  while (sent != -2 && (r = readall(fd, hdr, 5, ack ? -1 : deadline)) == 0) {
     uint32_t len;
     memcpy(&len, hdr + 1, 4);
     char *data = malloc((size_t)len + 1);
-    if (!data || readall(fd, data, len) < 0) break;
+    if (!data || readall(fd, data, len, ack ? -1 : deadline) < 0) break;
     data[len] = 0;
     if (hdr[0] == 'x') exit(len ? (unsigned char)data[0] : 1);
-    if (hdr[0] == 'a') { free(ack); ack = data; continue; }
-    if (hdr[0] == 'o' || hdr[0] == 'e') { output = 1; writeall(hdr[0] == 'o' ? 1 : 2, data, len); }
+    if (hdr[0] == 'a' && !ack) {
+      // Why confirm: the engine starts the call only on this byte, so a launcher that gave up
+      // waiting (and runs the call itself) can never have it run a second time by the engine.
+      if (writeall(fd, "g", 1, -1) < 0) { free(data); break; }
+      shutdown(fd, SHUT_WR);
+      ack = data;
+      continue;
+    }
+    if (hdr[0] == 'o' || hdr[0] == 'e') { output = 1; writeall(hdr[0] == 'o' ? 1 : 2, data, len, -1); }
     free(data);
   }
+  // No ack (closed, declined, or no answer in time): nothing ran there; run it here.
   if (!ack && !output) { close(fd); restore_stdin(in, n); return; }
   // The engine ended in the middle of the call (killed, say): say so the CNI way.
   const char *msg = ack ? ack : "{\"code\":999,\"msg\":\"the cnikit engine closed the connection during the call\"}\n";
-  writeall(1, msg, strlen(msg));
+  writeall(1, msg, strlen(msg), -1);
   exit(1);
 }
 
@@ -173,7 +212,7 @@ static void start_engine(const char *self, const char *type) {
   if (s < 0 || bind(s, (struct sockaddr *)&sa, len) < 0) { if (s >= 0) close(s); return; }
   // An engine may have started between our connect and bind: then use it.
   int c = engine_connect();
-  if (c >= 0) { close(s); call_engine(c, self, type); return; }
+  if (c != -1) { close(s); if (c >= 0) call_engine(c, self, type); return; }
   // Not waited for: the child outlives this process (soon the plugin), then is init's.
   pid_t caller = getpid();
   if (fork() == 0) {
@@ -218,7 +257,7 @@ int main(int argc, char **argv) {
     enum mode m = engine_mode();
     int fd = m == OFF ? -1 : engine_connect();
     if (fd >= 0) call_engine(fd, self, type);
-    else if (m == ON) start_engine(self, type);
+    else if (fd == -1 && m == ON) start_engine(self, type);  // -2: one runs, but is not answering
   }
   char node[PATH_MAX + 8], script[PATH_MAX + 16];
   snprintf(node, sizeof(node), "%s/node", lib);

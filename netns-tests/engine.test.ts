@@ -246,6 +246,60 @@ netnsTest('SIGKILL of the engine in the middle of ADDs: in-flight calls fail cle
   t.is(hostVeths(sb).length, 1);
 });
 
+netnsTest('a stopped engine (SIGSTOP) hangs no call: it runs fresh after a bounded wait, starts no second engine, and never runs twice', async (t) => {
+  const sb = new Sandbox('st');
+  t.teardown(() => sb.cleanup());
+  const c1 = sb.container('c1');
+  sb.plugin('bridge', { command: 'VERSION', conf: VERSION_IN });
+  const up = await engineUp(sb);
+  process.kill(up.pid, 'SIGSTOP');
+  t.teardown(() => { try { process.kill(up.pid, 'SIGCONT'); } catch { /* gone */ } });
+  // Bounded: a launcher that waited for the stopped engine without a limit would be killed here.
+  const call = (command: string, conf: unknown) => {
+    const c = { command, containerId: 'ctr1', netns: Sandbox.path(c1), conf };
+    const r = sb.exec(sb.host, join(BIN, 'bridge'), [], { input: JSON.stringify(conf), env: sb.cniEnv(c), timeout: 10_000 });
+    return { code: r.status, stdout: r.stdout, signal: r.signal };
+  };
+  const add = call('ADD', bridgeConf(sb));
+  t.is(add.code, 0, `${add.signal ?? ''} ${add.stdout}`);
+  t.is(leases(sb).length, 2, 'one lease per family');
+  t.is(hostVeths(sb).length, 1);
+  t.deepEqual(enginePids(sb.host), [up.pid], 'the stopped engine is still the only one');
+
+  process.kill(up.pid, 'SIGCONT');
+  // Once it gets to the connection the launcher gave up on, the engine turns the call away: a
+  // drop (no confirmation came), or a decline when the launcher's process is already gone.
+  const turnedAway = (s: EngineStatus) => s.dropped + s.declined - up.dropped - up.declined;
+  let after = await engineUp(sb);
+  for (let i = 0; i < 50 && turnedAway(after) < 1; i++) after = (await sleep(100), status(sb)) ?? after;
+  t.is(turnedAway(after), 1, 'the call was turned away once the engine got to it');
+  t.is(after.calls, up.calls, 'the call handed to the stopped engine never ran there');
+  t.is(leases(sb).length, 2, 'still one lease per family');
+  const del = call('DEL', { ...bridgeConf(sb), prevResult: JSON.parse(add.stdout) });
+  t.is(del.code, 0, del.stdout);
+  t.deepEqual(leases(sb), []);
+  t.deepEqual(hostVeths(sb), []);
+  t.is(status(sb)!.calls, up.calls + 1, 'the engine serves again');
+});
+
+netnsTest('a call starts only once its launcher confirms the ack; a request of an earlier launcher (version 1) runs as before', async (t) => {
+  const sb = new Sandbox('cf');
+  t.teardown(() => sb.cleanup());
+  sb.plugin('bridge', { command: 'VERSION', conf: VERSION_IN });
+  const up = await engineUp(sb);
+  const call = (version: 1 | 2) => encodeCall({ self: join(BIN, 'bridge'), type: 'bridge', env: { CNI_COMMAND: 'VERSION' }, stdin: Buffer.from(VERSION_IN) }, version);
+  const abandoned = sb.exec(sb.host, NODE, [CLIENT, 'abandon', call(2).toString('base64')], { env: { PATH: process.env.PATH } });
+  t.is(abandoned.stdout, 'acked');
+  let s = status(sb)!;
+  for (let i = 0; i < 50 && s.dropped === up.dropped; i++) s = (await sleep(100), status(sb)) ?? s;
+  t.is(s.dropped, up.dropped + 1, 'dropped once the launcher closed');
+  t.is(s.calls, up.calls, 'not run');
+  const old = send(sb, call(1))!;
+  t.is(old.code, 0);
+  t.regex(old.stdout, /supportedVersions/);
+  t.is(status(sb)!.calls, up.calls + 1);
+});
+
 netnsTest('`ip netns del` of the host makes its engine exit within seconds, and the namespace is freed', async (t) => {
   const sb = new Sandbox('d');
   const outside = sb.outside();
