@@ -406,6 +406,54 @@ netnsTest('a delegate exec\'d from inside the engine runs fresh instead of waiti
   t.is(status(sb)!.pid, up.pid);
 });
 
+const REF_HOST_LOCAL = '/usr/lib/cni/host-local';
+netnsTest.needs({ met: existsSync(REF_HOST_LOCAL), reason: `no reference plugin at ${REF_HOST_LOCAL}` })('an exec\'d delegate (the reference host-local) never blocks the engine: another call is served while it runs, and its stderr reaches the caller', async (t) => {
+  const sb = new Sandbox('xd');
+  t.teardown(() => sb.cleanup());
+  // An IPAM type that says something on stderr, then waits (10 s at most) for the test's word
+  // before it execs the reference host-local: while it waits, its bridge ADD is in the engine.
+  const bin = join(sb.tmp, 'ipam-bin');
+  const started = join(sb.tmp, 'started');
+  const go = join(sb.tmp, 'go');
+  mkdirSync(bin);
+  writeFileSync(join(bin, 'ref-ipam'), `#!/bin/sh
+echo "ref-ipam: $CNI_COMMAND $CNI_CONTAINERID" >&2
+if [ "$CNI_COMMAND" = ADD ]; then
+  touch ${started}; i=0
+  while [ ! -e ${go} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+fi
+exec ${REF_HOST_LOCAL}
+`, { mode: 0o755 });
+  sb.plugin('bridge', { command: 'VERSION', conf: VERSION_IN });
+  const up = await engineUp(sb);
+  const [c1, c2] = [sb.container('c1'), sb.container('c2')];
+  const slowConf = bridgeConf(sb, { ipam: { ...bridgeConf(sb).ipam, type: 'ref-ipam' } });
+  const slow = sb.pluginAsync('bridge', { command: 'ADD', containerId: 'slow', netns: Sandbox.path(c1), conf: slowConf, path: `${bin}:${BIN}` });
+  for (let i = 0; i < 100 && !existsSync(started); i++) await sleep(100);
+  t.true(existsSync(started), 'the delegate runs');
+
+  // Meanwhile: an ADD with our own host-local in-process, and the status, both from the engine.
+  const fast = sb.plugin('bridge', { command: 'ADD', containerId: 'fast', netns: Sandbox.path(c2), conf: bridgeConf(sb, { name: 'engnet2', bridge: 'cnk2', ipam: { ...bridgeConf(sb).ipam, dataDir: join(sb.tmp, 'ipam2'), ranges: [[{ subnet: '10.78.0.0/24' }]] } }) });
+  t.is(fast.code, 0, fast.stdout);
+  const during = status(sb)!;
+  t.is(during.pid, up.pid);
+  t.is(during.inFlight, 1, 'the slow ADD is still in flight');
+  t.is(during.perCall['bridge ADD']?.count, 1, 'the other ADD was served by the engine meanwhile');
+  t.is(during.dropped + during.declined, 0, 'and not run fresh');
+
+  writeFileSync(go, '');
+  const done = await slow;
+  t.is(done.code, 0, done.stdout + done.stderr);
+  t.regex(done.stderr, /^ref-ipam: ADD slow$/m, 'the delegate\'s stderr reached its caller');
+  t.deepEqual(done.json.ips.map((i: { address: string }) => i.address).sort(), ['10.79.0.2/24', 'fd79::2/64'], 'addresses from the reference host-local');
+  t.deepEqual(leases(sb), ['10.79.0.2', 'fd79::2']);
+  const del = sb.plugin('bridge', { command: 'DEL', containerId: 'slow', netns: Sandbox.path(c1), conf: { ...slowConf, prevResult: done.json }, path: `${bin}:${BIN}` });
+  t.is(del.code, 0, del.stdout);
+  t.regex(del.stderr, /^ref-ipam: DEL slow$/m);
+  t.deepEqual(leases(sb), []);
+  t.is(status(sb)!.perCall['bridge DEL']?.count, 1);
+});
+
 netnsTest('the config file: engine = off starts and uses none, nostart uses a running one only', async (t) => {
   const sb = new Sandbox('f');
   t.teardown(() => sb.cleanup());

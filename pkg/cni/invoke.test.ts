@@ -8,7 +8,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CniCode, CniError } from './errors.ts';
-import { decodePluginError, delegate, execPlugin, findInPath } from './invoke.ts';
+import { decodePluginError, delegate, execPlugin, execPluginAsync, findInPath } from './invoke.ts';
+import { hasCode } from '../native.ts';
 import type { CmdArgs } from './skel.ts';
 import { silentLogger } from '../log.ts';
 import { noKernel } from '../kernel.ts';
@@ -105,6 +106,40 @@ test.serial('delegate execs a plugin that is not ours, found through CmdArgs.pat
   t.is(r, undefined);
   t.true(readFileSync(`${record}.env`, 'utf8').includes('CNI_COMMAND=CHECK'));
   t.like(await delegate('fake-ipam', 'ADD', a), { cniVersion: '0.4.0' });
+});
+
+test('execPluginAsync decodes results and errors as execPlugin does, and hands the stderr to the caller', async (t) => {
+  const chatty = script('f', 'chatty', `echo 'warning: pool über 90%' >&2; cat > /dev/null; echo done >&2
+printf '%s' '{"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.77.0.9/24"}]}'`);
+  let err = '';
+  const r = await execPluginAsync(chatty, 'ADD', {}, Buffer.from('{}'), '1.0.0', (s) => { err += s; });
+  t.deepEqual(r, { cniVersion: '0.4.0', ips: [{ address: '10.77.0.9/24' }] });
+  t.is(err, 'warning: pool über 90%\ndone\n');
+  t.is(await execPluginAsync(chatty, 'DEL', {}, Buffer.from('{}'), '1.0.0', () => {}), undefined);
+
+  const early = script('f', 'early', `printf '%s' '{"code":4,"msg":"required env variables [CNI_PATH] missing"}'; exit 1`);
+  await t.throwsAsync(execPluginAsync(early, 'ADD', {}, Buffer.alloc(1 << 20, 0x20), '1.0.0', () => {}), { instanceOf: CniError, message: 'required env variables [CNI_PATH] missing' });
+  const crash = script('f', 'crashes', 'echo segfault; exit 2');
+  t.like(await t.throwsAsync(execPluginAsync(crash, 'ADD', {}, Buffer.from('{}'), '1.0.0', () => {}), { instanceOf: CniError }), { code: CniCode.Internal, details: 'segfault' });
+  const garbage = script('f', 'garbage', 'echo not-json');
+  t.like(await t.throwsAsync(execPluginAsync(garbage, 'ADD', {}, Buffer.from('{}'), '1.0.0', () => {}), { instanceOf: CniError }), { code: CniCode.DecodingFailure });
+  const missing = await t.throwsAsync(execPluginAsync(join(dir, 'f', 'missing'), 'ADD', {}, Buffer.from('{}'), '1.0.0', () => {}), { instanceOf: CniError });
+  t.regex(missing!.message, /^failed to run plugin /);
+  t.true(hasCode(missing, 'ENOENT'));
+});
+
+test.serial('delegate: an exec\'d plugin\'s stderr goes to the call\'s stderr', async (t) => {
+  const p = script('g', 'noisy-ipam', `echo "ipam says hi" >&2; cat > /dev/null`);
+  let err = '';
+  const a: CmdArgs = {
+    command: 'DEL', containerId: 'ctr3', netns: '', ifName: 'eth0', args: '', path: [join(dir, 'g')],
+    stdinData: Buffer.from('{"cniVersion":"1.0.0","name":"n"}'), conf: { cniVersion: '1.0.0', name: 'n' },
+    env: { CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'ctr3', CNI_IFNAME: 'eth0', CNI_PATH: join(dir, 'g') },
+    self: '', log: silentLogger, stderr: (s) => { err += s; }, kernel: noKernel,
+  };
+  t.is(await delegate('noisy-ipam', 'DEL', a), undefined);
+  t.is(err, 'ipam says hi\n');
+  t.truthy(p);
 });
 
 test('decodePluginError reads the error object a plugin printed, and nothing else', (t) => {

@@ -1,13 +1,18 @@
 /**
  * Delegation to another plugin (IPAM), like the reference's pkg/invoke: find `type` in CNI_PATH,
  * run it with the same environment (only CNI_COMMAND may change) and the same config on stdin,
- * pass its stderr through, and read its result or error.
+ * pass its stderr through to the call's caller, and read its result or error.
  *
  * When the plugin found in CNI_PATH is our own executable of that type (same directory as the
  * executable the call came through, `CmdArgs.self`, after symlinks) and the caller passes its
  * handlers in `inProcess`, it runs in-process: the same code, on-disk state and kernel handles as
  * exec'ing it, without a second ~25 ms Node start. The caller's table is explicit (bridge gets it
  * through its factory); there is no registry.
+ *
+ * A delegate that is exec'd runs as a child process waited for asynchronously (execPluginAsync):
+ * in a long-lived engine the other calls go on meanwhile, and the child's stderr goes to this
+ * call's stderr (CmdArgs.stderr: the engine's frames to the caller), not to the process's own.
+ * execPlugin, blocking with stderr inherited, is the runtime's (runtime/exec.ts ProcessExec).
  */
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -57,24 +62,28 @@ export async function delegate(type: string, command: Exclude<Command, 'VERSION'
       case 'GC': await local.gc?.(sub, validAttachments(sub.conf)); return undefined;
     }
   }
-  return execPlugin(found, command, a.env, a.stdinData, a.conf.cniVersion);
+  return execPluginAsync(found, command, a.env, a.stdinData, a.conf.cniVersion, a.stderr ?? writeStderr);
 }
 
-/** Execs a plugin binary and decodes its output; used for delegates and by the runtime. */
-export function execPlugin(file: string, command: string, env: NodeJS.ProcessEnv, stdin: Buffer, version: string): Result | undefined {
-  // Loaded here, not at the top: node:child_process costs ~4 ms of start-up, and the common
-  // delegate (our own host-local) runs in-process without it.
-  const { spawnSync } = process.getBuiltinModule('node:child_process');
-  const child = spawnSync(file, [], {
-    env: { ...env, CNI_COMMAND: command }, input: stdin, stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: 64 << 20,
-  });
-  // EPIPE only means the plugin exited without reading all of stdin (the Go skel checks its env
-  // before it reads stdin): its exit status and error object are still there to report.
-  const epipe = (child.error as NodeJS.ErrnoException | undefined)?.code === 'EPIPE' && (child.status !== null || child.signal !== null);
-  if (child.error && !epipe) throw new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(child.error), { cause: child.error });
-  const out = child.stdout.toString('utf8').trim();
-  if (child.status !== 0) {
-    throw decodePluginError(out) ?? new CniError(CniCode.Internal, `netplugin failed: ${file} exited with ${child.status ?? child.signal}`, out || undefined);
+function writeStderr(s: string): void {
+  process.stderr.write(s);
+}
+
+/** What a plugin's process gave back. */
+interface Outcome {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  /** A failure to start it (ENOENT, EACCES, ETXTBSY); EPIPE on its stdin is not one. */
+  error?: Error;
+}
+
+/** Decodes what a plugin's process gave back, as libcni does (shared by both execs). */
+function decodeOutcome(file: string, command: string, version: string, o: Outcome): Result | undefined {
+  if (o.error) throw new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(o.error), { cause: o.error });
+  const out = o.stdout.trim();
+  if (o.status !== 0) {
+    throw decodePluginError(out) ?? new CniError(CniCode.Internal, `netplugin failed: ${file} exited with ${o.status ?? o.signal}`, out || undefined);
   }
   if (command !== 'ADD') return undefined;
   let raw: unknown;
@@ -82,6 +91,58 @@ export function execPlugin(file: string, command: string, env: NodeJS.ProcessEnv
     throw new CniError(CniCode.DecodingFailure, `failed to parse result of ${file}`, out.slice(0, 200));
   }
   return parseResult(raw, version, `result of ${file}`);
+}
+
+/** The most a plugin may print on stdout (a result is a few KiB). */
+const MAX_STDOUT = 64 << 20;
+
+/**
+ * Execs a plugin binary without blocking the event loop and decodes its output; its stderr goes
+ * to `stderr` as it comes (decoded as UTF-8 across chunks). Used for exec'd delegates.
+ */
+export function execPluginAsync(file: string, command: string, env: NodeJS.ProcessEnv, stdin: Buffer, version: string, stderr: (s: string) => void): Promise<Result | undefined> {
+  // Loaded here, not at the top: node:child_process costs ~4 ms of start-up, and the common
+  // delegate (our own host-local) runs in-process without it.
+  const { spawn } = process.getBuiltinModule('node:child_process');
+  return new Promise((resolve, reject) => {
+    const settle = (o: Outcome) => {
+      try { resolve(decodeOutcome(file, command, version, o)); } catch (err) { reject(err); }
+    };
+    let child: import('node:child_process').ChildProcessWithoutNullStreams;
+    try {
+      child = spawn(file, [], { env: { ...env, CNI_COMMAND: command }, stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (err) {
+      return settle({ status: null, signal: null, stdout: '', error: err as Error }); // ETXTBSY is thrown, not emitted
+    }
+    const out: Buffer[] = [];
+    let size = 0;
+    let error: Error | undefined;
+    child.stdout.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size <= MAX_STDOUT) out.push(d);
+      else if (!error) { error = new Error(`more than ${MAX_STDOUT} bytes on stdout`); child.kill('SIGKILL'); }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (s: string) => stderr(s));
+    child.on('error', (err) => { error ??= err; });
+    // 'error' is a failure to start it (ENOENT, EACCES) or the stdout limit: it never ran as a plugin.
+    child.on('close', (status, signal) => settle({ status, signal, stdout: Buffer.concat(out).toString('utf8'), ...(error ? { error } : {}) }));
+    // EPIPE only means the plugin exited without reading all of stdin (the Go skel checks its env
+    // before it reads stdin): its exit status and error object are still there to report.
+    child.stdin.on('error', () => {});
+    child.stdin.end(stdin);
+  });
+}
+
+/** Execs a plugin binary, blocking until it ends, with stderr inherited; decodes its output. The runtime's. */
+export function execPlugin(file: string, command: string, env: NodeJS.ProcessEnv, stdin: Buffer, version: string): Result | undefined {
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
+  const child = spawnSync(file, [], {
+    env: { ...env, CNI_COMMAND: command }, input: stdin, stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: MAX_STDOUT,
+  });
+  // EPIPE only means the plugin exited without reading all of stdin: see execPluginAsync.
+  const epipe = (child.error as NodeJS.ErrnoException | undefined)?.code === 'EPIPE' && (child.status !== null || child.signal !== null);
+  return decodeOutcome(file, command, version, { status: child.status, signal: child.signal, stdout: child.stdout?.toString('utf8') ?? '', ...(child.error && !epipe ? { error: child.error } : {}) });
 }
 
 /**

@@ -51,6 +51,11 @@ export interface CmdArgs {
   self: string;
   /** This call's logger (stderr of the caller, debug per the caller's CNIKIT_DEBUG). */
   log: Logger;
+  /**
+   * Writes to the caller's stderr as it is (what an exec'd delegate prints there); omitted: this
+   * process's stderr.
+   */
+  stderr?: (s: string) => void;
   /** This call's kernel handles (netlink per namespace, nftables, sysctls); see pkg/kernel.ts. */
   kernel: Kernel;
 }
@@ -194,7 +199,7 @@ async function run(plugin: Plugin, io: Io, kernel: Kernel): Promise<number> {
     const a: CmdArgs = {
       command: cmd, containerId, netns: env.CNI_NETNS ?? '', ifName, args: env.CNI_ARGS ?? '',
       path: (env.CNI_PATH ?? '').split(':').filter(Boolean), stdinData, conf, env,
-      self: io.self, log: createLogger({ debug: debugEnabled(env), write: io.stderr }), kernel,
+      self: io.self, log: createLogger({ debug: debugEnabled(env), write: io.stderr }), stderr: io.stderr, kernel,
     };
     switch (cmd) {
       case 'ADD': {
