@@ -82,8 +82,8 @@ export function cacheDirOf(o: { cacheDir?: string }): string {
 
 /** The runtime for these options, with this process's environment as the plugins' base. */
 export async function openRuntime(o: CniOptions, onEvent?: (e: ChainEvent) => void): Promise<CniRuntime> {
-  const { CniRuntime } = await import('../runtime/runtime.ts');
-  return new CniRuntime({ path: cniPathOf(o.cniPath), cacheDir: cacheDirOf(o), env: process.env, onEvent });
+  const [{ CniRuntime }, { OwnPluginsExec }] = await Promise.all([import('../runtime/runtime.ts'), import('./own-exec.ts')]);
+  return new CniRuntime({ path: cniPathOf(o.cniPath), cacheDir: cacheDirOf(o), env: process.env, onEvent, exec: new OwnPluginsExec() });
 }
 
 /** The network a user named: a name in the netconf directory, or a path to a config file. */

@@ -23,6 +23,7 @@ import { InvalidArgumentError } from 'commander';
 import { CniCode, CniError, errorText } from '../pkg/cni/errors.ts';
 import { type NetworkConfigList, listNetworks, resolveNetwork } from '../runtime/conf.ts';
 import { CniRuntime } from '../runtime/runtime.ts';
+import { OwnPluginsExec } from './own-exec.ts';
 import { type AttachRequest, attachmentState, detach, hasCapability, planAttachments } from './containers/attach.ts';
 import { writeContainerFiles } from './containers/files.ts';
 import { type ContainerState, StateDir, processStart } from './containers/state.ts';
@@ -108,7 +109,7 @@ export async function runContainer(o: RunOptions, cmd: string[]): Promise<number
     process.stderr.write(`cnikit: warning: no plugin of network "${lists[0]!.name}" declares the aliases capability; --alias has no effect\n`);
   }
   const p = progressReporter(o);
-  const rt = new CniRuntime({ path: o.cniPath, cacheDir: o.cacheDir, env: process.env, onEvent: p.onEvent });
+  const rt = new CniRuntime({ path: o.cniPath, cacheDir: o.cacheDir, env: process.env, onEvent: p.onEvent, exec: new OwnPluginsExec() });
   const states = new StateDir(o.stateDir);
   const known = new Map(states.listLive().live.map((s) => [s.id, s.name]));
   // Host ports are chosen and checked before anything exists, so a conflict stops nothing half-made.

@@ -91,24 +91,27 @@ function versionOf(file: string, env: NodeJS.ProcessEnv, cniVersion: string): Pr
     child.stdout.on('data', (d: Buffer) => { out += d.toString('utf8'); });
     child.on('error', (err) => reject(new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(err), { cause: err })));
     child.on('close', (code) => {
-      if (code !== 0) {
-        const e = decodePluginError(out);
-        reject(e ? new CniError(e.code, `${file} VERSION: ${e.message}`, e.details) : new CniError(CniCode.Internal, `${file} VERSION exited with ${code}`, out.trim() || undefined));
-        return;
-      }
-      let parsed: { supportedVersions?: unknown; cniVersion?: unknown } | undefined;
-      try { parsed = JSON.parse(out) as typeof parsed; } catch { /* handled below */ }
-      if (parsed && Array.isArray(parsed.supportedVersions)) {
-        resolve(parsed.supportedVersions.filter((v): v is string => typeof v === 'string'));
-      } else if (parsed && parsed.cniVersion === '0.2.0') {
-        resolve(['0.1.0', '0.2.0']); // the one version allowed to omit supportedVersions
-      } else {
-        reject(new CniError(CniCode.DecodingFailure, `cannot read the VERSION output of ${file}`, out.trim().slice(0, 200)));
-      }
+      try { resolve(parseVersionOutput(file, code, out)); } catch (err) { reject(err); }
     });
     // Some plugins answer VERSION without reading stdin (the reference ones do) and may be gone
     // before it is written: EPIPE here is harmless, the answer is on stdout.
     child.stdin.on('error', () => {});
     child.stdin.end(JSON.stringify({ cniVersion }));
   });
+}
+
+/**
+ * Reads a VERSION answer: the supportedVersions of a plugin that exited with `code` after
+ * printing `out`; throws the CniError it reported, or one saying the answer cannot be read.
+ */
+export function parseVersionOutput(file: string, code: number | null, out: string): string[] {
+  if (code !== 0) {
+    const e = decodePluginError(out);
+    throw e ? new CniError(e.code, `${file} VERSION: ${e.message}`, e.details) : new CniError(CniCode.Internal, `${file} VERSION exited with ${code}`, out.trim() || undefined);
+  }
+  let parsed: { supportedVersions?: unknown; cniVersion?: unknown } | undefined;
+  try { parsed = JSON.parse(out) as typeof parsed; } catch { /* handled below */ }
+  if (parsed && Array.isArray(parsed.supportedVersions)) return parsed.supportedVersions.filter((v): v is string => typeof v === 'string');
+  if (parsed && parsed.cniVersion === '0.2.0') return ['0.1.0', '0.2.0']; // the one version allowed to omit supportedVersions
+  throw new CniError(CniCode.DecodingFailure, `cannot read the VERSION output of ${file}`, out.trim().slice(0, 200));
 }

@@ -69,8 +69,8 @@ function writeStderr(s: string): void {
   process.stderr.write(s);
 }
 
-/** What a plugin's process gave back. */
-interface Outcome {
+/** What a plugin's run gave back. */
+export interface PluginOutcome {
   status: number | null;
   signal: NodeJS.Signals | null;
   stdout: string;
@@ -78,8 +78,11 @@ interface Outcome {
   error?: Error;
 }
 
-/** Decodes what a plugin's process gave back, as libcni does (shared by both execs). */
-function decodeOutcome(file: string, command: string, version: string, o: Outcome): Result | undefined {
+/**
+ * Decodes what a plugin's run gave back as libcni does: the result (ADD) or nothing, else the
+ * CniError it reported. Shared by both execs and by in-process runs (cnikit/own-exec.ts).
+ */
+export function decodePluginOutcome(file: string, command: string, version: string, o: PluginOutcome): Result | undefined {
   if (o.error) throw new CniError(CniCode.Internal, `failed to run plugin ${file}`, describe(o.error), { cause: o.error });
   const out = o.stdout.trim();
   if (o.status !== 0) {
@@ -105,8 +108,8 @@ export function execPluginAsync(file: string, command: string, env: NodeJS.Proce
   // delegate (our own host-local) runs in-process without it.
   const { spawn } = process.getBuiltinModule('node:child_process');
   return new Promise((resolve, reject) => {
-    const settle = (o: Outcome) => {
-      try { resolve(decodeOutcome(file, command, version, o)); } catch (err) { reject(err); }
+    const settle = (o: PluginOutcome) => {
+      try { resolve(decodePluginOutcome(file, command, version, o)); } catch (err) { reject(err); }
     };
     let child: import('node:child_process').ChildProcessWithoutNullStreams;
     try {
@@ -142,7 +145,7 @@ export function execPlugin(file: string, command: string, env: NodeJS.ProcessEnv
   });
   // EPIPE only means the plugin exited without reading all of stdin: see execPluginAsync.
   const epipe = (child.error as NodeJS.ErrnoException | undefined)?.code === 'EPIPE' && (child.status !== null || child.signal !== null);
-  return decodeOutcome(file, command, version, { status: child.status, signal: child.signal, stdout: child.stdout?.toString('utf8') ?? '', ...(child.error && !epipe ? { error: child.error } : {}) });
+  return decodePluginOutcome(file, command, version, { status: child.status, signal: child.signal, stdout: child.stdout?.toString('utf8') ?? '', ...(child.error && !epipe ? { error: child.error } : {}) });
 }
 
 /**
