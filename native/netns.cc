@@ -114,6 +114,10 @@ Napi::Value NlOpen(const Napi::CallbackInfo& info) {
     // Extended ACK gives the kernel's own reason for EINVAL & co; CAP_ACK keeps error acks short.
     setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
     setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+    // Why strict checking (as iproute2 sets it): rtnetlink then honours the filters in a dump
+    // request's header (an address dump of one ifindex returns that link's addresses, not those
+    // of every link on a host with hundreds of veths) and refuses malformed requests.
+    if (proto == NETLINK_ROUTE) setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof(one));
     int buf = 1 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));

@@ -345,7 +345,11 @@ export class RouteHandle {
   /** Lists addresses, optionally of one link. Equivalent to: `ip addr show [dev IDX]` */
   async addrList(index?: number): Promise<Address[]> {
     const out: Address[] = [];
-    for (const m of await this.sock.dump(RTM_GETADDR, Buffer.alloc(8), 'RTM_GETADDR dump')) {
+    // ifaddrmsg with ifa_index: the kernel filters by link on a strict-checking socket (native
+    // nlOpen sets it); the filter below keeps the answer right on any other.
+    const req = Buffer.alloc(8);
+    if (index !== undefined) req.writeUInt32LE(index, 4);
+    for (const m of await this.sock.dump(RTM_GETADDR, req, 'RTM_GETADDR dump')) {
       const p = m.payload;
       const family = p[0] === AF_INET ? 4 : p[0] === AF_INET6 ? 6 : undefined;
       const idx = p.readUInt32LE(4);

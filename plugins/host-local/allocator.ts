@@ -109,7 +109,10 @@ function reserveRequested(store: Store, set: RangeSet, setIndex: number, ip: IP,
 export function allocate(store: Store, sets: RangeSet[], containerId: string, ifName: string, requested: (IP | undefined)[] = []): Allocation[] {
   const done: Allocation[] = [];
   try {
-    const leases = store.leases();
+    // Which addresses are taken is always current (the names are listed); an owner remembered
+    // from an earlier call only decides a duplicate after the disk confirms it.
+    let leases = store.leases({ reuse: true });
+    if (leases.some((l) => ownedBy(l, containerId, ifName))) leases = store.leases();
     for (let i = 0; i < sets.length; i++) {
       const want = requested[i];
       const a = want

@@ -61,3 +61,27 @@ test('allocate, find and release on disk; a garbage cursor restarts the walk', a
   t.deepEqual((await store.withLock(() => releaseAttachment(store, 'a', 'eth0'))).map(formatIP), ['10.0.0.2']);
   t.deepEqual(readdirSync(store.dir).sort(), ['10.0.0.3', 'last_reserved_ip.0', 'lock']);
 });
+
+test('a process that keeps what it read still sees changes made behind its back: leases added, removed, or replaced', async (t) => {
+  const store = new DiskStore(tmp(t), 'net');
+  const owners = async (s: DiskStore) => (await s.withLock(() => s.leases({ reuse: true }))).map((l) => `${formatIP(l.ip)} ${l.containerId}`).sort();
+  await store.withLock(() => {
+    t.true(store.reserve(parseIP('10.0.0.2'), 'a', 'eth0', 0));
+    t.true(store.reserve(parseIP('10.0.0.3'), 'b', 'eth0', 0));
+  });
+  t.deepEqual(await owners(store), ['10.0.0.2 a', '10.0.0.3 b']);
+  // Another writer (the reference host-local, another process): a new lease, one gone, one replaced.
+  writeFileSync(join(store.dir, '10.0.0.4'), 'c\r\neth0');
+  rmSync(join(store.dir, '10.0.0.2'));
+  t.deepEqual(await owners(new DiskStore(join(store.dir, '..'), 'net')), ['10.0.0.3 b', '10.0.0.4 c']);
+  rmSync(join(store.dir, '10.0.0.3'));
+  writeFileSync(join(store.dir, '10.0.0.3'), 'd\r\neth0');
+  t.deepEqual(await owners(store), ['10.0.0.3 d', '10.0.0.4 c']);
+  // Its own changes keep it current without a rereading.
+  await store.withLock(() => {
+    store.release(parseIP('10.0.0.4'));
+    t.true(store.reserve(parseIP('10.0.0.5'), 'e', 'eth1', 0));
+  });
+  t.deepEqual(await owners(store), ['10.0.0.3 d', '10.0.0.5 e']);
+  t.deepEqual(readdirSync(store.dir).filter((f) => f.startsWith('10.')).sort(), ['10.0.0.3', '10.0.0.5']);
+});

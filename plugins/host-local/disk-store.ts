@@ -14,8 +14,21 @@
  * that parse as an IP address are leases. A lease's content is compared after trimming
  * whitespace, as the reference does. What this module does not do: decide which address to use
  * (allocator.ts).
+ *
+ * A long-lived process (the engine) keeps the leases it has read, per directory: the names are
+ * listed on every call, and a known name's content is reused while the directory's identity and
+ * timestamps (a create or an unlink changes its mtime and ctime) are those last seen, since a
+ * lease is a file created once (O_EXCL) and never rewritten. The stamp is taken again after each
+ * change this process makes while it holds the lock, which every writer (this plugin, the
+ * reference's host-local) takes for its changes; a change behind its back moves the stamp (or,
+ * within one timestamp tick, at least adds or removes a name), and everything is read again. So
+ * an ADD on a network of 400 containers does not read 400 files; a fresh process reads them all,
+ * as before. Only ADD's choice of a free address reuses them (leases({ reuse: true })): DEL, CHECK
+ * and GC decide on what the disk says now, so a change the stamp cannot see (a release and a
+ * re-create of one name by another process within one timestamp tick) can never make them keep
+ * or free the wrong lease.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type IP, formatIP, tryParseIP } from '../../pkg/ip/cidr.ts';
 import { LockedDir } from '../../pkg/store/locked-dir.ts';
@@ -23,6 +36,19 @@ import { type Lease, type Store, leaseContent, parseLeaseContent } from './store
 
 /** The prefix of the per-range-set cursor files. */
 export const LAST_RESERVED_PREFIX = 'last_reserved_ip.';
+
+/** Per lease directory: its leases as this process last saw them, and the directory's stamp then. */
+const seen = new Map<string, { stamp: string; leases: Map<string, Lease> }>();
+
+/** The directory's identity and change times; undefined when it does not exist. */
+function stampOf(dir: string): string | undefined {
+  try {
+    const s = statSync(dir, { bigint: true });
+    return `${s.dev}:${s.ino}:${s.mtimeNs}:${s.ctimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
 
 export class DiskStore implements Store {
   /** `<dataDir>/<network>`. */
@@ -43,9 +69,19 @@ export class DiskStore implements Store {
     return existsSync(this.dir);
   }
 
-  leases(): Lease[] {
-    const out: Lease[] = [];
+  leases(opts: { reuse?: boolean } = {}): Lease[] {
+    const stamp = stampOf(this.dir);
+    const known = opts.reuse ? seen.get(this.dir) : undefined;
+    // The names are listed every time (one getdents for hundreds of leases); only the contents
+    // of names known under an unchanged stamp are taken from memory.
+    const reuse = known && stamp && known.stamp === stamp ? known.leases : undefined;
+    const found = new Map<string, Lease>();
     for (const name of this.locked.list()) {
+      const have = reuse?.get(name);
+      if (have) {
+        found.set(name, have);
+        continue;
+      }
       const ip = tryParseIP(name);
       if (!ip) continue;
       let content: string | undefined;
@@ -55,21 +91,61 @@ export class DiskStore implements Store {
         continue; // unreadable (a directory named like an IP, say): not a lease, as the reference skips it
       }
       if (content === undefined) continue; // released between list and read
-      out.push({ ip, ...parseLeaseContent(content) });
+      found.set(name, { ip, ...parseLeaseContent(content) });
     }
-    return out;
+    if (stamp) seen.set(this.dir, { stamp, leases: found });
+    else seen.delete(this.dir);
+    return [...found.values()];
+  }
+
+  /**
+   * Runs `change` on the directory and keeps what this process knows of it current: when its
+   * stamp was the one last seen before the change, `update` applies the change to the known
+   * leases and the stamp after it is kept; otherwise, or when `update` says the known leases
+   * were wrong (false), the next leases() reads everything again.
+   */
+  private changing<T>(change: () => T, update: (leases: Map<string, Lease>) => boolean): T {
+    const known = seen.get(this.dir);
+    const before = stampOf(this.dir);
+    if (!known || known.stamp !== before) seen.delete(this.dir);
+    try {
+      return change();
+    } finally {
+      const now = seen.get(this.dir);
+      const after = stampOf(this.dir);
+      if (now && after && update(now.leases)) {
+        now.stamp = after;
+      } else {
+        seen.delete(this.dir);
+      }
+    }
   }
 
   reserve(ip: IP, containerId: string, ifName: string, setIndex: number): boolean {
-    if (!this.locked.createExclusive(formatIP(ip), leaseContent(containerId, ifName), 0o600)) return false;
-    try {
-      // Plain write, like the reference: a torn cursor only costs round-robin order once.
-      writeFileSync(join(this.dir, `${LAST_RESERVED_PREFIX}${setIndex}`), formatIP(ip), { mode: 0o644 });
-    } catch (err) {
-      this.locked.remove(formatIP(ip));
-      throw err;
-    }
-    return true;
+    const name = formatIP(ip);
+    let created = false;
+    let refused = false;
+    return this.changing(() => {
+      if (!this.locked.createExclusive(name, leaseContent(containerId, ifName), 0o600)) {
+        refused = true;
+        return false;
+      }
+      created = true;
+      try {
+        // Plain write, like the reference: a torn cursor only costs round-robin order once.
+        writeFileSync(join(this.dir, `${LAST_RESERVED_PREFIX}${setIndex}`), formatIP(ip), { mode: 0o644 });
+      } catch (err) {
+        this.locked.remove(name);
+        created = false;
+        throw err;
+      }
+      return true;
+    }, (leases) => {
+      // Refused: a lease this process did not know of was there, so what it knew is out of date.
+      if (refused && !leases.has(name)) return false;
+      if (created) leases.set(name, { ip, ...parseLeaseContent(leaseContent(containerId, ifName)) });
+      return true;
+    });
   }
 
   lastReserved(setIndex: number): IP | undefined {
@@ -83,6 +159,7 @@ export class DiskStore implements Store {
   }
 
   release(ip: IP): void {
-    this.locked.remove(formatIP(ip));
+    const name = formatIP(ip);
+    this.changing(() => this.locked.remove(name), (leases) => leases.delete(name) || true);
   }
 }

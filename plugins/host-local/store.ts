@@ -27,8 +27,12 @@ export interface Store {
   withLock<T>(fn: () => T): Promise<T>;
   /** Returns false when nothing has ever been stored for this network (no directory). */
   present(): boolean;
-  /** Lists every lease of the network (entries that are not leases are skipped). */
-  leases(): Lease[];
+  /**
+   * Lists every lease of the network (entries that are not leases are skipped). With `reuse`, a
+   * store may answer a lease's owner from what it read before while the directory shows no sign
+   * of change (the names are always current); without it, everything comes from the disk now.
+   */
+  leases(opts?: { reuse?: boolean }): Lease[];
   /**
    * Creates the lease for `ip` only if no lease exists for it, and on success records `ip` as
    * the last reserved address of range set `setIndex`. Returns false when `ip` was taken.
