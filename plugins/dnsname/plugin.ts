@@ -227,9 +227,9 @@ type RecordsLocation = Pick<DnsnameConf, 'network' | 'recordsDir' | 'runDir'>;
 const locationKeys = z.object({ recordsDir: z.unknown(), runDir: z.unknown() });
 
 /**
- * The records location for DEL, from the keys it can use (matched as Go matches them): a
+ * The records location for DEL and GC, from the keys they can use (matched as Go matches them): a
  * recordsDir or runDir that is not an absolute path is taken as absent (its default), so that a
- * config DEL cannot use never fails it.
+ * config they cannot use never fails them.
  */
 function delLocation(a: CmdArgs): RecordsLocation {
   const c = goKeys(locationKeys, a.conf) as { recordsDir?: unknown; runDir?: unknown };
@@ -259,9 +259,11 @@ async function cmdDel(a: CmdArgs): Promise<void> {
 }
 
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
-  const conf = parseDnsnameConf(a);
+  // As DEL: only where the records are (docs/cni-notes.md §1.5), and nothing made when there are none.
+  const loc = delLocation(a);
+  if (!existsSync(join(loc.recordsDir, fileOf(loc.network)))) return;
   const keep = new Set(valid.map((v) => `${v.containerID}\n${v.ifname}`));
-  await removeEntries(conf, a.log, (c) => !keep.has(`${c.containerId}\n${c.ifName}`));
+  await removeEntries(loc, a.log, (c) => !keep.has(`${c.containerId}\n${c.ifName}`));
 }
 
 /** Asks `server:port` for `name` (type A or AAAA) over UDP; resolves the answer's addresses' count and rcode. */
