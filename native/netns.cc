@@ -3,9 +3,9 @@
 // It does what JavaScript cannot: open a netlink socket inside another network namespace,
 // exchange raw datagrams with the kernel (blocking, or delivered to a callback from a uv_poll
 // watcher on Node's own loop), read/write /proc/sys inside a namespace, take flock() locks
-// (without waiting, or waiting on a thread of our own), create a named netns, and setns+exec for
-// `cnikit run`. It carries no policy: all message layout and decisions live in TypeScript
-// (pkg/netlink, pkg/store).
+// (without waiting, or waiting on a thread of our own), create a named netns, setns+exec for
+// `cnikit run`, and create sockets bound inside a namespace (netnsSockets). It carries no
+// policy: all message layout and decisions live in TypeScript (pkg/netlink, pkg/store, responder/).
 //
 // Why a thread per namespace job: setns(CLONE_NEWNET) changes the namespace of the calling
 // thread only. We do it on a short-lived std::thread that we create and join, so no Node or libuv
@@ -15,7 +15,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -35,6 +38,10 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78  // linux/in6.h; glibc's netinet/in.h lacks it
+#endif
 
 namespace {
 
@@ -504,6 +511,101 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// ---- Sockets bound inside another namespace (separate from the netlink functions above) ----
+//
+// netnsSockets(netnsPath, specs) -> { netnsIno, fds }: joins the namespace on a short-lived
+// thread (RunInNetns), creates one socket per spec there, binds each to its address and port, and
+// returns their fds in spec order with the inode of the namespace actually joined (so the caller
+// can tell the path still names the namespace it expects). A spec is { type: "udp" | "tcp",
+// address: IPv4 or IPv6 literal, port, freebind?: boolean }. Nothing listens yet: the caller
+// hands each fd to its event loop (Node's dgram bind({fd}) / net listen({fd})), which makes the
+// fd non-blocking and calls listen(). All or nothing: on any failure every socket made is closed.
+// Used by the DNS responder for 127.0.0.11:53 inside containers, and by dnsname's CHECK probe.
+struct SocketSpec {
+  bool stream = false;
+  std::string address;
+  int port = 0;
+  bool freebind = false;
+};
+
+Napi::Value NetnsSockets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "netnsSockets(netnsPath: string, specs: {type: 'udp'|'tcp', address: string, port: number, freebind?: boolean}[])";
+  Usage(env, info.Length() == 2 && info[0].IsString() && info[1].IsArray(), usage);
+  std::string ns = info[0].As<Napi::String>().Utf8Value();
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<SocketSpec> specs;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    Usage(env, v.IsObject(), usage);
+    Napi::Object o = v.As<Napi::Object>();
+    Usage(env, o.Get("type").IsString() && o.Get("address").IsString() && o.Get("port").IsNumber(), usage);
+    SocketSpec s;
+    std::string type = o.Get("type").As<Napi::String>().Utf8Value();
+    Usage(env, type == "udp" || type == "tcp", usage);
+    s.stream = type == "tcp";
+    s.address = o.Get("address").As<Napi::String>().Utf8Value();
+    s.port = o.Get("port").As<Napi::Number>().Int32Value();
+    Usage(env, s.port >= 0 && s.port <= 65535, usage);
+    s.freebind = o.Get("freebind").ToBoolean();
+    specs.push_back(s);
+  }
+  std::vector<int> fds;
+  double ino = 0;
+  std::string failed;
+  JobResult r = RunInNetns("", [&](JobResult& r) {
+    int nsfd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) { r.err = errno; r.syscall = "open"; failed = ns; return; }
+    struct stat st;
+    if (fstat(nsfd, &st) < 0) { r.err = errno; r.syscall = "fstat"; failed = ns; close(nsfd); return; }
+    ino = static_cast<double>(st.st_ino);
+    // Why: setns on this thread only (it ends right after); the sockets keep the namespace they
+    // are created in, which is what the caller wants and also why it must close them in time:
+    // an open socket keeps its namespace alive.
+    if (setns(nsfd, CLONE_NEWNET) < 0) { r.err = errno; r.syscall = "setns"; failed = ns; close(nsfd); return; }
+    close(nsfd);
+    for (const SocketSpec& s : specs) {
+      struct sockaddr_storage sa;
+      memset(&sa, 0, sizeof(sa));
+      socklen_t len;
+      int family;
+      auto* v4 = reinterpret_cast<struct sockaddr_in*>(&sa);
+      auto* v6 = reinterpret_cast<struct sockaddr_in6*>(&sa);
+      if (inet_pton(AF_INET, s.address.c_str(), &v4->sin_addr) == 1) {
+        family = AF_INET; v4->sin_family = AF_INET; v4->sin_port = htons(s.port); len = sizeof(*v4);
+      } else if (inet_pton(AF_INET6, s.address.c_str(), &v6->sin6_addr) == 1) {
+        family = AF_INET6; v6->sin6_family = AF_INET6; v6->sin6_port = htons(s.port); len = sizeof(*v6);
+      } else {
+        r.err = EINVAL; r.syscall = "inet_pton"; failed = s.address; return;
+      }
+      int fd = socket(family, (s.stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+      if (fd < 0) { r.err = errno; r.syscall = "socket"; failed = s.address; return; }
+      fds.push_back(fd);
+      int one = 1;
+      // Why: what libuv does for every TCP bind, so a restart rebinds past TIME_WAIT.
+      if (s.stream) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+      if (s.freebind) {
+        if (family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+        else setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+      }
+      if (bind(fd, reinterpret_cast<struct sockaddr*>(&sa), len) < 0) {
+        r.err = errno; r.syscall = "bind"; failed = s.address + ":" + std::to_string(s.port); return;
+      }
+    }
+  });
+  if (r.err) {
+    for (int fd : fds) close(fd);
+    throw ErrnoError(env, r.err, r.syscall, failed);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("netnsIno", Napi::Number::New(env, ino));
+  Napi::Array list = Napi::Array::New(env, fds.size());
+  for (size_t i = 0; i < fds.size(); i++) list.Set(static_cast<uint32_t>(i), Napi::Number::New(env, fds[i]));
+  out.Set("fds", list);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nlOpen", Napi::Function::New(env, NlOpen));
   exports.Set("nlSend", Napi::Function::New(env, NlSend));
@@ -519,6 +621,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsDelete", Napi::Function::New(env, NetnsDelete));
   exports.Set("execInNetns", Napi::Function::New(env, ExecInNetns));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
+  exports.Set("netnsSockets", Napi::Function::New(env, NetnsSockets));
   return exports;
 }
 

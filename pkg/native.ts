@@ -50,6 +50,24 @@ export interface NativeBinding {
   execInNetns(netnsPath: string, argv: string[], binds?: [string, string][]): never;
   /** Returns who connected on the unix socket `fd` (SO_PEERCRED): the engine's caller check. */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /**
+   * Creates sockets inside the netns at `netnsPath` (on a short-lived thread of the addon) and
+   * binds each to its address and port; returns their fds in spec order and the inode of the
+   * namespace joined. Nothing listens yet: hand a UDP fd to `dgram` (`bind({ fd })`) and a TCP
+   * one to `net` (`listen({ fd })`). All or nothing: on failure no fd is left open. An open
+   * socket keeps its namespace alive, so whoever holds one must close it when the namespace is
+   * meant to go.
+   */
+  netnsSockets(netnsPath: string, specs: NetnsSocketSpec[]): { netnsIno: number; fds: number[] };
+}
+
+/** One socket for `netnsSockets`: its type, the address and port to bind, and IP_FREEBIND. */
+export interface NetnsSocketSpec {
+  type: 'udp' | 'tcp';
+  address: string;
+  port: number;
+  /** Bind even while the address is not up yet (IP_FREEBIND): a container's `lo` may come up later. */
+  freebind?: boolean;
 }
 
 let binding: NativeBinding | undefined;
