@@ -30,6 +30,7 @@ const AA = 0x04;
 const TC = 0x02;
 const RD = 0x01;
 const RA = 0x80;
+const CD = 0x10;
 /** DNSSEC OK: the top bit of an OPT record's flags (RFC 3225). */
 const DO = 0x80;
 
@@ -56,6 +57,11 @@ export function isTruncated(m: Buffer): boolean {
 /** Returns true when the RD bit (recursion desired) is set. */
 export function wantsRecursion(m: Buffer): boolean {
   return (m[2]! & RD) !== 0;
+}
+
+/** Returns true when the CD bit (checking disabled, RFC 4035 §3.2.2) is set. */
+export function checkingDisabled(m: Buffer): boolean {
+  return (m[3]! & CD) !== 0;
 }
 
 /** Returns the header's 4-bit response code. */

@@ -1,0 +1,155 @@
+/**
+ * Whether records still describe something that exists: the check behind "a network's records
+ * affect only that network, and only while it exists", shared by the responder (which ignores
+ * and prunes what failed) and the dnsname plugin (which binds what it writes, and prunes its own
+ * network on every ADD, DEL and GC).
+ *
+ * A network is bound to the host netns it was written in (its inode) and to the host link that
+ * carries its gateways (name and ifindex: a link re-created under the same name gets a new
+ * ifindex). It is *gone* when that link no longer exists with that name, or when one of its
+ * gateway addresses now sits on another link (a newer network took the address over); it is
+ * *foreign* when the records come from another host netns (this process cannot tell whether
+ * that network exists, so it leaves it alone). A container is bound to its netns: its line is
+ * *dead* once the netns path no longer names the inode it named at ADD (deleted, or reused by
+ * a new namespace). Records without bindings (hand-written) are taken as written.
+ *
+ * The checks read the kernel through a `HostProbe`: `stat` for namespaces, one rtnetlink socket
+ * for links and addresses. Nothing here writes; prune.ts applies the verdicts to disk.
+ */
+import { statSync } from 'node:fs';
+import { formatIP, tryParseIP } from '../pkg/ip/cidr.ts';
+import { RouteHandle } from '../pkg/netlink/route.ts';
+import type { BridgeBinding, ContainerRecord, NetworkRecords } from './records.ts';
+
+/** What the checks need to know about the host, injectable for unit tests. */
+export interface HostProbe {
+  /** Inode of the netns this process runs in: the host netns of the networks it serves. */
+  readonly hostNetns: number;
+  /** The name of the link with ifindex `index` here, or undefined when there is none. */
+  linkName(index: number): Promise<string | undefined>;
+  /** ifindex of the link carrying each local address here (canonical IP text). */
+  addressOwners(): Promise<Map<string, number>>;
+  /** Inode of the netns `path` names now; undefined when it names none. */
+  netnsIno(path: string): number | undefined;
+  /** Releases what the probe opened. */
+  close(): void;
+}
+
+const NSFS_DEV = (() => {
+  try { return statSync('/proc/thread-self/ns/net').dev; } catch { return undefined; }
+})();
+
+/** Returns the inode of the netns at `path`, or undefined when the path names none (or is not a netns). */
+export function netnsInoOf(path: string): number | undefined {
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st || (NSFS_DEV !== undefined && st.dev !== NSFS_DEV)) return undefined;
+  return st.ino;
+}
+
+/** Returns the inode of this thread's netns. */
+export function ownNetnsIno(): number {
+  return statSync('/proc/thread-self/ns/net').ino;
+}
+
+/**
+ * Opens the probe of this process's netns. The rtnetlink socket is opened on first use and the
+ * address list read once per probe, so a probe is meant for one pass of checks.
+ */
+export function openHostProbe(): HostProbe {
+  let route: RouteHandle | undefined;
+  let owners: Map<string, number> | undefined;
+  const handle = async () => (route ??= await RouteHandle.open());
+  return {
+    hostNetns: ownNetnsIno(),
+    async linkName(index) {
+      return (await (await handle()).linkGetByIndex(index))?.name;
+    },
+    async addressOwners() {
+      if (owners) return owners;
+      owners = new Map();
+      for (const a of await (await handle()).addrList()) owners.set(formatIP(a.cidr), a.index);
+      return owners;
+    },
+    netnsIno: netnsInoOf,
+    close() {
+      route?.close();
+      route = undefined;
+    },
+  };
+}
+
+/** What became of a network's records. */
+export type NetworkState =
+  /** Bound and verified, or unbound (taken as written). */
+  | { state: 'live'; verified: boolean }
+  /** Written in another host netns: ignored here, never pruned. */
+  | { state: 'foreign'; why: string }
+  /** Its bridge is gone or renamed, or a gateway moved to another link: ignored and pruned. */
+  | { state: 'gone'; why: string };
+
+/** The verdict on one network: its state and, when live, which containers are dead. */
+export interface Judgement {
+  network: NetworkState;
+  dead: ContainerRecord[];
+}
+
+/** The gateways of a network's records (canonical, once each). */
+export function gatewaysOf(r: NetworkRecords): string[] {
+  const out = new Set<string>();
+  for (const c of r.containers) {
+    for (const g of c.gateways) {
+      const ip = tryParseIP(g);
+      if (ip) out.add(formatIP(ip));
+    }
+  }
+  return [...out];
+}
+
+/** Judges the network's binding only (no container is checked). */
+export async function judgeBinding(r: NetworkRecords, probe: HostProbe): Promise<NetworkState> {
+  if (r.hostNetns === undefined) return { state: 'live', verified: false };
+  if (r.hostNetns !== probe.hostNetns) return { state: 'foreign', why: `written in host netns ${r.hostNetns}, this is ${probe.hostNetns}` };
+  const b = r.bridge;
+  if (!b) return { state: 'live', verified: false };
+  const name = await probe.linkName(b.index);
+  if (name === undefined) return { state: 'gone', why: `its bridge ${b.name} (#${b.index}) is gone` };
+  if (name !== b.name) return { state: 'gone', why: `its bridge ${b.name} (#${b.index}) is gone (ifindex ${b.index} is now ${name})` };
+  const owners = await probe.addressOwners();
+  let onBridge = 0;
+  for (const g of gatewaysOf(r)) {
+    const at = owners.get(g);
+    if (at === undefined) continue; // not up (yet): not listened on, not a reason to prune
+    if (at !== b.index) return { state: 'gone', why: `its gateway ${g} is now on another link (#${at})` };
+    onBridge++;
+  }
+  return { state: 'live', verified: onBridge > 0 };
+}
+
+/** Returns the containers whose netns binding no longer holds. */
+export function deadContainers(containers: readonly ContainerRecord[], probe: Pick<HostProbe, 'netnsIno'>): ContainerRecord[] {
+  return containers.filter((c) => c.netns !== undefined && probe.netnsIno(c.netns.path) !== c.netns.ino);
+}
+
+/** Judges a network and its containers. */
+export async function judgeNetwork(r: NetworkRecords, probe: HostProbe): Promise<Judgement> {
+  const network = await judgeBinding(r, probe);
+  return { network, dead: network.state === 'live' ? deadContainers(r.containers, probe) : [] };
+}
+
+/** The binding of a network whose gateways are `gateways`, as it is now: host netns, and the link carrying the first gateway found. */
+export async function currentBinding(gateways: readonly string[], probe: HostProbe): Promise<{ hostNetns: number; bridge?: BridgeBinding }> {
+  const owners = await probe.addressOwners();
+  for (const g of gateways) {
+    const ip = tryParseIP(g);
+    const index = ip && owners.get(formatIP(ip));
+    if (!index) continue;
+    const name = await probe.linkName(index);
+    if (name !== undefined) return { hostNetns: probe.hostNetns, bridge: { name, index } };
+  }
+  return { hostNetns: probe.hostNetns };
+}
+
+/** True when two bindings are the same network: same host netns and the same link. */
+export function sameBinding(a: { hostNetns?: number; bridge?: BridgeBinding }, b: { hostNetns?: number; bridge?: BridgeBinding }): boolean {
+  return a.hostNetns === b.hostNetns && a.bridge?.name === b.bridge?.name && a.bridge?.index === b.bridge?.index;
+}

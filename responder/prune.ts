@@ -1,0 +1,85 @@
+/**
+ * Pruning the records directory: what liveness.ts judged gone is removed from disk, under the
+ * directory's lock (the same `lock` file the dnsname plugin flocks), so the next reader, the
+ * next responder and the next ADD all see the same state. Networks whose bridge is gone lose
+ * their file; dead containers lose their line (and a bound network left with none, its file);
+ * temp files a crash left behind are removed (under the lock nobody is writing one).
+ *
+ * The responder never waits for the lock: the plugin holds it while it waits for the
+ * responder's reload, and the responder's event loop must not block. `tryPruneRecordsDir`
+ * returns undefined when the lock is busy, and the caller tries again later. Files it cannot
+ * parse, or of another version, are left as they are (they are reported, not ours to delete),
+ * and so are networks of another host netns.
+ */
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { native } from '../pkg/native.ts';
+import { LockedDir } from '../pkg/store/locked-dir.ts';
+import { type HostProbe, judgeNetwork } from './liveness.ts';
+import { RECORDS_SUFFIX, formatRecords, listRecordFiles, readRecordsFile } from './records.ts';
+
+/** The lock file of a records directory (what LockedDir and the plugin flock). */
+export const RECORDS_LOCK = 'lock';
+
+/** What one prune pass did. */
+export interface PruneResult {
+  /** Record files removed, with why. */
+  removed: { file: string; why: string }[];
+  /** Container lines dropped because their netns is gone: file -> `id/ifname` list. */
+  dropped: { file: string; containers: string[] }[];
+  /** Temp files a crash left behind, removed. */
+  temps: string[];
+}
+
+const TEMP_RE = new RegExp(`^\\..+\\${RECORDS_SUFFIX}\\.tmp\\d*$`);
+
+/**
+ * Prunes `dir` if its lock is free right now; resolves undefined when another process holds
+ * it. Never throws for a single bad file (it is left alone).
+ */
+export async function tryPruneRecordsDir(dir: string, probe: HostProbe): Promise<PruneResult | undefined> {
+  let fd: number;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    fd = openSync(join(dir, RECORDS_LOCK), 'a', 0o600);
+  } catch {
+    return { removed: [], dropped: [], temps: [] };
+  }
+  try {
+    if (!native().flock(fd, true, false)) return undefined;
+    return await pruneLocked(new LockedDir(dir), probe);
+  } finally {
+    closeSync(fd); // releases the flock
+  }
+}
+
+async function pruneLocked(d: LockedDir, probe: HostProbe): Promise<PruneResult> {
+  const out: PruneResult = { removed: [], dropped: [], temps: [] };
+  for (const name of d.list()) {
+    if (!TEMP_RE.test(name)) continue;
+    try { d.remove(name); out.temps.push(join(d.dir, name)); } catch { /* leave it */ }
+  }
+  for (const name of listRecordFiles(d.dir).names) {
+    const f = readRecordsFile(d.dir, name);
+    if ('unchanged' in f || !f.records) continue;
+    const r = f.records;
+    const j = await judgeNetwork(r, probe);
+    if (j.network.state === 'foreign') continue;
+    if (j.network.state === 'gone') {
+      d.remove(name);
+      out.removed.push({ file: f.file, why: j.network.why });
+      continue;
+    }
+    if (!j.dead.length) continue;
+    const dead = new Set(j.dead);
+    const kept = r.containers.filter((c) => !dead.has(c));
+    out.dropped.push({ file: f.file, containers: j.dead.map((c) => `${c.containerId}/${c.ifName}`) });
+    if (kept.length === 0 && r.hostNetns !== undefined) {
+      d.remove(name);
+      out.removed.push({ file: f.file, why: 'no container of the network is left' });
+    } else {
+      d.writeAtomic(name, formatRecords({ ...r, containers: kept }), 0o644);
+    }
+  }
+  return out;
+}
