@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { native } from '../pkg/native.ts';
 import { LockedDir } from '../pkg/store/locked-dir.ts';
 import { type HostProbe, judgeNetwork } from './liveness.ts';
-import { RECORDS_SUFFIX, formatRecords, listRecordFiles, readRecordsFile } from './records.ts';
+import { TEMP_RE, formatRecords, listRecordFiles, readRecordsFile } from './records.ts';
 
 /** The lock file of a records directory (what LockedDir and the plugin flock). */
 export const RECORDS_LOCK = 'lock';
@@ -30,8 +30,6 @@ export interface PruneResult {
   /** Temp files a crash left behind, removed. */
   temps: string[];
 }
-
-const TEMP_RE = new RegExp(`^\\..+\\${RECORDS_SUFFIX}\\.tmp\\d*$`);
 
 /**
  * Prunes `dir` if its lock is free right now; resolves undefined when another process holds
@@ -74,7 +72,7 @@ async function pruneLocked(d: LockedDir, probe: HostProbe): Promise<PruneResult>
     const dead = new Set(j.dead);
     const kept = r.containers.filter((c) => !dead.has(c));
     out.dropped.push({ file: f.file, containers: j.dead.map((c) => `${c.containerId}/${c.ifName}`) });
-    if (kept.length === 0 && r.hostNetns !== undefined) {
+    if (kept.length === 0) {
       d.remove(name);
       out.removed.push({ file: f.file, why: 'no container of the network is left' });
     } else {

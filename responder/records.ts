@@ -291,16 +291,22 @@ export interface RecordsFile extends ParsedRecords {
   sig: string;
 }
 
-/** Lists the record files of `dir` (sorted; temp and hidden files left out); [] when it does not exist. */
-export function listRecordFiles(dir: string): { names: string[]; problem?: RecordProblem } {
+/** A temp file of an atomic write (LockedDir's `.<name>.tmp<pid>`): left behind only by a crash. */
+export const TEMP_RE = /^\..+\.records\.tmp\d*$/;
+
+/**
+ * Lists the record files of `dir` (sorted; hidden files left out; [] when it does not exist),
+ * and the temp files of writes there.
+ */
+export function listRecordFiles(dir: string): { names: string[]; temps: string[]; problem?: RecordProblem } {
   let entries: string[];
   try {
     entries = readdirSync(dir);
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return { names: [] };
-    return { names: [], problem: { file: dir, msg: `cannot list records directory: ${(err as Error).message}` } };
+    if ((err as { code?: string }).code === 'ENOENT') return { names: [], temps: [] };
+    return { names: [], temps: [], problem: { file: dir, msg: `cannot list records directory: ${(err as Error).message}` } };
   }
-  return { names: entries.filter((n) => n.endsWith(RECORDS_SUFFIX) && !n.startsWith('.')).sort() };
+  return { names: entries.filter((n) => n.endsWith(RECORDS_SUFFIX) && !n.startsWith('.')).sort(), temps: entries.filter((n) => TEMP_RE.test(n)) };
 }
 
 /** The network name a record file is named after. */

@@ -201,8 +201,8 @@ class Responder implements DnsService {
     return this.enqueue(async () => {
       const r = await this.server.reload(reason);
       this.afterChange();
-      await this.stopIfEmpty();
       await this.pruneIfNeeded();
+      await this.stopIfEmpty();
       return r.networks;
     }, 0);
   }
@@ -220,11 +220,9 @@ class Responder implements DnsService {
     return this.enqueue(async () => {
       const links = this.checks++ % LINK_CHECK_EVERY === LINK_CHECK_EVERY - 1;
       try {
-        if (await this.server.check(this.o.checkBudget ?? 2000, links)) {
-          this.afterChange();
-          await this.stopIfEmpty();
-        }
+        if (await this.server.check(this.o.checkBudget ?? 2000, links)) this.afterChange();
         await this.pruneIfNeeded();
+        await this.stopIfEmpty();
       } catch (err) {
         this.log.warn('liveness check failed', { error: (err as Error).message });
       }

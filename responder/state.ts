@@ -67,14 +67,16 @@ export class RecordsState {
   private sweepList: [FileEntry, ContainerRecord][] = [];
   private sweepAt = 0;
   private serial = 0;
+  private temps = false;
 
   constructor(o: StateOptions) {
     this.o = o;
     this.log = o.log;
   }
 
-  /** True when something judged dead or gone is still on disk. */
+  /** True when something judged dead or gone, or a crashed write's temp file, is still on disk. */
   get needsPrune(): boolean {
+    if (this.temps) return true;
     for (const e of this.files.values()) if (e.state.state === 'gone' || e.dead.size) return true;
     return false;
   }
@@ -90,7 +92,8 @@ export class RecordsState {
 
   /** Re-reads the records directory; returns true when anything changed. */
   async refresh(): Promise<boolean> {
-    const { names, problem } = listRecordFiles(this.o.recordsDir);
+    const { names, temps, problem } = listRecordFiles(this.o.recordsDir);
+    this.temps = temps.length > 0;
     if (problem) this.once(problem.file, problem.msg, 'warn', 'skipping bad records', { problem: problem.msg });
     let changed = false;
     const present = new Set(names);
