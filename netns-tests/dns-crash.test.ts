@@ -181,3 +181,39 @@ netnsSerial('relative state paths are refused with code 7 naming the key; nothin
   t.deepEqual(pidsIn(sb.host), []);
   t.deepEqual(JSON.parse(ip('-n', sb.host, '-j', 'link', 'show', 'master', 'br-hl') || '[]'), [], 'no veth left by the refused bridge ADD');
 });
+
+netnsSerial('cnikit gc drops the records of attachments that are not valid, cached or not', (t) => {
+  const sb = sandbox(t);
+  const netconf = join(sb.tmp, 'net.d');
+  mkdirSync(netconf);
+  writeFileSync(join(netconf, 'gcnet.conflist'), JSON.stringify({
+    cniVersion: '1.1.0', name: 'gcnet', plugins: [ // GC reaches plugins from 1.1.0 on
+      { type: 'bridge', bridge: 'br-gc', isGateway: true, ipam: { type: 'host-local', dataDir: join(sb.tmp, 'ipam'), ranges: [[{ subnet: '10.88.9.0/24' }]] } },
+      { type: 'dnsname', domainName: 'gc.internal', recordsDir: dnsDir(sb), upstreams: [] },
+    ],
+  }));
+  const cnikit = (args: string[]) => {
+    const r = sb.exec(sb.host, join(ROOT, 'dist/bin/cnikit'), args, { env: { PATH: process.env.PATH, NETCONFPATH: netconf, CNI_CACHE_DIR: join(sb.tmp, 'cache'), CNI_PATH: join(ROOT, 'dist/bin') } });
+    t.is(r.status, 0, `cnikit ${args.join(' ')}: ${r.stdout} ${r.stderr}`);
+    return r;
+  };
+  const ns = ['g1', 'g2', 'g3'].map((n) => sb.container(n));
+  cnikit(['add', 'gcnet', Sandbox.path(ns[0]!), '--container-id', 'gc-1', '--args', 'IgnoreUnknown=1;K8S_POD_NAME=one']);
+  cnikit(['add', 'gcnet', Sandbox.path(ns[1]!), '--container-id', 'gc-2', '--args', 'IgnoreUnknown=1;K8S_POD_NAME=two']);
+  // A record whose ADD never reached the runtime's cache (the runtime died right after dnsname ran).
+  const prev = JSON.parse(readFileSync(join(sb.tmp, 'cache', 'results', 'gcnet-gc-2-eth0'), 'utf8')).result;
+  const orphan = sb.plugin('dnsname', {
+    command: 'ADD', containerId: 'gc-3', netns: Sandbox.path(ns[2]!), cniArgs: 'K8S_POD_NAME=three',
+    conf: { cniVersion: '1.0.0', name: 'gcnet', type: 'dnsname', domainName: 'gc.internal', recordsDir: dnsDir(sb), upstreams: [], prevResult: { ...prev, ips: [{ address: '10.88.9.77/24', gateway: '10.88.9.1' }] } },
+  });
+  t.is(orphan.code, 0, orphan.stdout);
+  t.deepEqual(recorded(sb, 'gcnet').sort(), ['gc-1', 'gc-2', 'gc-3']);
+  cnikit(['gc', 'gcnet', '--keep-cached']);
+  t.deepEqual(recorded(sb, 'gcnet').sort(), ['gc-1', 'gc-2'], 'GC with the cached attachments as valid drops the orphan');
+  cnikit(['gc', 'gcnet', '--valid', 'gc-1:eth0']);
+  t.deepEqual(recorded(sb, 'gcnet'), ['gc-1'], 'an attachment not given as valid goes');
+  const one = ask(sb, ns[0]!, [{ server: '10.88.9.1', name: 'one.gc.internal' }, { server: '10.88.9.1', name: 'two.gc.internal' }, { server: '10.88.9.1', name: 'three.gc.internal' }]);
+  t.deepEqual(one.map((r) => r.rcode), [0, 3, 3]);
+  cnikit(['del', 'gcnet', Sandbox.path(ns[0]!), '--container-id', 'gc-1']);
+  t.deepEqual(recorded(sb, 'gcnet'), []);
+});

@@ -6,7 +6,7 @@
  * sandbox host) and cached, an internal network refuses them, and a namespace deleted without
  * DEL is let go of (its sockets closed, the namespace really freed) within seconds.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Sandbox } from './lib/sandbox.ts';
 import { netnsSerial } from './lib/netns-test.ts';
@@ -93,10 +93,13 @@ netnsSerial('127.0.0.11: a container on two networks resolves the peers of both 
 netnsSerial('127.0.0.11 forwards from the host side (a stub resolver on 127.0.0.53 keeps working) and caches; internal refuses', async (t) => {
   const sb = setup(t);
   const up = await fakeUpstream(sb, sb.host, '127.0.0.53', 60);
+  // The sandbox host's resolv.conf points at its stub resolver, as systemd-resolved's does.
+  const resolvConf = join(sb.tmp, 'resolv.conf');
+  writeFileSync(resolvConf, 'nameserver 127.0.0.53\noptions edns0 trust-ad\n');
   const a1 = makeCtr(sb, A, 'a1', 5);
   const c1 = makeCtr(sb, C, 'c1', 5);
-  add(t, sb, a1, 'web', { upstreams: ['127.0.0.53'] });
-  add(t, sb, c1, 'cache', { upstreams: ['127.0.0.53'], internal: true });
+  add(t, sb, a1, 'web', { upstreams: undefined, resolvConf });
+  add(t, sb, c1, 'cache', { upstreams: undefined, resolvConf, internal: true });
   const res = ask(sb, a1.ns, [at('example.org'), at('example.org'), at('EXAMPLE.org', { tcp: true }), at('nxname.example.org'), at('nxname.example.org'), at('web')]);
   t.deepEqual(res[0]!.answers, ['203.0.113.7'], 'forwarded to 127.0.0.53 of the host');
   t.deepEqual(res[1]!.answers, ['203.0.113.7']);

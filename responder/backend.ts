@@ -255,7 +255,7 @@ interface ViewParts {
 const parts = new WeakMap<View, ViewParts>();
 
 function settingsOf(networks: readonly NetworkRecords[]): string {
-  return JSON.stringify(networks.map((r) => [r.network, r.domain, r.port, r.resolver ?? 'gateway', r.internal === true, r.upstreams ?? null]));
+  return JSON.stringify(networks.map((r) => [r.network, r.domain, r.port, r.resolver ?? 'gateway', r.internal === true, r.upstreams ?? null, r.resolvConf ?? null]));
 }
 
 function recordsOf(list: Prepared[], pick: (p: Prepared) => Buffer[]): Buffer | undefined {

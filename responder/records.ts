@@ -15,7 +15,8 @@
  *                                                 #   "127.0.0.11" (inside each container's netns)
  * internal                                        # no forwarding: REFUSED outside the network
  * upstreams 192.0.2.53,192.0.2.54:5353            # forwarders; "none" = no forwarding;
- *                                                 #   line absent = the host's resolv.conf
+ *                                                 #   line absent = the nameservers of resolvconf
+ * resolvconf /etc/resolv.conf                     # where those are read (absent = the responder's)
  * host 4026531840                                 # inode of the host netns the network is in
  * bridge br-app 7                                 # the host link carrying the gateways: name, ifindex
  * container <id> <ifname> <cidr,...> <gateway,...> <name,alias,...> [<netns-inode> <netns-path>]
@@ -90,8 +91,10 @@ export interface NetworkRecords {
   network: string;
   domain: string;
   port: number;
-  /** undefined = use the host's resolv.conf; [] = never forward. */
+  /** undefined = use the nameservers of `resolvConf` (or the responder's resolv.conf); [] = never forward. */
   upstreams: string[] | undefined;
+  /** The resolv.conf whose nameservers are the upstreams when `upstreams` is undefined. */
+  resolvConf?: string;
   /** Absent = gateway. */
   resolver?: ResolverMode;
   /** True: answer the network's names only, REFUSED for everything else. */
@@ -148,6 +151,7 @@ export function formatRecords(r: NetworkRecords): string {
   if (r.resolver && r.resolver !== 'gateway') lines.push(`resolver ${r.resolver}`);
   if (r.internal) lines.push('internal');
   if (r.upstreams !== undefined) lines.push(`upstreams ${r.upstreams.length ? r.upstreams.join(',') : 'none'}`);
+  if (r.resolvConf !== undefined) lines.push(`resolvconf ${encodePathField(r.resolvConf)}`);
   if (r.hostNetns !== undefined) lines.push(`host ${r.hostNetns}`);
   if (r.bridge) lines.push(`bridge ${r.bridge.name} ${r.bridge.index}`);
   for (const c of r.containers) {
@@ -231,6 +235,12 @@ export function parseRecords(text: string, fallbackName: string, file = fallback
         const badOnes = list.filter((u) => !parseUpstream(u));
         if (badOnes.length) bad(`invalid upstream ${badOnes.join(', ')}`);
         r.upstreams = list.filter((u) => parseUpstream(u));
+        break;
+      }
+      case 'resolvconf': {
+        const path = f.length === 2 ? decodePathField(f[1]!) : undefined;
+        if (!path || !path.startsWith('/')) bad('expected "resolvconf <absolute path>"');
+        else r.resolvConf = path;
         break;
       }
       case 'host':

@@ -20,6 +20,7 @@
  */
 import type { Logger } from '../pkg/log.ts';
 import { Backend, type ListenAddr, type Upstream, type View, buildView, listenKey, setUpstreams, upstreamsOf } from './backend.ts';
+import { resolvConfNameservers } from './forwarder.ts';
 import { type HostProbe, type NetworkState, deadContainers, judgeBinding } from './liveness.ts';
 import type { Place } from './listeners.ts';
 import { type ContainerRecord, EMBEDDED_RESOLVER, type NetworkRecords, type ParsedRecords, listRecordFiles, readRecordsFile } from './records.ts';
@@ -228,8 +229,18 @@ export class RecordsState {
     // Never forward to ourselves (a loop that would fill the pending table).
     const ours = new Set([...(this.o.listen ?? []), ...views.flatMap((v) => v.listen)].map(listenKey));
     const notUs = (u: Upstream) => !ours.has(listenKey(u));
-    views.forEach((v, i) => setUpstreams(v, upstreamsOf(served[i]!.upstreams)?.filter(notUs)));
-    if (hostView) setUpstreams(hostView, upstreamsOf(served.find((r) => r.upstreams !== undefined)?.upstreams)?.filter(notUs));
+    const resolvConfs = new Map<string, Upstream[]>();
+    const upstreamsFor = (r: NetworkRecords): Upstream[] | undefined => {
+      if (r.upstreams !== undefined || r.resolvConf === undefined) return upstreamsOf(r.upstreams);
+      let u = resolvConfs.get(r.resolvConf);
+      if (!u) resolvConfs.set(r.resolvConf, u = resolvConfNameservers(r.resolvConf));
+      return u;
+    };
+    views.forEach((v, i) => setUpstreams(v, upstreamsFor(served[i]!)?.filter(notUs)));
+    if (hostView) {
+      const first = served.find((r) => r.upstreams !== undefined || r.resolvConf !== undefined);
+      setUpstreams(hostView, first ? upstreamsFor(first)?.filter(notUs) : undefined);
+    }
     const backend = Backend.fromViews(views, hostView);
     for (const c of backend.conflicts) {
       const loser = [...this.files.values()].find((e) => e.parsed.records?.network === c.loser);

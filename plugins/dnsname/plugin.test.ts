@@ -53,6 +53,7 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
   ['relative runDir ../y', { recordsDir: '/abs', runDir: '../y' }, /runDir: "\.\.\/y" must be an absolute path/],
   ['unknown resolver', { resolver: '127.0.0.1' }, /resolver: "127\.0\.0\.1" must be "gateway" or "127\.0\.0\.11"/],
   ['internal not a boolean', { internal: 'yes' }, /internal/],
+  ['relative resolvConf', { resolvConf: 'resolv.conf' }, /resolvConf: "resolv\.conf" must be an absolute path/],
   ['runDir too long for a socket', { runDir: `/${'x'.repeat(120)}` }, /runDir/],
 ];
 for (const [what, conf, re] of bad) {

@@ -14,7 +14,8 @@
  * (idempotent); CHECK verifies the records and asks the responder a real DNS question; GC drops
  * records of attachments that are no longer valid. DEL and GC prune dead lines too.
  *
- * Extra keys (ours): `upstreams`, `port`, `recordsDir`, `runDir` (absolute paths), `resolver`
+ * Extra keys (ours): `upstreams` (else the nameservers of `resolvConf`, default the responder's
+ * /etc/resolv.conf), `port`, `recordsDir`, `runDir` (absolute paths, as `resolvConf`), `resolver`
  * (`"gateway"`, the default, or `"127.0.0.11"`: Docker's embedded resolver inside each
  * container's netns) and `internal` (answer the network's names only; REFUSED for the rest).
  *
@@ -62,6 +63,7 @@ const confSchema = z.object({
   runtimeConfig: z.optional(z.looseObject({ aliases: z.optional(z.unknown()) })),
   resolver: z.optional(z.string()),
   internal: z.optional(z.boolean()),
+  resolvConf: z.optional(z.string()),
 });
 
 /** The plugin's config after validation and defaults. */
@@ -77,6 +79,8 @@ export interface DnsnameConf {
   resolver: ResolverMode;
   /** Answer the network's names only; REFUSED for everything else. */
   internal: boolean;
+  /** Where the upstreams are read when `upstreams` is not given (absent: the responder's /etc/resolv.conf). */
+  resolvConf: string | undefined;
   raw: z.infer<typeof confSchema>;
 }
 
@@ -108,11 +112,12 @@ export function parseDnsnameConf(a: CmdArgs): DnsnameConf {
   if ('bad' in dirs) throw invalidConfig(`${dirs.bad}: "${dirs.value}" must be an absolute path`);
   const { recordsDir, runDir } = dirs;
   if (Buffer.byteLength(join(runDir, 'responder.sock')) > 107) throw invalidConfig(`runDir: "${runDir}" is too long for a unix socket path`);
+  if (raw.resolvConf !== undefined && !isAbsolute(raw.resolvConf)) throw invalidConfig(`resolvConf: "${raw.resolvConf}" must be an absolute path`);
   const resolver = raw.resolver ?? 'gateway';
   if (resolver !== 'gateway' && resolver !== EMBEDDED_RESOLVER) throw invalidConfig(`resolver: "${resolver}" must be "gateway" or "${EMBEDDED_RESOLVER}"`);
   return {
     network: a.conf.name, cniVersion: a.conf.cniVersion, domain, port: raw.port ?? 53, upstreams: raw.upstreams, recordsDir, runDir,
-    resolver, internal: raw.internal === true, raw,
+    resolver, internal: raw.internal === true, resolvConf: raw.resolvConf, raw,
   };
 }
 
@@ -237,6 +242,8 @@ function currentNetwork(d: LockedDir, conf: DnsnameConf, binding: { hostNetns: n
   rec.domain = conf.domain;
   rec.port = conf.port;
   rec.upstreams = conf.upstreams;
+  delete rec.resolvConf;
+  if (conf.resolvConf !== undefined) rec.resolvConf = conf.resolvConf;
   delete rec.resolver;
   delete rec.internal;
   if (conf.resolver !== 'gateway') rec.resolver = conf.resolver;
