@@ -4,8 +4,9 @@
 // exchange raw datagrams with the kernel (blocking, or delivered to a callback from a uv_poll
 // watcher on Node's own loop), read/write /proc/sys inside a namespace, take flock() locks
 // (without waiting, or waiting on a thread of our own), create a named netns, setns+exec for
-// `cnikit run`, and create sockets bound inside a namespace (netnsSockets). It carries no
-// policy: all message layout and decisions live in TypeScript (pkg/netlink, pkg/store, responder/).
+// `cnikit run`, create sockets bound inside a namespace (netnsSockets), and batched UDP I/O
+// (recvmmsg/sendmmsg). It carries no policy: all message layout and decisions live in
+// TypeScript (pkg/netlink, pkg/store, responder/).
 //
 // Why a thread per namespace job: setns(CLONE_NEWNET) changes the namespace of the calling
 // thread only. We do it on a short-lived std::thread that we create and join, so no Node or libuv
@@ -31,6 +32,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -513,8 +515,8 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
 
 // ---- Sockets bound inside another namespace (separate from the netlink functions above) ----
 //
-// netnsSockets(netnsPath, specs) -> { netnsIno, fds }: joins the namespace on a short-lived
-// thread (RunInNetns), creates one socket per spec there, binds each to its address and port, and
+// netnsSockets(netnsPath|null, specs) -> { netnsIno, fds }: joins the namespace on a short-lived
+// thread (RunInNetns; null = stay in ours, on this thread), creates one socket per spec there, binds each to its address and port, and
 // returns their fds in spec order with the inode of the namespace actually joined (so the caller
 // can tell the path still names the namespace it expects). A spec is { type: "udp" | "tcp",
 // address: IPv4 or IPv6 literal, port, freebind?: boolean }. Nothing listens yet: the caller
@@ -531,8 +533,8 @@ struct SocketSpec {
 Napi::Value NetnsSockets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* usage = "netnsSockets(netnsPath: string, specs: {type: 'udp'|'tcp', address: string, port: number, freebind?: boolean}[])";
-  Usage(env, info.Length() == 2 && info[0].IsString() && info[1].IsArray(), usage);
-  std::string ns = info[0].As<Napi::String>().Utf8Value();
+  Usage(env, info.Length() == 2 && (info[0].IsString() || info[0].IsNull()) && info[1].IsArray(), usage);
+  std::string ns = OptPath(info[0]);
   Napi::Array arr = info[1].As<Napi::Array>();
   std::vector<SocketSpec> specs;
   for (uint32_t i = 0; i < arr.Length(); i++) {
@@ -553,17 +555,24 @@ Napi::Value NetnsSockets(const Napi::CallbackInfo& info) {
   std::vector<int> fds;
   double ino = 0;
   std::string failed;
-  JobResult r = RunInNetns("", [&](JobResult& r) {
-    int nsfd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
-    if (nsfd < 0) { r.err = errno; r.syscall = "open"; failed = ns; return; }
-    struct stat st;
-    if (fstat(nsfd, &st) < 0) { r.err = errno; r.syscall = "fstat"; failed = ns; close(nsfd); return; }
-    ino = static_cast<double>(st.st_ino);
-    // Why: setns on this thread only (it ends right after); the sockets keep the namespace they
-    // are created in, which is what the caller wants and also why it must close them in time:
-    // an open socket keeps its namespace alive.
-    if (setns(nsfd, CLONE_NEWNET) < 0) { r.err = errno; r.syscall = "setns"; failed = ns; close(nsfd); return; }
-    close(nsfd);
+  auto job = [&](JobResult& r) {
+    if (ns.empty()) {
+      // Our own namespace: no thread, no setns (which would need CAP_SYS_ADMIN even for it).
+      struct stat st;
+      if (stat("/proc/thread-self/ns/net", &st) < 0) { r.err = errno; r.syscall = "stat"; failed = "/proc/thread-self/ns/net"; return; }
+      ino = static_cast<double>(st.st_ino);
+    } else {
+      int nsfd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+      if (nsfd < 0) { r.err = errno; r.syscall = "open"; failed = ns; return; }
+      struct stat st;
+      if (fstat(nsfd, &st) < 0) { r.err = errno; r.syscall = "fstat"; failed = ns; close(nsfd); return; }
+      ino = static_cast<double>(st.st_ino);
+      // Why: setns on this thread only (it ends right after); the sockets keep the namespace they
+      // are created in, which is what the caller wants and also why it must close them in time:
+      // an open socket keeps its namespace alive.
+      if (setns(nsfd, CLONE_NEWNET) < 0) { r.err = errno; r.syscall = "setns"; failed = ns; close(nsfd); return; }
+      close(nsfd);
+    }
     for (const SocketSpec& s : specs) {
       struct sockaddr_storage sa;
       memset(&sa, 0, sizeof(sa));
@@ -593,7 +602,10 @@ Napi::Value NetnsSockets(const Napi::CallbackInfo& info) {
         r.err = errno; r.syscall = "bind"; failed = s.address + ":" + std::to_string(s.port); return;
       }
     }
-  });
+  };
+  JobResult r;
+  if (ns.empty()) job(r);
+  else r = RunInNetns("", job);
   if (r.err) {
     for (int fd : fds) close(fd);
     throw ErrnoError(env, r.err, r.syscall, failed);
@@ -604,6 +616,129 @@ Napi::Value NetnsSockets(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < fds.size(); i++) list.Set(static_cast<uint32_t>(i), Napi::Number::New(env, fds[i]));
   out.Set("fds", list);
   return out;
+}
+
+// ---- Batched UDP I/O (separate from the netlink and namespace functions above) ----
+//
+// udpRecvBatch(fd, buf, slot, meta) -> count and udpSendBatch(fd, buf, meta, count) -> sent:
+// recvmmsg/sendmmsg on a non-blocking UDP socket (MSG_DONTWAIT), so that a server handling
+// many small datagrams pays one system call per batch instead of two per datagram. No policy:
+// bytes and addresses in, bytes and addresses out. `meta` holds one 32-byte record per message,
+// little endian: u32 offset in buf, u32 length, u16 family (AF_INET 2 / AF_INET6 10), u16 port,
+// u32 IPv6 scope id, 16 address bytes (IPv4 in the first 4). Receiving fills message i into
+// buf[i*slot, (i+1)*slot) and its record (length 0xffffffff when it did not fit the slot), and
+// returns 0 when nothing is queued. Sending stops at the first message the kernel refuses and
+// returns how many went; when the very first one fails it returns -errno (EAGAIN: the socket's
+// buffer is full), so the caller can skip or retry it.
+constexpr size_t kMetaSize = 32;
+constexpr unsigned kMaxBatch = 256;
+
+void WriteMeta(uint8_t* m, uint32_t offset, uint32_t length, const struct sockaddr_storage& sa) {
+  memset(m, 0, kMetaSize);
+  memcpy(m, &offset, 4);
+  memcpy(m + 4, &length, 4);
+  uint16_t family = sa.ss_family;
+  memcpy(m + 8, &family, 2);
+  if (sa.ss_family == AF_INET) {
+    auto* v4 = reinterpret_cast<const struct sockaddr_in*>(&sa);
+    uint16_t port = ntohs(v4->sin_port);
+    memcpy(m + 10, &port, 2);
+    memcpy(m + 16, &v4->sin_addr, 4);
+  } else if (sa.ss_family == AF_INET6) {
+    auto* v6 = reinterpret_cast<const struct sockaddr_in6*>(&sa);
+    uint16_t port = ntohs(v6->sin6_port);
+    memcpy(m + 10, &port, 2);
+    memcpy(m + 12, &v6->sin6_scope_id, 4);
+    memcpy(m + 16, &v6->sin6_addr, 16);
+  }
+}
+
+socklen_t ReadMeta(const uint8_t* m, uint32_t* offset, uint32_t* length, struct sockaddr_storage* sa) {
+  memcpy(offset, m, 4);
+  memcpy(length, m + 4, 4);
+  uint16_t family, port;
+  memcpy(&family, m + 8, 2);
+  memcpy(&port, m + 10, 2);
+  memset(sa, 0, sizeof(*sa));
+  if (family == AF_INET) {
+    auto* v4 = reinterpret_cast<struct sockaddr_in*>(sa);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    memcpy(&v4->sin_addr, m + 16, 4);
+    return sizeof(*v4);
+  }
+  auto* v6 = reinterpret_cast<struct sockaddr_in6*>(sa);
+  v6->sin6_family = AF_INET6;
+  v6->sin6_port = htons(port);
+  memcpy(&v6->sin6_scope_id, m + 12, 4);
+  memcpy(&v6->sin6_addr, m + 16, 16);
+  return sizeof(*v6);
+}
+
+Napi::Value UdpRecvBatch(Napi::CallbackInfo const& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 4 && info[0].IsNumber() && info[1].IsBuffer() && info[2].IsNumber() && info[3].IsBuffer(),
+        "udpRecvBatch(fd: number, buf: Buffer, slot: number, meta: Buffer)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  size_t slot = info[2].As<Napi::Number>().Uint32Value();
+  auto meta = info[3].As<Napi::Buffer<uint8_t>>();
+  Usage(env, slot > 0, "udpRecvBatch: slot must be > 0");
+  unsigned n = static_cast<unsigned>(std::min<size_t>({buf.Length() / slot, meta.Length() / kMetaSize, kMaxBatch}));
+  if (n == 0) return Napi::Number::New(env, 0);
+  std::vector<struct mmsghdr> msgs(n);
+  std::vector<struct iovec> iov(n);
+  std::vector<struct sockaddr_storage> addrs(n);
+  for (unsigned i = 0; i < n; i++) {
+    iov[i].iov_base = buf.Data() + i * slot;
+    iov[i].iov_len = slot;
+    memset(&msgs[i], 0, sizeof(msgs[i]));
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &addrs[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
+  }
+  int got;
+  do { got = recvmmsg(fd, msgs.data(), n, MSG_DONTWAIT, nullptr); } while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, 0);
+    throw ErrnoError(env, errno, "recvmmsg");
+  }
+  for (int i = 0; i < got; i++) {
+    uint32_t len = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0xffffffffu : msgs[i].msg_len;
+    WriteMeta(meta.Data() + i * kMetaSize, static_cast<uint32_t>(i * slot), len, addrs[i]);
+  }
+  return Napi::Number::New(env, got);
+}
+
+Napi::Value UdpSendBatch(Napi::CallbackInfo const& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 4 && info[0].IsNumber() && info[1].IsBuffer() && info[2].IsBuffer() && info[3].IsNumber(),
+        "udpSendBatch(fd: number, buf: Buffer, meta: Buffer, count: number)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  auto meta = info[2].As<Napi::Buffer<uint8_t>>();
+  unsigned n = info[3].As<Napi::Number>().Uint32Value();
+  Usage(env, n <= kMaxBatch && n * kMetaSize <= meta.Length(), "udpSendBatch: count exceeds the meta records (256 at most)");
+  if (n == 0) return Napi::Number::New(env, 0);
+  std::vector<struct mmsghdr> msgs(n);
+  std::vector<struct iovec> iov(n);
+  std::vector<struct sockaddr_storage> addrs(n);
+  for (unsigned i = 0; i < n; i++) {
+    uint32_t offset, length;
+    socklen_t alen = ReadMeta(meta.Data() + i * kMetaSize, &offset, &length, &addrs[i]);
+    Usage(env, static_cast<size_t>(offset) + length <= buf.Length(), "udpSendBatch: a message lies outside buf");
+    iov[i].iov_base = buf.Data() + offset;
+    iov[i].iov_len = length;
+    memset(&msgs[i], 0, sizeof(msgs[i]));
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &addrs[i];
+    msgs[i].msg_hdr.msg_namelen = alen;
+  }
+  int sent;
+  do { sent = sendmmsg(fd, msgs.data(), n, MSG_DONTWAIT); } while (sent < 0 && errno == EINTR);
+  return Napi::Number::New(env, sent >= 0 ? sent : -errno);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -622,6 +757,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("execInNetns", Napi::Function::New(env, ExecInNetns));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
   exports.Set("netnsSockets", Napi::Function::New(env, NetnsSockets));
+  exports.Set("udpRecvBatch", Napi::Function::New(env, UdpRecvBatch));
+  exports.Set("udpSendBatch", Napi::Function::New(env, UdpSendBatch));
   return exports;
 }
 

@@ -49,7 +49,6 @@ netnsSerial('a stale network with the same subnet and gateway (its netns and bri
   const o1 = makeCtr(sb, old, 'o1', 5);
   add(t, sb, o1, 'old1');
   t.deepEqual(resolve(sb, o1.ns, { server: '10.89.0.1', name: 'old1' }), ['10.89.0.5']);
-  const first = responderPid(sb);
   // The runtime dies: no DEL; the container's netns and the network's bridge go.
   ip('netns', 'del', o1.ns);
   ip('-n', sb.host, 'link', 'del', 'br-old');
@@ -66,7 +65,9 @@ netnsSerial('a stale network with the same subnet and gateway (its netns and bri
   t.is(res[2]!.rcode, 3, 'the dead network\'s container does not answer');
   t.is(res[3]!.rcode, 3, 'nor its address');
   t.true(await until(() => !existsSync(join(dnsDir(sb), 'oldnet.records'))), 'the stale records are pruned from disk');
-  t.true(alive(first) && responderPid(sb) === first, 'one responder throughout');
+  // (The old network's responder may have stopped before the new ADD, or serve both: either way one runs now.)
+  const first = responderPid(sb);
+  t.deepEqual(pidsIn(sb.host), [first], 'one responder');
   // The new network's last container leaves: nothing listens any more.
   t.is(dnsname(sb, 'DEL', n1, 'new1', NONE).code, 0);
   t.true(await until(() => !alive(first)), 'the responder exited');

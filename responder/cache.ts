@@ -12,10 +12,10 @@
  * TTL lowered by the seconds the entry has been stored, so clients see TTLs count down.
  *
  * Size is bounded in entries and bytes; the least recently used entry goes first. Keys are
- * made by the caller and must hold whatever changes the answer: the upstream list, the
- * question, and the query's EDNS and DO/CD flags (server.ts `cacheKey`).
+ * made by the caller and must hold whatever changes the answer: the upstream list and the
+ * query's EDNS and DO/CD/RD flags (the `space`), its type and class, and the name.
  */
-import { HEADER_SIZE, TYPE, answerCount, isTruncated, questionCount, rcodeOf, setId } from './wire.ts';
+import { HEADER_SIZE, TYPE, answerCount, isTruncated, questionCount, rcodeOf } from './wire.ts';
 
 export interface CacheOptions {
   /** Entries at most (default 10,000). */
@@ -31,15 +31,24 @@ export interface CacheOptions {
 }
 
 interface Entry {
+  /** The response as stored, its TTLs lowered to `age` seconds (copied out on a hit). */
   msg: Buffer;
   /** Stored at (ms, the cache's clock). */
   at: number;
   expires: number;
+  /** The age (seconds) the TTLs in msg are lowered by now. */
+  age: number;
   /** Offsets of each record's TTL, and the TTL there when stored. */
   ttlAt: Int32Array;
   ttls: Uint32Array;
   /** End of the question section (the client's question bytes go before it). */
   qEnd: number;
+  /** Where it is kept, to remove it on eviction. */
+  map: Map<string, Entry>;
+  name: string;
+  /** The LRU list: least recently used at the head. */
+  prev: Entry | undefined;
+  next: Entry | undefined;
 }
 
 /** Counters, for the control socket. */
@@ -106,9 +115,16 @@ function analyse(m: Buffer, maxTtl: number, maxNeg: number): { ttlAt: number[]; 
   return { ttlAt, ttls, qEnd, ttl };
 }
 
-/** A bounded, TTL-honouring cache of upstream responses. */
+/**
+ * A bounded, TTL-honouring cache of upstream responses. Entries are found by three keys: the
+ * `space` (what upstreams, and the query's flags), the question's type and class (`sub`), and
+ * the name's wire key, which the lookup before it has hashed already.
+ */
 export class AnswerCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly spaces = new Map<string, Map<number, Map<string, Entry>>>();
+  private head: Entry | undefined;
+  private tail: Entry | undefined;
+  private count = 0;
   private bytes = 0;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
@@ -127,64 +143,100 @@ export class AnswerCache {
 
   /** Number of entries held. */
   get size(): number {
-    return this.entries.size;
+    return this.count;
+  }
+
+  private mapOf(space: string, sub: number, create: boolean): Map<string, Entry> | undefined {
+    let bySub = this.spaces.get(space);
+    if (!bySub) {
+      if (!create) return undefined;
+      this.spaces.set(space, bySub = new Map());
+    }
+    let m = bySub.get(sub);
+    if (!m && create) bySub.set(sub, m = new Map());
+    return m;
   }
 
   /**
-   * Returns the cached response to `query` (the client's message) under `key`: a fresh buffer
-   * with the client's id and question and TTLs counted down; undefined on a miss.
+   * Returns the cached response to `query` (the client's message) for (`space`, `sub`, `name`):
+   * a fresh buffer with the client's id and question and TTLs counted down; undefined on a miss.
    */
-  get(key: string, query: Buffer): Buffer | undefined {
-    const e = this.entries.get(key);
+  get(space: string, sub: number, name: string, query: Buffer): Buffer | undefined {
+    const e = this.mapOf(space, sub, false)?.get(name);
     if (!e) { this.stats.misses++; return undefined; }
     const now = this.now();
     if (now >= e.expires) {
-      this.drop(key, e);
+      this.drop(e);
       this.stats.misses++;
       return undefined;
     }
-    // Most recently used last: Map keeps insertion order.
-    this.entries.delete(key);
-    this.entries.set(key, e);
-    const out = Buffer.allocUnsafe(e.msg.length);
-    e.msg.copy(out);
-    setId(out, (query[0]! << 8) | query[1]!);
-    // The client's own spelling of the name (same length: same name, other letter case).
-    if (query.length >= e.qEnd) query.copy(out, HEADER_SIZE, HEADER_SIZE, e.qEnd);
+    if (e !== this.tail) { this.unlink(e); this.append(e); }
     const age = Math.floor((now - e.at) / 1000);
-    if (age > 0) for (let i = 0; i < e.ttlAt.length; i++) out.writeUInt32BE(Math.max(0, e.ttls[i]! - age), e.ttlAt[i]!);
+    if (age !== e.age) {
+      e.age = age;
+      for (let i = 0; i < e.ttlAt.length; i++) e.msg.writeUInt32BE(Math.max(0, e.ttls[i]! - age), e.ttlAt[i]!);
+    }
+    const out = Buffer.allocUnsafe(e.msg.length);
+    out.set(e.msg);
+    out[0] = query[0]!;
+    out[1] = query[1]!;
+    // The client's own spelling of the name (same length: same name, other letter case).
+    if (query.length >= e.qEnd) for (let i = HEADER_SIZE; i < e.qEnd; i++) out[i] = query[i]!;
     this.stats.hits++;
     return out;
   }
 
-  /** Stores upstream response `resp` under `key` when it may be cached. */
-  put(key: string, resp: Buffer): void {
+  /** Stores upstream response `resp` for (`space`, `sub`, `name`) when it may be cached. */
+  put(space: string, sub: number, name: string, resp: Buffer): void {
     const a = analyse(resp, this.maxTtl, this.maxNeg);
     if (!a || a.ttl <= 0 || resp.length > this.maxBytes / 16) return;
-    const old = this.entries.get(key);
-    if (old) this.drop(key, old);
+    const map = this.mapOf(space, sub, true)!;
+    const old = map.get(name);
+    if (old) this.drop(old);
     const now = this.now();
-    const e: Entry = { msg: resp, at: now, expires: now + a.ttl * 1000, ttlAt: Int32Array.from(a.ttlAt), ttls: Uint32Array.from(a.ttls), qEnd: a.qEnd };
-    this.entries.set(key, e);
+    const e: Entry = {
+      msg: Buffer.from(resp), at: now, expires: now + a.ttl * 1000, age: 0, ttlAt: Int32Array.from(a.ttlAt), ttls: Uint32Array.from(a.ttls),
+      qEnd: a.qEnd, map, name, prev: undefined, next: undefined,
+    };
+    map.set(name, e);
+    this.append(e);
+    this.count++;
     this.bytes += resp.length;
     this.stats.stored++;
-    while (this.entries.size > this.maxEntries || this.bytes > this.maxBytes) {
-      const [k, oldest] = this.entries.entries().next().value as [string, Entry];
-      this.drop(k, oldest);
-    }
-    this.stats.entries = this.entries.size;
+    while ((this.count > this.maxEntries || this.bytes > this.maxBytes) && this.head) this.drop(this.head);
+    this.stats.entries = this.count;
   }
 
-  /** Forgets everything (a reload that changed the upstreams keeps it: keys carry them). */
+  /** Forgets everything. */
   clear(): void {
-    this.entries.clear();
+    this.spaces.clear();
+    this.head = this.tail = undefined;
+    this.count = 0;
     this.bytes = 0;
     this.stats.entries = 0;
   }
 
-  private drop(key: string, e: Entry): void {
-    this.entries.delete(key);
+  private append(e: Entry): void {
+    e.prev = this.tail;
+    e.next = undefined;
+    if (this.tail) this.tail.next = e;
+    else this.head = e;
+    this.tail = e;
+  }
+
+  private unlink(e: Entry): void {
+    if (e.prev) e.prev.next = e.next;
+    else this.head = e.next;
+    if (e.next) e.next.prev = e.prev;
+    else this.tail = e.prev;
+    e.prev = e.next = undefined;
+  }
+
+  private drop(e: Entry): void {
+    this.unlink(e);
+    if (e.map.get(e.name) === e) e.map.delete(e.name);
+    this.count--;
     this.bytes -= e.msg.length;
-    this.stats.entries = this.entries.size;
+    this.stats.entries = this.count;
   }
 }

@@ -6,6 +6,13 @@
  * thread joins it, creates and binds them, and hands the fds over; no DNAT, no br_netfilter)
  * and then served by this event loop like any other.
  *
+ * UDP sockets are always made by the native layer (in this netns or the container's), so their
+ * fd is known: after dgram delivers the first datagram of a wake-up, the rest queued on the
+ * socket are read with one recvmmsg per batch and the replies sent with one sendmmsg, instead
+ * of two system calls and a Buffer, an address string and a send request per datagram (see
+ * docs/toolchain.md on where a query's time goes). A reply that comes later (forwarded) goes
+ * out through dgram.
+ *
  * A socket still wanted is kept as it is, so a reload never drops a client. An address that
  * cannot be bound (the gateway address is not on the bridge yet, say) is retried every second
  * until it can, or until a reload no longer wants it. Closing a place closes its sockets and
@@ -21,13 +28,20 @@ import dgram from 'node:dgram';
 import { closeSync } from 'node:fs';
 import net from 'node:net';
 import type { Logger } from '../pkg/log.ts';
-import { native } from '../pkg/native.ts';
+import { formatIP, ipFromBytes } from '../pkg/ip/cidr.ts';
+import { UDP_META_SIZE, native } from '../pkg/native.ts';
 import { type ListenAddr, listenKey } from './backend.ts';
 import type { NetnsBinding } from './records.ts';
 
 const TCP_IDLE_MS = 10_000;
 const TCP_MAX_CONNECTIONS = 512;
 const BIND_RETRY_MS = 1000;
+/** Bytes per received datagram (a bigger query is cut and dropped) and per batch of replies. */
+const SLOT = 4096;
+/** Datagrams per recvmmsg / sendmmsg. */
+const BATCH = 64;
+/** Datagrams handled per wake-up of one socket, so that others get their turn. */
+const MAX_PER_TURN = 512;
 
 /** Sends one response back to the client a message came from. */
 export type Reply = (msg: Buffer) => void;
@@ -48,6 +62,8 @@ export function placeKey(p: Place): string {
 interface Listener extends Place {
   key: string;
   udp?: dgram.Socket;
+  /** The UDP socket's fd (made by the native layer, then handed to dgram). */
+  udpFd?: number;
   tcp?: net.Server;
   conns: Set<net.Socket>;
   /** Set while binding fails (the error), cleared once bound. */
@@ -61,6 +77,7 @@ export class Listeners {
   private readonly log: Logger;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private readonly batch = new UdpBatch();
 
   constructor(handle: QueryHandler, log: Logger) {
     this.handle = handle;
@@ -116,22 +133,22 @@ export class Listeners {
     const tcp = net.createServer({ pauseOnConnect: false }, (c) => this.onTcp(l, c));
     tcp.maxConnections = TCP_MAX_CONNECTIONS;
     let fds: number[] | undefined;
+    let udpFd: number | undefined;
     try {
-      if (l.netns) fds = this.socketsInNetns(l, l.netns);
+      fds = l.netns ? this.socketsInNetns(l, l.netns) : native().netnsSockets(null, [{ type: 'udp', address: l.address, port: l.port }]).fds;
+      udpFd = fds[0]!;
       await new Promise<void>((resolve, reject) => {
         udp.once('error', reject);
-        const done = () => { udp.off('error', reject); resolve(); };
-        if (fds) udp.bind({ fd: fds[0]! }, done);
-        else udp.bind({ address: l.address, port: l.port, exclusive: true }, done);
+        udp.bind({ fd: fds![0]! }, () => { udp.off('error', reject); resolve(); });
       });
-      if (fds) fds[0] = -1; // dgram owns it now
+      fds[0] = -1; // dgram owns it now
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
         const done = () => { tcp.off('error', reject); resolve(); };
-        if (fds) tcp.listen({ fd: fds[1]! }, done);
+        if (fds![1] !== undefined) tcp.listen({ fd: fds![1] }, done);
         else tcp.listen({ host: l.address, port: l.port, exclusive: true }, done);
       });
-      if (fds) fds[1] = -1;
+      if (fds[1] !== undefined) fds[1] = -1;
     } catch (err) {
       for (const fd of fds ?? []) if (fd >= 0) try { closeSync(fd); } catch { /* gone */ }
       try { udp.close(); } catch { /* never bound */ }
@@ -143,10 +160,11 @@ export class Listeners {
       return;
     }
     udp.on('error', (err) => this.log.warn('udp socket error', { listen: l.key, error: err.message }));
-    udp.on('message', (m, rinfo) => this.onUdp(l, udp, m, rinfo));
+    udp.on('message', (m, rinfo) => this.onUdp(l, udp, udpFd!, m, rinfo));
     tcp.on('error', (err) => this.log.warn('tcp server error', { listen: l.key, error: err.message }));
     if (this.listeners.get(l.key) !== l || this.closed) { udp.close(); tcp.close(); return; } // unwanted meanwhile
     l.udp = udp;
+    l.udpFd = udpFd;
     l.tcp = tcp;
     if (l.failed) this.log.info('listening after retry', { listen: l.key });
     l.failed = undefined;
@@ -188,12 +206,34 @@ export class Listeners {
     return Promise.all(waits).then(() => undefined);
   }
 
-  private onUdp(l: Listener, sock: dgram.Socket, m: Buffer, rinfo: dgram.RemoteInfo): void {
-    this.handle(l, m, rinfo.address, false, (resp) => {
+  /**
+   * Handles the datagram dgram delivered, then drains what else is queued on the socket in
+   * batches (recvmmsg), sending the replies made meanwhile with one sendmmsg per batch.
+   */
+  private onUdp(l: Listener, sock: dgram.Socket, fd: number, m: Buffer, rinfo: dgram.RemoteInfo): void {
+    const b = this.batch;
+    b.begin(sock, fd);
+    this.handle(l, m, rinfo.address, false, b.replierTo(rinfo));
+    for (let handled = 1; handled < MAX_PER_TURN && l.udp === sock;) {
+      let n: number;
       try {
-        sock.send(resp, rinfo.port, rinfo.address);
-      } catch { /* socket closed by a reload that removed this network */ }
-    });
+        n = native().udpRecvBatch(fd, b.rbuf, SLOT, b.rmeta);
+      } catch (err) {
+        this.log.debug('recvmmsg failed', { listen: l.key, error: (err as Error).message });
+        break;
+      }
+      if (n === 0) break;
+      b.next();
+      for (let i = 0; i < n; i++) {
+        const len = b.rmeta.readUInt32LE(i * UDP_META_SIZE + 4);
+        if (len === 0xffffffff) continue; // bigger than any query
+        const off = i * SLOT;
+        this.handle(l, b.rbuf.subarray(off, off + len), b.clientOf(i), false, b.replier(i));
+      }
+      handled += n;
+      if (n < BATCH) break;
+    }
+    b.end();
   }
 
   private onTcp(l: Listener, c: net.Socket): void {
@@ -220,6 +260,156 @@ export class Listeners {
         });
       }
     });
+  }
+}
+
+function sendOne(sock: dgram.Socket, resp: Buffer, port: number, address: string): void {
+  try {
+    sock.send(resp, port, address);
+  } catch { /* socket closed by a reload that removed this network */ }
+}
+
+/**
+ * The buffers of one batch (shared by every socket: one batch is handled at a time, and
+ * synchronously): received datagrams and their records, replies and theirs. A reply made while
+ * its batch is open is copied into the send buffer; one made later (a forwarded answer) goes
+ * out through dgram. The received bytes are reused by the next batch, so whoever keeps a query
+ * past its handling copies it (the forwarder does).
+ */
+class UdpBatch {
+  readonly rbuf = Buffer.allocUnsafe(BATCH * SLOT);
+  readonly rmeta = Buffer.alloc(BATCH * UDP_META_SIZE);
+  private readonly sbuf = Buffer.allocUnsafe(BATCH * SLOT);
+  private readonly smeta = Buffer.alloc(BATCH * UDP_META_SIZE);
+  private count = 0;
+  private used = 0;
+  private sock: dgram.Socket | undefined;
+  private fd = -1;
+  /** Bumped per batch: a replier of an earlier batch no longer writes into the buffers. */
+  private generation = 0;
+
+  /** Opens a batch of replies on `sock` (fd `fd`). */
+  begin(sock: dgram.Socket, fd: number): void {
+    this.sock = sock;
+    this.fd = fd;
+    this.count = 0;
+    this.used = 0;
+    this.generation++;
+  }
+
+  /**
+   * Starts reading into the receive buffers again: the repliers of earlier datagrams become
+   * late ones (their records are overwritten); replies collected so far stay (they are copied).
+   */
+  next(): void {
+    this.generation++;
+  }
+
+  /** The reply function of the datagram dgram delivered (its address from rinfo). */
+  replierTo(rinfo: dgram.RemoteInfo): (resp: Buffer) => void {
+    const gen = this.generation;
+    const sock = this.sock!;
+    return (resp) => {
+      if (gen !== this.generation || this.sock !== sock || this.count === BATCH || !this.writeAddress(rinfo)) { sendOne(sock, resp, rinfo.port, rinfo.address); return; }
+      this.pushAt(resp);
+    };
+  }
+
+  /** Writes rinfo's address as the next send record's (IPv4 only: others go through dgram). */
+  private writeAddress(rinfo: dgram.RemoteInfo): boolean {
+    if (rinfo.family !== 'IPv4') return false;
+    const p = rinfo.address.split('.');
+    if (p.length !== 4) return false;
+    const at = this.count * UDP_META_SIZE;
+    this.smeta.fill(0, at, at + UDP_META_SIZE);
+    this.smeta.writeUInt16LE(2, at + 8);
+    this.smeta.writeUInt16LE(rinfo.port, at + 10);
+    for (let k = 0; k < 4; k++) this.smeta[at + 16 + k] = Number(p[k]);
+    return true;
+  }
+
+  private lastV4 = -1;
+  private lastV4Text = '';
+
+  /** The client address of received message i, as dgram would give it. */
+  clientOf(i: number): string {
+    const m = this.rmeta;
+    const at = i * UDP_META_SIZE;
+    if (m.readUInt16LE(at + 8) !== 2) return formatIP(ipFromBytes(m.subarray(at + 16, at + 32)));
+    // Clients come in runs (a busy one sends many): the last address's text is kept.
+    const v4 = m.readUInt32BE(at + 16);
+    if (v4 !== this.lastV4) {
+      this.lastV4 = v4;
+      this.lastV4Text = `${m[at + 16]}.${m[at + 17]}.${m[at + 18]}.${m[at + 19]}`;
+    }
+    return this.lastV4Text;
+  }
+
+  /** The reply function of received message i. */
+  replier(i: number): (resp: Buffer) => void {
+    const gen = this.generation;
+    const sock = this.sock!;
+    const at = i * UDP_META_SIZE;
+    // What a late reply needs once the buffers are reused: the client's port and address.
+    const port = this.rmeta.readUInt16LE(at + 10);
+    const v4 = this.rmeta.readUInt16LE(at + 8) === 2 ? this.rmeta.readUInt32BE(at + 16) : -1;
+    const v6 = v4 < 0 ? Buffer.from(this.rmeta.subarray(at + 16, at + 32)) : undefined;
+    return (resp) => {
+      if (gen === this.generation && this.sock === sock) { this.push(resp, i); return; }
+      const address = v6 ? formatIP(ipFromBytes(v6)) : `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}`;
+      sendOne(sock, resp, port, address);
+    };
+  }
+
+  private addressOf(rec: Buffer): { address: string; port: number } {
+    const port = rec.readUInt16LE(10);
+    if (rec.readUInt16LE(8) === 2) return { address: `${rec[16]}.${rec[17]}.${rec[18]}.${rec[19]}`, port };
+    return { address: formatIP(ipFromBytes(rec.subarray(16, 32))), port };
+  }
+
+  private push(resp: Buffer, i: number): void {
+    if (this.count === BATCH || this.used + resp.length > this.sbuf.length) this.flush();
+    if (resp.length > this.sbuf.length) { const a = this.addressOf(this.rmeta.subarray(i * UDP_META_SIZE, (i + 1) * UDP_META_SIZE)); sendOne(this.sock!, resp, a.port, a.address); return; }
+    this.rmeta.copy(this.smeta, this.count * UDP_META_SIZE, i * UDP_META_SIZE, (i + 1) * UDP_META_SIZE);
+    this.pushAt(resp);
+  }
+
+  /** Appends resp as the next message; its address record is written already. */
+  private pushAt(resp: Buffer): void {
+    if (this.used + resp.length > this.sbuf.length) {
+      // Keep the record just written: move it to slot 0 once the others are out.
+      const rec = Buffer.from(this.smeta.subarray(this.count * UDP_META_SIZE, (this.count + 1) * UDP_META_SIZE));
+      this.flush();
+      rec.copy(this.smeta, 0);
+    }
+    if (resp.length > this.sbuf.length) { const a = this.addressOf(this.smeta.subarray(this.count * UDP_META_SIZE, (this.count + 1) * UDP_META_SIZE)); sendOne(this.sock!, resp, a.port, a.address); return; }
+    const at = this.count * UDP_META_SIZE;
+    this.sbuf.set(resp, this.used);
+    this.smeta.writeUInt32LE(this.used, at);
+    this.smeta.writeUInt32LE(resp.length, at + 4);
+    this.used += resp.length;
+    this.count++;
+  }
+
+  /** Sends the replies collected; what the kernel refuses now goes through dgram (queued). */
+  private flush(): void {
+    if (this.count === 0) return;
+    let sent = native().udpSendBatch(this.fd, this.sbuf, this.smeta, this.count);
+    if (sent < 0) sent = 0;
+    for (let k = sent; k < this.count; k++) {
+      const rec = this.smeta.subarray(k * UDP_META_SIZE, (k + 1) * UDP_META_SIZE);
+      const off = rec.readUInt32LE(0);
+      const a = this.addressOf(rec);
+      sendOne(this.sock!, Buffer.from(this.sbuf.subarray(off, off + rec.readUInt32LE(4))), a.port, a.address);
+    }
+    this.count = 0;
+    this.used = 0;
+  }
+
+  /** Sends what is left and closes the batch: later replies go through dgram. */
+  end(): void {
+    this.flush();
+    this.generation++;
   }
 }
 

@@ -93,16 +93,22 @@ export interface Judgement {
   dead: ContainerRecord[];
 }
 
-/** The gateways of a network's records (canonical, once each). */
+const gatewaysMemo = new WeakMap<NetworkRecords, { of: ContainerRecord[]; n: number; list: string[] }>();
+
+/** The gateways of a network's records (canonical, once each; remembered while its container list is the same). */
 export function gatewaysOf(r: NetworkRecords): string[] {
+  const memo = gatewaysMemo.get(r);
+  if (memo && memo.of === r.containers && memo.n === r.containers.length) return memo.list;
+  const text = new Set<string>();
+  for (const c of r.containers) for (const g of c.gateways) text.add(g);
   const out = new Set<string>();
-  for (const c of r.containers) {
-    for (const g of c.gateways) {
-      const ip = tryParseIP(g);
-      if (ip) out.add(formatIP(ip));
-    }
+  for (const g of text) {
+    const ip = tryParseIP(g);
+    if (ip) out.add(formatIP(ip));
   }
-  return [...out];
+  const list = [...out];
+  gatewaysMemo.set(r, { of: r.containers, n: r.containers.length, list });
+  return list;
 }
 
 /** Judges the network's binding only (no container is checked). */

@@ -59,10 +59,20 @@ export interface ServerStats {
 const SERVFAIL = { rcode: RCODE.SERVFAIL, aa: false, answers: [], authority: [] } as const;
 const REFUSED = { rcode: RCODE.REFUSED, aa: false, answers: [], authority: [] } as const;
 
-/** The cache key of a forwarded query: what upstream, which question, which EDNS and DNSSEC flags. */
-function cacheKey(scope: Scope, q: Query, m: Buffer): string {
+/**
+ * The second key of a forwarded query in the cache: its type and class, and the flags that
+ * change the answer (EDNS present, DO, CD, RD). The first is the scope's upstream list, the
+ * third the name.
+ */
+function cacheSub(q: Query, m: Buffer): number {
   const flags = (q.edns ? 1 : 0) | (q.edns?.dnssecOk ? 2 : 0) | (checkingDisabled(m) ? 4 : 0) | (q.rd ? 8 : 0);
-  return `${scope.upstreamKey} ${q.qtype} ${q.qclass} ${flags} ${q.key}`;
+  return ((q.qtype * 0x10000 + q.qclass) * 16) + flags;
+}
+
+/** Sends an upstream's (or the cache's) response on, or only its rcode with TC when it is too big for the client's UDP size. */
+function relay(query: Query, resp: Buffer, overTcp: boolean, max: number, reply: Reply): void {
+  if (overTcp || resp.length <= max) reply(resp);
+  else reply(encodeResponse(query, { rcode: rcodeOf(resp), aa: false, answers: [], authority: [] }, 0));
 }
 
 export class DnsServer {
@@ -215,24 +225,21 @@ export class DnsServer {
         reply(encodeResponse(query, REFUSED, max));
         return;
       }
-      const send = (resp: Buffer) => {
-        if (overTcp || resp.length <= max) { reply(resp); return; }
-        // Too big for the client's UDP size: tell the client to retry over TCP.
-        reply(encodeResponse(query, { rcode: rcodeOf(resp), aa: false, answers: [], authority: [] }, 0));
-      };
       const cache = this.cache;
-      const key = cache ? cacheKey(scope, query, m) : '';
-      const hit = cache?.get(key, m);
+      const sub = cache ? cacheSub(query, m) : 0;
+      const hit = cache?.get(scope.upstreamKey, sub, query.key, m);
       if (hit) {
         this.stats.cached = (this.stats.cached ?? 0) + 1;
-        send(hit);
+        relay(query, hit, overTcp, max, reply);
         return;
       }
       this.stats.forwarded++;
+      // The message's bytes are reused once this returns (listeners.ts batches): keep the question.
+      query.question = Buffer.from(query.question);
       this.forwarder.forward(m, upstreams, overTcp, (resp) => {
         if (resp) {
-          cache?.put(key, resp);
-          send(resp);
+          cache?.put(scope.upstreamKey, sub, query.key, resp);
+          relay(query, resp, overTcp, max, reply);
           return;
         }
         this.stats.servfail++;
