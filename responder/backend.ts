@@ -93,6 +93,9 @@ export interface View {
   ptr: Map<string, Buffer>;
   /** Client address -> inside subnets (bounded cache; isolation checks are per query). */
   clients: Map<string, boolean>;
+  /** The last client checked, and its verdict. */
+  lastClient?: string;
+  lastAllowed?: boolean;
   resolver: ResolverMode;
   internal: boolean;
   port: number;
@@ -396,6 +399,7 @@ export function buildView(name: string, networks: readonly NetworkRecords[], ser
   if (subnetsChanged || view.subnets.length !== vp.subnetCount.size) {
     view.subnets = [...vp.subnetCount.values()].map((e) => e.cidr);
     view.clients.clear();
+    view.lastClient = undefined;
   }
   if (listenChanged || view.listen.length !== vp.listenCount.size) view.listen = [...vp.listenCount.values()].map((e) => e.l);
   view.members = [];
@@ -508,6 +512,11 @@ export class Backend {
     return this.byListen.get(listenKey({ address, port }));
   }
 
+  /** The view answering queries that arrive on the listen address whose `listenKey` is `key` (the hot path's form). */
+  viewAt(key: string): View | undefined {
+    return this.byListen.get(key);
+  }
+
   /** The network whose subnets hold `client`, else undefined. */
   viewOfClient(client: string): View | undefined {
     for (const v of this.views.values()) if (clientAllowed(v, client)) return v;
@@ -517,6 +526,15 @@ export class Backend {
 
 /** True when `client` (an IP address string) lies in one of the view's subnets. */
 export function clientAllowed(view: View, client: string): boolean {
+  // Clients come in runs: the last one's verdict first (the same string object, or an equal one).
+  if (client === view.lastClient) return view.lastAllowed === true;
+  const ok = clientAllowedUncached(view, client);
+  view.lastClient = client;
+  view.lastAllowed = ok;
+  return ok;
+}
+
+function clientAllowedUncached(view: View, client: string): boolean {
   const hit = view.clients.get(client);
   if (hit !== undefined) return hit;
   const ip = tryParseIP(client.startsWith('::ffff:') && client.includes('.') ? client.slice(7) : client);

@@ -49,6 +49,8 @@ export type Reply = (msg: Buffer) => void;
 /** Where a message arrived: an address here, or (with `netns`) an address inside that netns. */
 export interface Place extends ListenAddr {
   netns?: NetnsBinding;
+  /** placeKey of it (set on the places messages arrive on). */
+  key?: string;
 }
 
 /** Handles one message that arrived on `on` from `client`; must not throw. */

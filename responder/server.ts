@@ -180,7 +180,7 @@ export class DnsServer {
   private scopeFor(on: Place, client: string): Scope | undefined {
     if (on.netns) return this.backend.containers.get(on.netns.ino)?.scope;
     if (this.opts.listen) return (this.backend.viewOfClient(client) ?? this.backend.hostView).scope;
-    const v = this.backend.viewFor(on.address, on.port);
+    const v = this.backend.viewAt(on.key ?? listenKey(on));
     return v && clientAllowed(v, client) ? v.scope : undefined;
   }
 
