@@ -13,12 +13,14 @@
  * *dead* once the netns path no longer names the inode it named at ADD (deleted, or reused by
  * a new namespace). Records without bindings (hand-written) are taken as written.
  *
- * The checks read the kernel through a `HostProbe`: `stat` for namespaces, one rtnetlink socket
- * for links and addresses. Nothing here writes; prune.ts applies the verdicts to disk.
+ * The checks read the kernel through a `HostProbe`: `stat` for namespaces, an rtnetlink handle
+ * for links and addresses (the call's own in a plugin, an AsyncNetlinkSocket in the responder).
+ * Nothing here writes; prune.ts applies the verdicts to disk.
  */
 import { statSync } from 'node:fs';
 import { formatIP, tryParseIP } from '../pkg/ip/cidr.ts';
 import { RouteHandle } from '../pkg/netlink/route.ts';
+import { NETLINK_ROUTE } from '../pkg/netlink/socket.ts';
 import type { BridgeBinding, ContainerRecord, NetworkRecords } from './records.ts';
 
 /** What the checks need to know about the host, injectable for unit tests. */
@@ -52,27 +54,47 @@ export function ownNetnsIno(): number {
 }
 
 /**
- * Opens the probe of this process's netns. The rtnetlink socket is opened on first use and the
- * address list read once per probe, so a probe is meant for one pass of checks.
+ * Makes the probe of the netns `route` talks to (the call's host handle, in a plugin: it is the
+ * call's, so the probe never closes it). The address list is read once per probe, so a probe is
+ * meant for one pass of checks.
  */
-export function openHostProbe(): HostProbe {
-  let route: RouteHandle | undefined;
+export function hostProbe(route: () => Promise<RouteHandle>, hostNetns = ownNetnsIno()): HostProbe {
   let owners: Map<string, number> | undefined;
-  const handle = async () => (route ??= await RouteHandle.open());
   return {
-    hostNetns: ownNetnsIno(),
+    hostNetns,
     async linkName(index) {
-      return (await (await handle()).linkGetByIndex(index))?.name;
+      return (await (await route()).linkGetByIndex(index))?.name;
     },
     async addressOwners() {
       if (owners) return owners;
       owners = new Map();
-      for (const a of await (await handle()).addrList()) owners.set(formatIP(a.cidr), a.index);
+      for (const a of await (await route()).addrList()) owners.set(formatIP(a.cidr), a.index);
       return owners;
     },
     netnsIno: netnsInoOf,
+    close() {},
+  };
+}
+
+/**
+ * Opens a probe of this process's netns for a daemon (the responder): its rtnetlink socket is an
+ * AsyncNetlinkSocket (replies come from the event loop, which never blocks), opened on first use
+ * and closed by close().
+ */
+export function openHostProbe(): HostProbe {
+  let sock: { close(): void } | undefined;
+  let route: Promise<RouteHandle> | undefined;
+  const open = () => (route ??= import('../pkg/netlink/async-socket.ts').then(({ AsyncNetlinkSocket }) => {
+    const s = AsyncNetlinkSocket.open(NETLINK_ROUTE, null);
+    sock = s;
+    return new RouteHandle(s);
+  }));
+  const p = hostProbe(open);
+  return {
+    ...p,
     close() {
-      route?.close();
+      sock?.close();
+      sock = undefined;
       route = undefined;
     },
   };

@@ -6,14 +6,13 @@
  * temp files a crash left behind are removed (under the lock nobody is writing one).
  *
  * The responder never waits for the lock: the plugin holds it while it waits for the
- * responder's reload, and the responder's event loop must not block. `tryPruneRecordsDir`
- * returns undefined when the lock is busy, and the caller tries again later. Files it cannot
+ * responder's reload (in another process, or in the same one when a daemon hosts both), so
+ * waiting could deadlock. `tryPruneRecordsDir` returns undefined when the lock is held or
+ * waited for, and the caller tries again later. Files it cannot
  * parse, or of another version, are left as they are (they are reported, not ours to delete),
  * and so are networks of another host netns.
  */
-import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { native } from '../pkg/native.ts';
 import { LockedDir } from '../pkg/store/locked-dir.ts';
 import { type HostProbe, judgeNetwork } from './liveness.ts';
 import { TEMP_RE, formatRecords, listRecordFiles, readRecordsFile } from './records.ts';
@@ -36,18 +35,18 @@ export interface PruneResult {
  * it. Never throws for a single bad file (it is left alone).
  */
 export async function tryPruneRecordsDir(dir: string, probe: HostProbe): Promise<PruneResult | undefined> {
-  let fd: number;
+  const d = new LockedDir(dir, 0o755, RECORDS_LOCK);
+  let held;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-    fd = openSync(join(dir, RECORDS_LOCK), 'a', 0o600);
+    held = d.tryLock();
   } catch {
-    return { removed: [], dropped: [], temps: [] };
+    return { removed: [], dropped: [], temps: [] }; // no directory to prune, and none can be made
   }
+  if (!held) return undefined;
   try {
-    if (!native().flock(fd, true, false)) return undefined;
-    return await pruneLocked(new LockedDir(dir), probe);
+    return await pruneLocked(d, probe);
   } finally {
-    closeSync(fd); // releases the flock
+    held.release();
   }
 }
 

@@ -42,7 +42,7 @@ import { LockedDir } from '../../pkg/store/locked-dir.ts';
 import { listenKey } from '../../responder/backend.ts';
 import { type ControlCommand, type ControlReply, controlRequest } from '../../responder/control.ts';
 import { RESPONDER_NODE_FLAGS, ensureResponder } from '../../responder/ensure.ts';
-import { type HostProbe, currentBinding, deadContainers, judgeBinding, netnsInoOf, openHostProbe, sameBinding } from '../../responder/liveness.ts';
+import { type HostProbe, currentBinding, deadContainers, hostProbe, judgeBinding, netnsInoOf, sameBinding } from '../../responder/liveness.ts';
 import {
   type BridgeBinding, type ContainerRecord, EMBEDDED_RESOLVER, type NetworkRecords, RECORDS_SUFFIX, type ResolverMode,
   formatRecords, isValidDnsName, parseRecords, parseUpstream,
@@ -358,7 +358,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
   for (const n of [name, ...aliases]) if (!names.some((m) => m.toLowerCase() === n.toLowerCase())) names.push(n);
   const entry: ContainerRecord = { containerId: a.containerId, ifName: a.ifName, addresses, gateways, names, netns };
 
-  const probe = openHostProbe();
+  const probe = hostProbe(() => a.kernel.route());
   try {
     const binding = await currentBinding(gateways, probe);
     if (conf.resolver === 'gateway' && !binding.bridge) {
@@ -400,14 +400,15 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
  * Removes entries matching `drop` from the network file, and lines whose netns is gone, and
  * the whole file when its bridge is gone; reloads the responder if anything changed.
  */
-async function removeEntries(dirs: StateDirs, log: Logger, drop: (c: ContainerRecord) => boolean): Promise<void> {
+async function removeEntries(a: CmdArgs, dirs: StateDirs, drop: (c: ContainerRecord) => boolean): Promise<void> {
+  const log = a.log;
   await withRecordsLock(dirs.recordsDir, async (d) => {
     const rec = readNetwork(d, dirs.network, log);
     if (!rec) return;
     const kept = rec.containers.filter((c) => !drop(c));
     let changed = kept.length !== rec.containers.length;
     rec.containers = kept;
-    const probe = openHostProbe();
+    const probe = hostProbe(() => a.kernel.route());
     try {
       changed = pruneDead(rec, probe, log) > 0 || changed;
       const state = await judgeBinding(rec, probe);
@@ -429,14 +430,14 @@ async function cmdDel(a: CmdArgs): Promise<void> {
   const dirs = stateDirsForCleanup(a);
   // No record file: nothing of this network to remove (and no directory or lock to create).
   if (!dirs || !existsSync(join(dirs.recordsDir, fileOf(dirs.network)))) return;
-  await removeEntries(dirs, a.log, (c) => c.containerId === a.containerId && c.ifName === a.ifName);
+  await removeEntries(a, dirs, (c) => c.containerId === a.containerId && c.ifName === a.ifName);
 }
 
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
   const dirs = stateDirsForCleanup(a);
   if (!dirs) return;
   const keep = new Set(valid.map((v) => `${v.containerID}\n${v.ifname}`));
-  await removeEntries(dirs, a.log, (c) => !keep.has(`${c.containerId}\n${c.ifName}`));
+  await removeEntries(a, dirs, (c) => !keep.has(`${c.containerId}\n${c.ifName}`));
 }
 
 /** One answer's rcode and answer count, or undefined when none came in time. */
