@@ -159,7 +159,10 @@ export class DnsServer {
     const built = this.state.build();
     // Never forward to ourselves (a loop that would fill the pending table).
     const ours = new Set(built.places.filter((p) => !p.netns).map(listenKey));
-    const hostUpstreams = resolvConfNameservers(this.opts.resolvConf ?? '/etc/resolv.conf').filter((u) => !ours.has(listenKey(u)));
+    // The host's resolv.conf is read only when a network forwards to it (none names upstreams).
+    const views = [...built.backend.views.values(), ...(this.opts.listen ? [built.backend.hostView] : [])];
+    const needHost = views.some((v) => v.upstreams === undefined && !v.internal);
+    const hostUpstreams = needHost ? resolvConfNameservers(this.opts.resolvConf ?? '/etc/resolv.conf').filter((u) => !ours.has(listenKey(u))) : [];
     const key = hostUpstreams.map((u) => listenKey(u)).join(',');
     if (key !== this.hostUpstreamKey) { this.hostUpstreamKey = key; this.cache?.clear(); }
     this.hostUpstreams = hostUpstreams;
