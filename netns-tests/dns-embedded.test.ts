@@ -6,9 +6,11 @@
  * sandbox host) and cached, an internal network refuses them, and a namespace deleted without
  * DEL is let go of (its sockets closed, the namespace really freed) within seconds.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Sandbox } from './lib/sandbox.ts';
+import { BIN, NODE, PONG_SERVER, Sandbox, startUntilReady } from './lib/sandbox.ts';
+
+const CNIKIT = join(BIN, 'cnikit');
 import { netnsSerial } from './lib/netns-test.ts';
 import { type Ctr, addIface, ask, dnsname, fakeUpstream, makeCtr, makeNet, netnsHolders, netnsInode, pidsIn, resolve, socketsIn } from './lib/dns-lib.ts';
 
@@ -140,4 +142,37 @@ netnsSerial('a container netns deleted without DEL: its 127.0.0.11 sockets are c
   t.true(await until(() => !pidsIn(sb.host).includes(pid)), 'the responder exited');
   t.true(await until(() => netnsHolders(ino2).length === 0, 3000), netnsHolders(ino2).join(', '));
   t.true(await until(() => !existsSync(join(sb.tmp, 'dns', 'neta.records'))), 'the records file pruned');
+});
+
+netnsSerial('cnikit run on two networks at 127.0.0.11: resolv.conf names 127.0.0.11, and the command reaches a peer of each by name', async (t) => {
+  const sb = new Sandbox('r');
+  t.teardown(() => sb.cleanup());
+  const netconf = join(sb.tmp, 'net.d');
+  mkdirSync(netconf);
+  for (const [name, br, subnet] of [['neta', 'cnkbra', '10.125.0.0/24'], ['netb', 'cnkbrb', '10.126.0.0/24']] as const) {
+    writeFileSync(join(netconf, `${name}.conflist`), JSON.stringify({
+      cniVersion: '1.0.0', name, plugins: [
+        { type: 'bridge', bridge: br, isGateway: true, ipam: { type: 'host-local', dataDir: join(sb.tmp, 'ipam'), ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] } },
+        { type: 'dnsname', domainName: 'run.internal', recordsDir: join(sb.tmp, 'dns'), resolver: '127.0.0.11', upstreams: [] },
+      ],
+    }));
+  }
+  const env = { PATH: process.env.PATH, NETCONFPATH: netconf, CNI_CACHE_DIR: join(sb.tmp, 'cache'), CNI_PATH: BIN, CNIKIT_STATE_DIR: join(sb.tmp, 'state') };
+  const run = (args: string[]) => [CNIKIT, ['run', '-q', '--netns-dir', join(sb.tmp, 'netns'), ...args]] as const;
+  const peers = await Promise.all([['neta', 'web'], ['netb', 'db']].map(([net, name]) => {
+    const [cmd, args] = run(['--network', net!, '--name', name!, '--', NODE, '-e', PONG_SERVER]);
+    return startUntilReady(sb.host, cmd, [...args], env);
+  })).catch((err) => { t.log(readFileSync(join(sb.tmp, 'dns', 'responder.log'), 'utf8')); throw err; });
+  const client = `const fs=require('fs');console.log(fs.readFileSync('/etc/resolv.conf','utf8').split('\\n').filter(l=>l.startsWith('nameserver')).join('|'));
+const ask=(h)=>new Promise((res)=>require('net').connect({host:h,port:80},function(){this.end(h)}).on('data',d=>res(String(d))).on('error',e=>res(String(e))));
+(async()=>{console.log(await ask('web'));console.log(await ask('db.run.internal'));process.exit(0)})();`;
+  const [cmd, args] = run(['--network', 'neta', '--network', 'netb', '--name', 'multi', '--', NODE, '-e', client]);
+  const r = sb.exec(sb.host, cmd, [...args], { env });
+  t.is(r.status, 0, r.stdout + r.stderr);
+  t.deepEqual(r.stdout.trim().split('\n'), ['nameserver 127.0.0.11', 'pong:web', 'pong:db.run.internal']);
+  for (const p of peers) {
+    p.child.kill('SIGTERM');
+    await p.exited;
+  }
+  t.true(await until(() => !existsSync(pidFile(sb))), 'the last container gone, the responder stopped');
 });

@@ -80,6 +80,8 @@ export class Listeners {
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly batch = new UdpBatch();
+  /** netns inode -> a process in whose mount namespace its path can be opened (while it waits for us). */
+  private readonly through = new Map<number, number>();
 
   constructor(handle: QueryHandler, log: Logger) {
     this.handle = handle;
@@ -107,11 +109,20 @@ export class Listeners {
     return undefined;
   }
 
+  /** Says that the path of netns `ino` can be opened through process `pid`'s mount namespace, for the next update. */
+  reachThrough(ino: number, pid: number): void {
+    this.through.set(ino, pid);
+  }
+
   /** Opens the places in `wanted` that are not open yet and closes the others. */
   async update(wanted: readonly Place[]): Promise<void> {
     const keys = new Set(wanted.map(placeKey));
-    await Promise.all([...this.listeners.values()].filter((l) => !keys.has(l.key)).map((l) => this.closeListener(l)));
-    await Promise.all(wanted.filter((w) => !this.listeners.has(placeKey(w))).map((w) => this.open(w)));
+    try {
+      await Promise.all([...this.listeners.values()].filter((l) => !keys.has(l.key)).map((l) => this.closeListener(l)));
+      await Promise.all(wanted.filter((w) => !this.listeners.has(placeKey(w))).map((w) => this.open(w)));
+    } finally {
+      this.through.clear(); // the process waits no longer
+    }
   }
 
   /** Closes every socket; resolves when they are closed. */
@@ -178,10 +189,24 @@ export class Listeners {
    */
   private socketsInNetns(l: Listener, ns: NetnsBinding): number[] {
     const spec = { address: l.address, port: l.port, freebind: true };
-    const r = native().netnsSockets(ns.path, [{ type: 'udp', ...spec }, { type: 'tcp', ...spec }]);
-    if (r.netnsIno !== ns.ino) {
-      for (const fd of r.fds) closeSync(fd);
-      throw new Error(`${ns.path} names another namespace now (inode ${r.netnsIno}, not ${ns.ino})`);
+    const specs = [{ type: 'udp' as const, ...spec }, { type: 'tcp' as const, ...spec }];
+    let r: { netnsIno: number; fds: number[] } | undefined;
+    let first: unknown;
+    try {
+      r = native().netnsSockets(ns.path, specs);
+      if (r.netnsIno !== ns.ino) { for (const fd of r.fds) closeSync(fd); r = undefined; }
+    } catch (err) {
+      first = err; // EINVAL from setns: the path is no namespace here
+    }
+    // The runtime's bind mount may live in another mount namespace: try the caller's view.
+    const pid = this.through.get(ns.ino);
+    if (!r && pid !== undefined) {
+      r = native().netnsSockets(`/proc/${pid}/root${ns.path}`, specs);
+      if (r.netnsIno !== ns.ino) { for (const fd of r.fds) closeSync(fd); r = undefined; }
+    }
+    if (!r) {
+      if (first) throw first;
+      throw new Error(`${ns.path} names another namespace now (not inode ${ns.ino})`);
     }
     return r.fds;
   }

@@ -31,7 +31,10 @@ export interface HostProbe {
   linkName(index: number): Promise<string | undefined>;
   /** ifindex of the link carrying each local address here (canonical IP text). */
   addressOwners(): Promise<Map<string, number>>;
-  /** Inode of the netns `path` names now; undefined when it names none. */
+  /**
+   * Inode of the netns `path` names now; undefined when it names none; UNSEEN when the path
+   * exists but is no namespace here (a bind mount made in another mount namespace).
+   */
   netnsIno(path: string): number | undefined;
   /** Releases what the probe opened. */
   close(): void;
@@ -41,11 +44,27 @@ const NSFS_DEV = (() => {
   try { return statSync('/proc/thread-self/ns/net').dev; } catch { return undefined; }
 })();
 
-/** Returns the inode of the netns at `path`, or undefined when the path names none (or is not a netns). */
+/**
+ * What netnsInoOf says of a path that exists but is no namespace file in this mount namespace:
+ * the runtime pinned the netns with a bind mount this process cannot see (it was started from
+ * another mount namespace, as `ip netns exec` makes one per command). The file under the mount
+ * is still there, and goes with the pin (runtimes unmount and unlink), so such a container is
+ * taken as alive until its path disappears.
+ */
+export const UNSEEN = -1;
+
+/** Returns the inode of the netns at `path`: undefined when the path names none, UNSEEN when it cannot be seen from here. */
 export function netnsInoOf(path: string): number | undefined {
   const st = statSync(path, { throwIfNoEntry: false });
-  if (!st || (NSFS_DEV !== undefined && st.dev !== NSFS_DEV)) return undefined;
+  if (!st) return undefined;
+  if (NSFS_DEV !== undefined && st.dev !== NSFS_DEV) return st.isFile() ? UNSEEN : undefined;
   return st.ino;
+}
+
+/** True when the namespace a record names is still there (or cannot be seen from here: see UNSEEN). */
+export function netnsAlive(probe: Pick<HostProbe, 'netnsIno'>, ns: { ino: number; path: string }): boolean {
+  const ino = probe.netnsIno(ns.path);
+  return ino === ns.ino || ino === UNSEEN;
 }
 
 /** Returns the inode of this thread's netns. */
@@ -155,7 +174,7 @@ export async function judgeBinding(r: NetworkRecords, probe: HostProbe): Promise
 
 /** Returns the containers whose netns binding no longer holds. */
 export function deadContainers(containers: readonly ContainerRecord[], probe: Pick<HostProbe, 'netnsIno'>): ContainerRecord[] {
-  return containers.filter((c) => c.netns !== undefined && probe.netnsIno(c.netns.path) !== c.netns.ino);
+  return containers.filter((c) => c.netns !== undefined && !netnsAlive(probe, c.netns));
 }
 
 /** Judges a network and its containers. */

@@ -190,6 +190,10 @@ class Responder implements DnsService {
     return this.server.netnsState(ino);
   }
 
+  reachThrough(ino: number, pid: number): void {
+    this.server.reachThrough(ino, pid);
+  }
+
   /** Runs `job` after everything queued before it; a closed responder runs nothing. */
   private enqueue<T>(job: () => Promise<T>, ifClosed: T): Promise<T> {
     const p = this.queue.then(() => (this.closing ? ifClosed : job()));

@@ -123,6 +123,11 @@ export class DnsServer {
     return this.state.needsPrune;
   }
 
+  /** For the next opening of the 127.0.0.11 sockets in netns `ino`: its path can also be reached through process `pid`'s mount namespace. */
+  reachThrough(ino: number, pid: number): void {
+    this.listeners.reachThrough(ino, pid);
+  }
+
   /** Whether the netns with inode `ino` has its 127.0.0.11 sockets open (undefined: not wanted). */
   netnsState(ino: number): { listening: boolean; error?: string } | undefined {
     return this.listeners.netnsState(ino);

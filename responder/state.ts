@@ -21,7 +21,7 @@
 import type { Logger } from '../pkg/log.ts';
 import { Backend, type ListenAddr, type Upstream, type View, buildView, listenKey, setUpstreams, upstreamsOf } from './backend.ts';
 import { resolvConfNameservers } from './forwarder.ts';
-import { type HostProbe, type NetworkState, deadContainers, judgeBinding } from './liveness.ts';
+import { type HostProbe, type NetworkState, deadContainers, judgeBinding, netnsAlive } from './liveness.ts';
 import type { Place } from './listeners.ts';
 import { type ContainerRecord, EMBEDDED_RESOLVER, type NetworkRecords, type ParsedRecords, listRecordFiles, readRecordsFile } from './records.ts';
 
@@ -146,7 +146,7 @@ export class RecordsState {
       if (this.sweepAt >= list.length) this.sweepAt = 0;
       const [e, c] = list[this.sweepAt++]!;
       if (e.dead.has(c) || !c.netns) continue;
-      if (probe.netnsIno(c.netns.path) === c.netns.ino) continue;
+      if (netnsAlive(probe, c.netns)) continue;
       this.markDead(e, c);
       changed = true;
     }

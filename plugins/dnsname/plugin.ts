@@ -42,7 +42,7 @@ import { LockedDir } from '../../pkg/store/locked-dir.ts';
 import { listenKey } from '../../responder/backend.ts';
 import { type ControlCommand, type ControlReply, controlRequest } from '../../responder/control.ts';
 import { RESPONDER_NODE_FLAGS, ensureResponder } from '../../responder/ensure.ts';
-import { type HostProbe, currentBinding, deadContainers, hostProbe, judgeBinding, netnsInoOf, sameBinding } from '../../responder/liveness.ts';
+import { type HostProbe, UNSEEN, currentBinding, deadContainers, hostProbe, judgeBinding, netnsInoOf, sameBinding } from '../../responder/liveness.ts';
 import {
   type BridgeBinding, type ContainerRecord, EMBEDDED_RESOLVER, type NetworkRecords, RECORDS_SUFFIX, type ResolverMode,
   formatRecords, isValidDnsName, parseRecords, parseUpstream,
@@ -186,7 +186,7 @@ function addressesOf(prev: Result, ifName: string, needGateway: boolean): { addr
 /** The container's netns as ADD found it (CNI_NETNS and the inode it names). */
 function containerNetns(a: CmdArgs): { ino: number; path: string } {
   const ino = a.netns ? netnsInoOf(a.netns) : undefined;
-  if (ino === undefined) {
+  if (ino === undefined || ino === UNSEEN) {
     throw new CniError(CniCode.UnknownContainer, `failed to open netns "${a.netns}"`, 'CNI_NETNS does not name a network namespace (the container is gone?)');
   }
   return { ino, path: a.netns };
@@ -373,7 +373,9 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
       rec.containers.push(entry);
       writeNetwork(d, rec);
       try {
-        const reply = await ensureResponderServing(conf, a, conf.resolver === EMBEDDED_RESOLVER ? `reload netns=${netns.ino}` : 'reload');
+        // With our pid the responder can reach the netns path through our mount namespace
+        // (/proc/PID/root) when it runs in another one and cannot see the runtime's bind mount.
+        const reply = await ensureResponderServing(conf, a, conf.resolver === EMBEDDED_RESOLVER ? `reload netns=${netns.ino} pid=${process.pid}` : 'reload');
         checkListening(conf, reply, gateways);
       } catch (err) {
         // Undo: put the file back as it was, and let the responder forget the entry.
@@ -475,7 +477,8 @@ async function cmdCheck(a: CmdArgs): Promise<void> {
   await withRecordsLock(conf.recordsDir, async (d) => {
     entry = readNetwork(d, conf.network, a.log)?.containers.find((c) => c.containerId === a.containerId && c.ifName === a.ifName);
     if (!entry) throw new CniError(CniCode.Internal, `container "${a.containerId}" (${a.ifName}) has no DNS records in network "${conf.network}"`, `expected in ${join(conf.recordsDir, fileOf(conf.network))}`);
-    await ensureResponderServing(conf, a);
+    // At 127.0.0.11, a responder started meanwhile from another mount namespace may need our view of the netns path.
+    await ensureResponderServing(conf, a, embedded && entry.netns ? `reload netns=${entry.netns.ino} pid=${process.pid}` : 'reload');
   });
   const e = entry!;
   const v4 = embedded || e.addresses.some((x) => !x.includes(':'));
