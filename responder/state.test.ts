@@ -5,13 +5,13 @@
  * scope of a container on several networks (Docker's order, internal networks).
  */
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, silentLogger } from '../pkg/log.ts';
 import { RCODE, TYPE, nameKey } from './wire.ts';
 import { buildView, containerScope, lookupIn } from './backend.ts';
-import { type HostProbe, deadContainers, judgeBinding } from './liveness.ts';
+import { type HostProbe, UNSEEN, deadContainers, judgeBinding, netnsAlive, netnsInoOf } from './liveness.ts';
 import { tryPruneRecordsDir } from './prune.ts';
 import { type ContainerRecord, type NetworkRecords, formatRecords, parseRecords } from './records.ts';
 import { RecordsState } from './state.ts';
@@ -100,6 +100,16 @@ test('liveness: a container is dead once its netns path names another inode or n
   const cs = [ctr('a', '10.89.0.5', '10.89.0.1', ['a'], [11, '/run/netns/a']), ctr('b', '10.89.0.6', '10.89.0.1', ['b'], [12, '/run/netns/b']),
     ctr('c', '10.89.0.7', '10.89.0.1', ['c'], [13, '/run/netns/c']), ctr('d', '10.89.0.8', '10.89.0.1', ['d'])];
   t.deepEqual(deadContainers(cs, probe()).map((c) => c.containerId), ['b', 'c']);
+});
+
+test('liveness: netnsInoOf gives the inode of a namespace file, UNSEEN for a plain file (a bind mount of another mount namespace), nothing for no file', (t) => {
+  const d = dir(t);
+  writeFileSync(join(d, 'pinned'), '');
+  t.is(netnsInoOf('/proc/self/ns/net'), statSync('/proc/self/ns/net').ino);
+  t.is(netnsInoOf(join(d, 'pinned')), UNSEEN);
+  t.is(netnsInoOf(join(d, 'gone')), undefined);
+  t.true(netnsAlive({ netnsIno: netnsInoOf }, { ino: 5, path: join(d, 'pinned') }), 'cannot be seen: alive until the file goes');
+  t.false(netnsAlive({ netnsIno: netnsInoOf }, { ino: 5, path: join(d, 'gone') }));
 });
 
 test('state: gone networks and dead containers are not served and are to be pruned; an address two networks claim goes to the verified one', async (t) => {
