@@ -82,7 +82,8 @@ const servers: Server[] = [
         hostNetns: ctx.hostIno, bridge: { name: 'br0', index: ctx.bridgeIndex }, ...(c.where === 'embedded' ? { resolver: EMBEDDED } : {}),
       }));
       const prof = arg('--cpu-prof') ? [`--cpu-prof`, `--cpu-prof-dir=${arg('--cpu-prof')}`] : [];
-      return [ctx.sb.host, [NODE, ...RESPONDER_NODE_FLAGS, ...prof, join(BIN, 'dnsname'), '--responder', '--records', dir, '--run-dir', dir]];
+      // dist/bin/dnsname is a native launcher: run the bundle as it does (pkg/bundle.ts freshArgv).
+      return [ctx.sb.host, [NODE, ...RESPONDER_NODE_FLAGS, ...prof, join(BIN, '.lib', 'launch.cjs'), 'dnsname', join(BIN, 'dnsname'), '--responder', '--records', dir, '--run-dir', dir]];
     },
   },
   {
