@@ -159,9 +159,10 @@ export class AnswerCache {
 
   /**
    * Returns the cached response to `query` (the client's message) for (`space`, `sub`, `name`):
-   * a fresh buffer with the client's id and question and TTLs counted down; undefined on a miss.
+   * with the client's id and question and TTLs counted down, in a fresh buffer or, with `into`
+   * (large enough), in a view of it; undefined on a miss.
    */
-  get(space: string, sub: number, name: string, query: Buffer): Buffer | undefined {
+  get(space: string, sub: number, name: string, query: Buffer, into?: Buffer): Buffer | undefined {
     const e = this.mapOf(space, sub, false)?.get(name);
     if (!e) { this.stats.misses++; return undefined; }
     const now = this.now();
@@ -176,7 +177,7 @@ export class AnswerCache {
       e.age = age;
       for (let i = 0; i < e.ttlAt.length; i++) e.msg.writeUInt32BE(Math.max(0, e.ttls[i]! - age), e.ttlAt[i]!);
     }
-    const out = Buffer.allocUnsafe(e.msg.length);
+    const out = into && into.length >= e.msg.length ? into.subarray(0, e.msg.length) : Buffer.allocUnsafe(e.msg.length);
     out.set(e.msg);
     out[0] = query[0]!;
     out[1] = query[1]!;

@@ -43,7 +43,10 @@ const BATCH = 64;
 /** Datagrams handled per wake-up of one socket, so that others get their turn. */
 const MAX_PER_TURN = 512;
 
-/** Sends one response back to the client a message came from. */
+/**
+ * Sends one response back to the client a message came from. It copies what it sends before it
+ * returns, so the caller may reuse `msg` at once.
+ */
 export type Reply = (msg: Buffer) => void;
 
 /** Where a message arrived: an address here, or (with `netns`) an address inside that netns. */
@@ -290,9 +293,10 @@ export class Listeners {
   }
 }
 
+/** Sends resp through dgram (a copy: dgram may keep the buffer until the kernel takes it). */
 function sendOne(sock: dgram.Socket, resp: Buffer, port: number, address: string): void {
   try {
-    sock.send(resp, port, address);
+    sock.send(Buffer.from(resp), port, address);
   } catch { /* socket closed by a reload that removed this network */ }
 }
 
@@ -427,7 +431,7 @@ class UdpBatch {
       const rec = this.smeta.subarray(k * UDP_META_SIZE, (k + 1) * UDP_META_SIZE);
       const off = rec.readUInt32LE(0);
       const a = this.addressOf(rec);
-      sendOne(this.sock!, Buffer.from(this.sbuf.subarray(off, off + rec.readUInt32LE(4))), a.port, a.address);
+      sendOne(this.sock!, this.sbuf.subarray(off, off + rec.readUInt32LE(4)), a.port, a.address);
     }
     this.count = 0;
     this.used = 0;

@@ -56,6 +56,12 @@ export interface ServerStats {
   cache?: CacheStats;
 }
 
+/**
+ * Where synchronous replies are encoded (a reply function copies what it sends before it
+ * returns: listeners.ts), so that answering allocates no buffer per query.
+ */
+const OUT = Buffer.allocUnsafe(65536);
+
 const SERVFAIL = { rcode: RCODE.SERVFAIL, aa: false, answers: [], authority: [] } as const;
 const REFUSED = { rcode: RCODE.REFUSED, aa: false, answers: [], authority: [] } as const;
 
@@ -218,24 +224,24 @@ export class DnsServer {
       const scope = this.scopeFor(on, client);
       if (!scope) {
         this.stats.refused++;
-        reply(encodeResponse(query, REFUSED, max));
+        reply(encodeResponse(query, REFUSED, max, OUT));
         return;
       }
       const r = lookupIn(scope, query.key, query.qtype, query.qclass);
       if (r.kind === 'reply') {
         this.stats.answered++;
-        reply(encodeResponse(query, r, max));
+        reply(encodeResponse(query, r, max, OUT));
         return;
       }
       const upstreams = r.kind === 'forward' && !scope.internal ? (scope.upstreams ?? this.hostUpstreams) : [];
       if (!upstreams.length) {
         this.stats.refused++;
-        reply(encodeResponse(query, REFUSED, max));
+        reply(encodeResponse(query, REFUSED, max, OUT));
         return;
       }
       const cache = this.cache;
       const sub = cache ? cacheSub(query, m) : 0;
-      const hit = cache?.get(scope.upstreamKey, sub, query.key, m);
+      const hit = cache?.get(scope.upstreamKey, sub, query.key, m, OUT);
       if (hit) {
         this.stats.cached = (this.stats.cached ?? 0) + 1;
         relay(query, hit, overTcp, max, reply);
