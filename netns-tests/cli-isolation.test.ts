@@ -1,11 +1,13 @@
 /**
  * Isolation as a user gets it from the cnikit command alone (issue 13): networks made with
- * `cnikit network create` (same-bridge by default, `--isolate open`, `--internal`, `--no-icc`),
+ * `cnikit network create` (same-bridge by default, `--isolate open`, `--isolate strict`, `--internal`, `--no-icc`),
  * containers started with `cnikit run`, on a sandbox host whose FORWARD policy is drop, as where
  * Docker runs. Each container runs a relay: asked `HOST PORT` it connects there and answers with
  * what it got, so every connection below starts inside a container. Ends with `network rm` and
  * nothing of the firewall left, in our table or in iptables.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CliSandbox } from './lib/cli-lib.ts';
 import { netnsSerial } from './lib/netns-test.ts';
 import { NODE, tcpRequest } from './lib/sandbox.ts';
@@ -54,6 +56,41 @@ netnsSerial('cnikit network create + run: networks are isolated by default, reac
   t.deepEqual(setComments(c.sb, 'firewall_bridges'), [], 'no network state left');
   t.deepEqual(setComments(c.sb, 'firewall_ctr4'), []);
   t.notRegex(iptablesS(c.sb), /cnikit/, 'our rule left iptables with the last container');
+  t.deepEqual(c.leftovers(), []);
+});
+
+netnsSerial('cnikit network create --isolate strict: its containers reach each other, the outside and published ports, and no other network by address, open ones included, either way', async (t) => {
+  const c = new CliSandbox(t, 'cs');
+  const out = c.sb.outside();
+  bridgeNf(c.sb, true);
+  forwardPolicy(c.sb, 'DROP');
+  for (const [n, extra] of [['s', ['--isolate', 'strict']], ['o', ['--isolate', 'open']], ['d', []]] as const) t.is(c.create(n, ...extra).code, 0, n);
+  const fw = (JSON.parse(readFileSync(join(c.netconf, 's.conflist'), 'utf8')).plugins as Record<string, unknown>[]).find((p) => p.type === 'firewall');
+  t.deepEqual(fw, { type: 'firewall', ingressPolicy: 'same-bridge', strictIsolation: true }, 'netavark\'s strict, not the reference\'s isolated');
+  const ls = JSON.parse(c.cnikit(['network', 'ls', '--json']).stdout) as { name: string; isolation: string }[];
+  t.deepEqual(ls.map((n) => [n.name, n.isolation]).sort(), [['d', 'same-bridge'], ['o', 'open'], ['s', 'strict']]);
+  await serve(c.sb, out, 'outside', 8000);
+  const run = (net: string, name: string, ...more: string[]) => c.start(['--network', net, '--name', name, ...more], [NODE, '-e', RELAY, name]);
+  const started = [await run('s', 's1', '-p', '8084:80'), await run('s', 's2'), await run('o', 'o1', '-p', '8085:80'), await run('d', 'd1')];
+  const [s1, s2, o1, d1] = ['s1', 's2', 'o1', 'd1'].map((n) => addressOf(c, n));
+
+  t.is(via(c, s1!, s2!), 'pong s2', 'inside the strict network');
+  t.is(via(c, s1!, 's2', 80), 'pong s2', 'by name too');
+  t.is(via(c, s1!, '198.51.100.2', 8000), 'outside 198.51.100.1', 's -> the outside');
+  t.is(via(c, d1!, o1!), 'pong o1', 'd -> o: o takes anyone');
+  t.regex(via(c, s1!, o1!), /^ERR /, 's -> o: a strict network reaches no other network, not even an open one');
+  t.regex(via(c, o1!, s1!), /^ERR /, 'o -> s');
+  t.regex(via(c, s1!, d1!), /^ERR /, 's -> d');
+  t.regex(via(c, d1!, s1!), /^ERR /, 'd -> s');
+  t.is(via(c, s1!, '198.51.100.1', 8085), 'pong o1', 's -> o\'s published port through the host address');
+  t.is(via(c, o1!, '198.51.100.1', 8084), 'pong s1', 'o -> s\'s published port through the host address');
+
+  for (const s of started) s.child.kill('SIGTERM');
+  await Promise.all(started.map((s) => s.exited));
+  t.deepEqual(setComments(c.sb, 'firewall_strict'), [], 'the last container took the strict element with it');
+  for (const n of ['s', 'o', 'd']) t.is(c.cnikit(['network', 'rm', n]).code, 0, n);
+  t.deepEqual(setComments(c.sb, 'firewall_bridges'), []);
+  t.notRegex(iptablesS(c.sb), /cnikit/);
   t.deepEqual(c.leftovers(), []);
 });
 

@@ -1,7 +1,8 @@
 /**
  * Isolation between and inside networks (issue 13), with real packets: the firewall's
  * `ingressPolicy` (same-bridge keeps other networks out while each reaches the outside and the
- * other's published ports through a host address, as Docker does), `internal` (nothing in or
+ * other's published ports through a host address, as Docker does), `strictIsolation` (netavark's
+ * strict: also nothing out into another network, an open one included), `internal` (nothing in or
  * out of the bridge, names still resolve), `icc: false` (no traffic between the containers of
  * one bridge, bridged or routed), and the admin chain that runs first. The host's FORWARD policy
  * is drop (iptables-nft) unless a test says otherwise, as on a host where Docker runs.
@@ -14,6 +15,8 @@ import { resolve } from './lib/dns-lib.ts';
 
 const A: NetSpec = { name: 'isoa', bridge: 'cnkia', subnet4: '10.81.1.0/24', subnet6: 'fd81:1::/64' };
 const B: NetSpec = { name: 'isob', bridge: 'cnkib', subnet4: '10.81.2.0/24', subnet6: 'fd81:2::/64' };
+const S: NetSpec = { name: 'isos', bridge: 'cnkis', subnet4: '10.81.3.0/24', subnet6: 'fd81:3::/64' };
+const O: NetSpec = { name: 'isoo', bridge: 'cnkio', subnet4: '10.81.4.0/24', subnet6: 'fd81:4::/64' };
 const PUB_B = [{ hostPort: 8081, containerPort: 80, protocol: 'tcp' }];
 
 /** The server's reply (`<name> <peer address it saw>`), '' when nothing answered. */
@@ -76,6 +79,52 @@ netnsSerial('ingress policies decide for the destination: open lets everyone in,
   detach(sb, a1);
   detach(sb, b1);
   t.deepEqual(setComments(sb, 'firewall_bridges'), []);
+});
+
+netnsSerial('strictIsolation: containers reach each other, the outside and other networks\' published ports; nothing passes between it and an open or same-bridge network by address, either way', async (t) => {
+  const sb = new Sandbox('st');
+  t.teardown(() => sb.cleanup());
+  const out = sb.outside();
+  bridgeNf(sb, true);
+  forwardPolicy(sb, 'DROP');
+  const strict = { ingressPolicy: 'same-bridge', strictIsolation: true };
+  const s1 = attach(sb, S, sb.container('s1'), 's1', { firewall: strict, mappings: [{ hostPort: 8084, containerPort: 80 }] });
+  const s2 = attach(sb, S, sb.container('s2'), 's2', { firewall: strict });
+  const o1 = attach(sb, O, sb.container('o1'), 'o1', { firewall: { ingressPolicy: 'open' }, mappings: [{ hostPort: 8085, containerPort: 80 }] });
+  const b1 = attach(sb, B, sb.container('b1'), 'b1', { firewall: { ingressPolicy: 'same-bridge' }, mappings: PUB_B });
+  for (const a of [s1, s2, o1, b1]) await serve(sb, a.ns, a.cid, 80);
+  await serve(sb, out, 'outside', 8000);
+
+  t.is(reply(sb, s1.ns, s2.ip4, 80), `s2 ${s1.ip4}`, 'inside the strict network');
+  t.is(reply(sb, s1.ns, s2.ip6, 80), `s2 ${s1.ip6}`, 'inside it over IPv6');
+  t.is(reply(sb, s1.ns, '198.51.100.2', 8000), 'outside 198.51.100.1', 'the strict network reaches the outside');
+  t.is(reply(sb, s1.ns, '2001:db8:ff::2', 8000), 'outside 2001:db8:ff::1', 'over IPv6 too');
+  t.is(reply(sb, b1.ns, o1.ip4, 80), 'o1 10.81.4.1', 'same-bridge -> open passes (the destination decides)');
+  t.is(reply(sb, s1.ns, o1.ip4, 80), '', 'strict -> open by address is dropped (the source decides too)');
+  t.is(reply(sb, s1.ns, o1.ip6, 80), '', 'over IPv6 as well');
+  t.is(reply(sb, o1.ns, s1.ip4, 80), '', 'open -> strict is dropped');
+  t.is(reply(sb, s1.ns, b1.ip4, 80), '', 'strict -> same-bridge is dropped');
+  t.is(reply(sb, b1.ns, s1.ip4, 80), '', 'same-bridge -> strict is dropped');
+  sb.exec(s1.ns, 'ip', ['route', 'add', `${o1.ip4}/32`, 'via', '10.81.3.1']);
+  t.is(reply(sb, s1.ns, o1.ip4, 80), '', 'not with an explicit route either');
+  t.is(reply(sb, s1.ns, '198.51.100.1', 8085), 'o1 10.81.4.1', 'strict reaches the open network\'s published port through the host address');
+  t.is(reply(sb, s1.ns, '198.51.100.1', 8081), 'b1 10.81.2.1', 'and the same-bridge network\'s');
+  t.is(reply(sb, o1.ns, '198.51.100.1', 8084), 's1 10.81.3.1', 'others reach the strict network\'s published port');
+  t.is(reply(sb, out, '198.51.100.1', 8084), 's1 198.51.100.2', 'so does the outside');
+
+  t.is(firewallCall(sb, s1, 'CHECK').code, 0, firewallCall(sb, s1, 'CHECK').stdout);
+  const loose = firewallCall(sb, s1, 'CHECK', { ingressPolicy: 'same-bridge' });
+  t.regex(loose.json?.details ?? '', /strict isolation of bridge cnkis is set, the config does not ask for it/, 'CHECK tells the config from the kernel');
+  t.deepEqual(setComments(sb, 'firewall_strict'), ['net=isos']);
+  detach(sb, s1);
+  t.deepEqual(setComments(sb, 'firewall_strict'), ['net=isos'], 'the element stays while the network has a container');
+  t.is(reply(sb, s2.ns, o1.ip4, 80), '', 'and still holds');
+  detach(sb, s2);
+  t.deepEqual(setComments(sb, 'firewall_strict'), [], 'the last DEL removes it');
+  t.deepEqual(setComments(sb, 'firewall_isolated'), ['net=isob'], 'only the strict network\'s state went');
+  for (const a of [o1, b1]) detach(sb, a);
+  t.deepEqual(setComments(sb, 'firewall_bridges'), []);
+  t.notRegex(iptablesS(sb), /cnikit/);
 });
 
 netnsSerial('internal: nothing in or out of the bridge, whatever the routes; containers inside reach each other and resolve names', async (t) => {

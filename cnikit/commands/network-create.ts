@@ -39,7 +39,7 @@ export function register(network: Command): void {
     .option('--gateway <ip>', 'gateway of the subnet that holds it (default: its first address)', collectAddress())
     .option('--ipv6', 'also a ULA /64 (when no IPv6 --subnet is given)')
     .option('--internal', 'no route or masquerade out; DNS answers container names only')
-    .addOption(new Option('--isolate <mode>', 'who may reach this network\'s containers (firewall ingressPolicy): open, same-bridge (default), strict').choices(['open', 'same-bridge', 'strict']))
+    .addOption(new Option('--isolate <mode>', 'isolation from other networks: open (anyone may connect in), same-bridge (default: no other network may), strict (nor may this one connect out to them)').choices(['open', 'same-bridge', 'strict']))
     .option('--no-icc', 'containers of this network cannot reach each other (Docker enable_icc=false)')
     .option('--no-dns', 'no dnsname plugin in the chain')
     .addOption(new Option('--resolver <where>', 'where containers ask for names').choices(['gateway', '127.0.0.11']).default('gateway'))

@@ -34,7 +34,8 @@ test('firewall and tuning join the chain in contract order once they are built',
   t.deepEqual(types(base), ['bridge', 'portmap', 'firewall', 'tuning', 'dnsname']);
   const fw = (s: NetworkSpec) => (buildConflist(s, all).plugins as Record<string, unknown>[]).find((p) => p.type === 'firewall');
   t.deepEqual(fw(base), { type: 'firewall', ingressPolicy: 'same-bridge' });
-  t.deepEqual(fw({ ...base, isolate: 'strict', icc: false }), { type: 'firewall', ingressPolicy: 'isolated', icc: false });
+  t.deepEqual(fw({ ...base, isolate: 'strict' }), { type: 'firewall', ingressPolicy: 'same-bridge', strictIsolation: true }, 'netavark strict, not the reference\'s isolated');
+  t.deepEqual(fw({ ...base, isolate: 'strict', icc: false }), { type: 'firewall', ingressPolicy: 'same-bridge', strictIsolation: true, icc: false });
   t.deepEqual(fw({ ...base, isolate: 'open', internal: true }), { type: 'firewall', ingressPolicy: 'open', internal: true });
   t.deepEqual((buildConflist(base, all).plugins as Record<string, unknown>[])[3], { type: 'tuning', capabilities: { mac: true } });
 });
@@ -67,4 +68,8 @@ test('summaries of our conflists and of others (Podman-style, single .conf, lega
   t.like(summarize({ cniVersion: '0.3.1', name: 'old', type: 'bridge', ipam: { type: 'host-local', subnet: '10.1.0.0/16' } }, 'o'), { bridge: 'cni0', subnets: ['10.1.0.0/16'] });
   t.like(summarize({ name: 'mv', plugins: [{ type: 'macvlan', ipam: { type: 'static', addresses: [{ address: '192.0.2.5/24' }] } }] }, 'm'), { bridge: undefined, subnets: ['192.0.2.0/24'] });
   t.like(summarize({ name: 'fake', cnikit: { createdBy: 'someone else' }, plugins: [] }, 'f'), { cnikit: undefined });
+  const all = new Set([...TODAY, 'firewall']);
+  const isolation = (isolate: NetworkSpec['isolate']) => summarize(buildConflist({ ...base, isolate }, all), 'i').isolation;
+  t.deepEqual([isolation('open'), isolation('same-bridge'), isolation('strict')], ['open', 'same-bridge', 'strict'], '--isolate reads back as given');
+  t.is(summarize({ name: 'p', plugins: [{ type: 'firewall', backend: '', ingressPolicy: '' }] }, 'p').isolation, 'open', 'the reference\'s "" is open');
 });

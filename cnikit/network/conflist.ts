@@ -20,8 +20,16 @@ export const DEFAULT_DOMAIN = 'dns.cnikit';
 
 export type Isolation = 'open' | 'same-bridge' | 'strict';
 
-/** --isolate to the firewall plugin's `ingressPolicy` (reference semantics; CONTRACTS.md). */
-export const INGRESS_POLICY: Record<Isolation, string> = { open: 'open', 'same-bridge': 'same-bridge', strict: 'isolated' };
+/**
+ * --isolate to the firewall plugin's keys (CONTRACTS.md). strict is netavark's `isolate: strict`:
+ * `same-bridge` keeps other networks out and cnikit's `strictIsolation` keeps this one's
+ * containers from reaching into them, while they still reach each other. Not the reference's
+ * `isolated`, which also cuts them off from each other (that is `--no-icc`). A reference
+ * firewall ignores the extension key and gives the closest it has, same-bridge.
+ */
+export const FIREWALL_ISOLATION: Record<Isolation, { ingressPolicy: string; strictIsolation?: true }> = {
+  open: { ingressPolicy: 'open' }, 'same-bridge': { ingressPolicy: 'same-bridge' }, strict: { ingressPolicy: 'same-bridge', strictIsolation: true },
+};
 
 export type Resolver = 'gateway' | '127.0.0.11';
 
@@ -63,7 +71,7 @@ export function buildConflist(spec: NetworkSpec, types: ReadonlySet<string>): Re
   if (types.has('portmap')) plugins.push({ type: 'portmap', capabilities: { portMappings: true } });
   if (types.has('firewall')) {
     plugins.push({
-      type: 'firewall', ingressPolicy: INGRESS_POLICY[spec.isolate],
+      type: 'firewall', ...FIREWALL_ISOLATION[spec.isolate],
       ...(spec.internal ? { internal: true } : {}), ...(spec.icc ? {} : { icc: false }),
     });
   }
@@ -93,7 +101,7 @@ export interface NetworkSummary {
   /** dnsname's domain and resolver; undefined without dnsname. */
   dns: { domain: string; resolver: string } | undefined;
   internal: boolean;
-  /** The firewall plugin's ingressPolicy, if it is in the chain. */
+  /** The firewall plugin's ingressPolicy (`strict` with its strictIsolation), if it is in the chain. */
   isolation: string | undefined;
   /** Set when `cnikit network create` made it. */
   cnikit: { labels: Record<string, string>; created: string } | undefined;
@@ -149,7 +157,7 @@ export function summarize(raw: Obj, file: string): NetworkSummary {
     // Ours without a firewall or DNS say so by having no way out; others only by the extension keys.
     internal: fw?.internal === true || dns?.internal === true
       || (!!meta && br !== undefined && br.ipMasq !== true && !plugins.some((p) => isObj(p.ipam) && Array.isArray(p.ipam.routes) && p.ipam.routes.length > 0)),
-    isolation: fw ? str(fw.ingressPolicy) ?? 'open' : undefined,
+    isolation: fw ? (fw.strictIsolation === true ? 'strict' : str(fw.ingressPolicy) || 'open') : undefined,
     cnikit: meta ? { labels, created: str(meta.created) ?? '' } : undefined,
     types: plugins.map((p) => str(p.type) ?? '?'),
   };

@@ -50,8 +50,18 @@ export class Netns {
     return new Netns(path, fd);
   }
 
+  private closed = false;
+
+  /**
+   * Closes the namespace fd; a second call does nothing. Why the flag and not a caught EBADF:
+   * fd numbers are reused at once, and threads of one process (ava's workers, the engine's
+   * libuv pool) share them, so a second close() would close whatever file got that number in
+   * between, e.g. another thread's socket or event loop.
+   */
   close(): void {
-    try { closeSync(this.fd); } catch { /* already closed */ }
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
   }
 }
 

@@ -120,10 +120,18 @@ export async function checkOwned<E extends ElementSpec>(nft: Nftables, t: TableR
  */
 export async function gcOwned(nft: Nftables, t: TableRef, sets: readonly string[], network: string, valid: readonly Attachment[]): Promise<number> {
   const keep = new Set(valid.map((v) => attachmentKey(v.containerID, v.ifname)));
-  const stale = await findElements(nft, t, sets, (c) => {
-    const o = parseOwnerTag(c);
-    return !!o && o.network === network && !keep.has(attachmentKey(o.containerId, o.ifName));
-  });
-  await deleteElements(nft, t, stale);
-  return stale.length;
+  // Two rounds at most, as deleteOwned: a DEL running at the same moment may take one of the
+  // stale elements between the scan and the delete (ENOENT fails the whole transaction).
+  for (let round = 0; ; round++) {
+    const stale = await findElements(nft, t, sets, (c) => {
+      const o = parseOwnerTag(c);
+      return !!o && o.network === network && !keep.has(attachmentKey(o.containerId, o.ifName));
+    });
+    try {
+      await deleteElements(nft, t, stale);
+      return stale.length;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT' || round >= 1) throw err;
+    }
+  }
 }

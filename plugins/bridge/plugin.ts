@@ -10,7 +10,7 @@
  * executable. Netlink handles and sysctls come from the call (`a.kernel`).
  */
 import { aboutOf } from '../../executables.ts';
-import { CniCode, CniError, wrap } from '../../pkg/cni/errors.ts';
+import { CniCode, CniError, errorText, wrap } from '../../pkg/cni/errors.ts';
 import { type InProcessPlugins, delegate } from '../../pkg/cni/invoke.ts';
 import { type Interface, type Result, containerIPs, parseResult } from '../../pkg/cni/result.ts';
 import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
@@ -153,14 +153,21 @@ export function makeBridgePlugin(deps: BridgeDeps = {}): Plugin {
 
   async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
     const conf = parseBridgeConf(a, false);
-    if (conf.ipamType) await ipamCall('GC', conf, a);
+    // docs/cni-notes.md §1.5: GC continues past errors and reports them, so a failing IPAM GC
+    // does not keep the masquerade elements of dead attachments.
+    const errors: CniError[] = [];
+    if (conf.ipamType) {
+      try { await ipamCall('GC', conf, a); } catch (err) { errors.push(wrap(err, `failed to garbage-collect the IPAM leases (${conf.ipamType} GC)`)); }
+    }
     // Any network may have used ipMasq before its config changed, so GC always looks.
-    const [{ gcIpMasq }, nft] = await Promise.all([loadIpMasq(), a.kernel.nftables()]);
     try {
+      const [{ gcIpMasq }, nft] = await Promise.all([loadIpMasq(), a.kernel.nftables()]);
       await gcIpMasq(nft, conf.name, valid);
     } catch (err) {
-      throw wrap(err, 'failed to remove stale IP masquerade elements');
+      errors.push(wrap(err, 'failed to remove stale IP masquerade elements'));
     }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length) throw new CniError(errors[0]!.code, 'bridge GC failed', errors.map((e) => errorText(e)).join('; '));
   }
 
   return { about: aboutOf('bridge'), add: cmdAdd, del: cmdDel, check: cmdCheck, status: cmdStatus, gc: cmdGc };

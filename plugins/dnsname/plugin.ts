@@ -437,7 +437,8 @@ async function cmdDel(a: CmdArgs): Promise<void> {
 
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
   const dirs = stateDirsForCleanup(a);
-  if (!dirs) return;
+  // As DEL: only where the records are (docs/cni-notes.md §1.5), and nothing made when there are none.
+  if (!dirs || !existsSync(join(dirs.recordsDir, fileOf(dirs.network)))) return;
   const keep = new Set(valid.map((v) => `${v.containerID}\n${v.ifname}`));
   await removeEntries(a, dirs, (c) => !keep.has(`${c.containerId}\n${c.ifName}`));
 }

@@ -25,6 +25,8 @@ test('backend firewalld', rejects, { backend: 'firewalld', prevResult }, 2, /fir
 test('backend unknown', rejects, { backend: 'ipfw', prevResult }, 7, /backend: must be/);
 test('ingressPolicy unknown (the reference\'s message)', rejects, { ingressPolicy: 'strict', prevResult }, 7, /unknown ingress policy: "strict"/);
 test('isolated with icc true', rejects, { ingressPolicy: 'isolated', icc: true, prevResult }, 7, /icc: ingressPolicy "isolated"/);
+test('strictIsolation with ingressPolicy open', rejects, { strictIsolation: true, ingressPolicy: 'open', prevResult }, 7, /strictIsolation: .*"ingressPolicy": "open" contradicts it/);
+test('strictIsolation not a boolean', rejects, { strictIsolation: 'yes', prevResult }, 7, /strictIsolation/);
 test('internal not a boolean', rejects, { internal: 'yes', prevResult }, 7, /internal/);
 test('admin chain with a space', rejects, { iptablesAdminChainName: 'MY ADMIN', prevResult }, 7, /iptablesAdminChainName: must be/);
 test('admin chain too long for iptables', rejects, { iptablesAdminChainName: 'A'.repeat(29), prevResult }, 7, /1-28 characters/);
@@ -36,12 +38,21 @@ test('prevResult without addresses of the interface', rejects, { prevResult: { .
 test('defaults: open, not internal, icc on, CNI-ADMIN; backend "" and "nftables" are ours', (t) => {
   for (const backend of [undefined, '', 'nftables']) {
     const c = parseFirewallConf({ ...base, ...(backend === undefined ? {} : { backend }), prevResult, firewalldZone: 'trusted' });
-    t.like(c, { ingressPolicy: 'open', internal: false, icc: true, adminChain: 'CNI-ADMIN', cniVersion: '1.0.0' });
+    t.like(c, { ingressPolicy: 'open', internal: false, icc: true, strict: false, adminChain: 'CNI-ADMIN', cniVersion: '1.0.0' });
   }
   t.like(parseFirewallConf({ ...base, ingressPolicy: '' }), { ingressPolicy: 'open' });
   t.like(parseFirewallConf({ ...base, ingressPolicy: 'isolated' }), { ingressPolicy: 'isolated', icc: false }, 'isolated implies icc false');
   t.like(parseFirewallConf({ ...base, ingressPolicy: 'same-bridge', internal: true, icc: false, iptablesAdminChainName: 'MY-ADMIN' }),
     { ingressPolicy: 'same-bridge', internal: true, icc: false, adminChain: 'MY-ADMIN' });
+});
+
+test('strictIsolation: implies the ingress part (same-bridge) when ingressPolicy is unset; keeps icc; combines with isolated', (t) => {
+  t.like(parseFirewallConf({ ...base, ingressPolicy: 'same-bridge', strictIsolation: true }), { ingressPolicy: 'same-bridge', strict: true, icc: true });
+  for (const ingressPolicy of [undefined, '']) {
+    t.like(parseFirewallConf({ ...base, ...(ingressPolicy === undefined ? {} : { ingressPolicy }), strictIsolation: true }), { ingressPolicy: 'same-bridge', strict: true });
+  }
+  t.like(parseFirewallConf({ ...base, ingressPolicy: 'isolated', strictIsolation: true }), { ingressPolicy: 'isolated', strict: true, icc: false });
+  t.like(parseFirewallConf({ ...base, ingressPolicy: 'open', strictIsolation: false }), { ingressPolicy: 'open', strict: false });
 });
 
 test('the attachment: bridge interfaces[0], the veth after it, the addresses of the container interface only', (t) => {

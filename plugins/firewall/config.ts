@@ -1,9 +1,16 @@
 /**
  * The firewall plugin's config (docs/cni-notes.md §11.1): the reference keys `backend`,
  * `iptablesAdminChainName`, `ingressPolicy` (and `firewalldZone`, accepted and unused as the
- * reference's iptables backend does), cnikit's extensions `internal` and `icc`, and what the
- * plugin takes from prevResult: the host-side interface (the bridge) and the container's
- * addresses. Every check happens here, before anything is touched.
+ * reference's iptables backend does), cnikit's extensions `internal`, `icc` and
+ * `strictIsolation`, and what the plugin takes from prevResult: the host-side interface (the
+ * bridge) and the container's addresses. Every check happens here, before anything is touched.
+ *
+ * `strictIsolation: true` is netavark's `isolate: strict` (docs/cni-notes.md §15.2): besides
+ * keeping other networks out (the ingress part, which it implies), nothing of this network
+ * reaches another cnikit bridge, an open one included, while its containers still reach each
+ * other, the outside and other networks' published ports through a host address. The
+ * reference's `isolated` is not that: it also cuts the bridge's containers off from each other
+ * (icc false), which is why `--isolate strict` writes `same-bridge` plus this key.
  *
  * `backend`: cnikit has one implementation, its own nftables one (plugins/firewall/rules.ts),
  * selected by `""`, by leaving the key out, or by `"nftables"`. `"iptables"` and `"firewalld"`
@@ -31,6 +38,7 @@ const schema = z.object({
   firewalldZone: z.optional(z.string()),
   internal: z.optional(z.boolean()),
   icc: z.optional(z.boolean()),
+  strictIsolation: z.optional(z.boolean()),
 });
 
 export type IngressPolicy = 'open' | 'same-bridge' | 'isolated';
@@ -45,6 +53,8 @@ export interface NetworkPolicy {
   internal: boolean;
   /** Containers of the bridge may reach each other (false: Docker's enable_icc=false; implied by `isolated`). */
   icc: boolean;
+  /** Nothing is forwarded from this bridge into another cnikit bridge either (netavark isolate strict; implies ingress isolation). */
+  strict: boolean;
   /** The chain in table inet cnikit that runs first for this network's traffic. */
   adminChain: string;
 }
@@ -107,14 +117,20 @@ function adminChainOf(v: string | undefined): string {
 export function parseFirewallConf(raw: Record<string, unknown>): FirewallConf {
   const c = parseWith(schema, raw);
   checkBackend(c.backend);
-  const ingressPolicy = ingressPolicyOf(c.ingressPolicy);
+  let ingressPolicy = ingressPolicyOf(c.ingressPolicy);
   if (ingressPolicy === 'isolated' && c.icc === true) {
     throw invalidConfig('icc: ingressPolicy "isolated" already keeps containers of the bridge from reaching each other; "icc": true contradicts it');
   }
+  const strict = c.strictIsolation ?? false;
+  if (strict && c.ingressPolicy === 'open') {
+    throw invalidConfig('strictIsolation: it keeps other networks out as well as in; "ingressPolicy": "open" contradicts it (use "same-bridge", or leave ingressPolicy out)');
+  }
+  // Strict isolation includes the ingress part: an unset (or "") policy becomes same-bridge.
+  if (strict && ingressPolicy === 'open') ingressPolicy = 'same-bridge';
   const prevResult = parsePrevResult(c.prevResult, c.cniVersion ?? '0.1.0');
   return {
     name: c.name, cniVersion: c.cniVersion ?? '0.1.0', prevResult, ingressPolicy,
-    internal: c.internal ?? false, icc: ingressPolicy === 'isolated' ? false : (c.icc ?? true), adminChain: adminChainOf(c.iptablesAdminChainName),
+    internal: c.internal ?? false, icc: ingressPolicy === 'isolated' ? false : (c.icc ?? true), strict, adminChain: adminChainOf(c.iptablesAdminChainName),
   };
 }
 

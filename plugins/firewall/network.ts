@@ -92,7 +92,7 @@ export async function planBridge(nft: Nftables, network: string, bridge: string,
   const why = [...missing, ...stale.map((x) => x.describe)].join('; ');
   if ((await bridgesInUse(nft)).has(bridge)) {
     throw new CniError(CniCode.InvalidConfig, `bridge "${bridge}" is already used by network "${owner}" with other firewall settings`,
-      `${why}; give the networks the same ingressPolicy, internal, icc and iptablesAdminChainName, or separate bridges`);
+      `${why}; give the networks the same ingressPolicy, internal, icc, strictIsolation and iptablesAdminChainName, or separate bridges`);
   }
   // Left over from containers of that network whose DEL never came: take the bridge over.
   return { stale: bridgeKeys(bridge).filter((k) => state.has(k.set)), note: `bridge ${bridge} had the settings of network "${owner}" and no container: taken over` };

@@ -2,9 +2,9 @@
  * The firewall plugin (type `firewall`, chained after bridge): keeps containers' traffic flowing
  * on hosts whose forward chains drop by default (iptables-nft's `filter FORWARD` after
  * `iptables -P FORWARD DROP`, as Docker leaves it, or a native nft table), and isolates networks
- * (`ingressPolicy`, `internal`, `icc`) in table inet cnikit. rules.ts holds the ruleset and why
- * it passes its verdict on as a packet mark; foreign.ts the one rule we add to foreign chains;
- * network.ts the state a network's containers share.
+ * (`ingressPolicy`, `internal`, `icc`, `strictIsolation`) in table inet cnikit. rules.ts holds
+ * the ruleset and why it passes its verdict on as a packet mark; foreign.ts the one rule we add
+ * to foreign chains; network.ts the state a network's containers share.
  *
  * ADD   validate; bring the bridge's shared state in line with this network's policy; ONE
  *       transaction: table, sets, chains, fixed rules, the network's elements (shared) and this

@@ -18,14 +18,14 @@ import {
 } from './rules.ts';
 import type { NetworkPolicy } from './config.ts';
 
-const OPEN: NetworkPolicy = { ingressPolicy: 'open', internal: false, icc: true, adminChain: 'CNI-ADMIN' };
+const OPEN: NetworkPolicy = { ingressPolicy: 'open', internal: false, icc: true, strict: false, adminChain: 'CNI-ADMIN' };
 const skeleton = firewallSkeleton('CNI-ADMIN');
 const forward = skeleton.rules.filter((r) => r.chain === CHAIN.FORWARD);
 
 /** The capture of each rule of firewall_forward, in order (rules.ts's header in nft syntax). */
 const FORWARD_GOLDEN = [
   'fwMarkClear', 'fwNotOurs', 'fwMarkSet', 'fwAdminOut', 'fwAdminIn', 'fwMarkClear', 'fwInternalOut', 'fwInternalIn',
-  'fwEstablished', 'fwPublished4', 'fwPublished6', 'fwNoIcc', 'fwIsolated', 'fwFromCtr4', 'fwFromCtr6',
+  'fwEstablished', 'fwPublished4', 'fwPublished6', 'fwNoIcc', 'fwIsolated', 'fwStrict', 'fwFromCtr4', 'fwFromCtr6',
 ];
 
 test('every rule of firewall_forward encodes as nft encodes its text', (t) => {
@@ -62,12 +62,15 @@ test('the skeleton: base chains at -200 and 200, the admin chain left to the adm
 });
 
 test('a network\'s elements: shared, tagged with the network, only what its policy asks for', (t) => {
-  const els = networkElements('net', 'cnk0', { ingressPolicy: 'same-bridge', internal: true, icc: false, adminChain: 'MY-ADMIN' });
+  const els = networkElements('net', 'cnk0', { ingressPolicy: 'same-bridge', internal: true, icc: false, strict: false, adminChain: 'MY-ADMIN' });
   t.deepEqual(els.map((e) => e.set), [SET.BRIDGES, SET.SAME, SET.ADMIN, SET.ISOLATED, SET.INTERNAL, SET.NOICC]);
   t.true(els.every((e) => e.shared && e.comment === 'net=net'));
   t.deepEqual(els[2]!.verdict, { verdict: 'jump', chain: 'MY-ADMIN' });
   t.is(els[1]!.key.toString('hex'), '636e6b30'.padEnd(32, '0').repeat(2), 'cnk0 . cnk0, each NUL-padded to 16 bytes');
   t.deepEqual(networkElements('net', 'cnk0', OPEN).map((e) => e.set), [SET.BRIDGES, SET.SAME, SET.ADMIN]);
+  const strict = networkElements('net', 'cnk0', { ...OPEN, ingressPolicy: 'same-bridge', strict: true });
+  t.deepEqual(strict.map((e) => e.set), [SET.BRIDGES, SET.SAME, SET.ADMIN, SET.ISOLATED, SET.STRICT], 'strict: kept out and kept in, icc on');
+  t.is(strict[4]!.key.toString('hex'), '636e6b30'.padEnd(32, '0'), 'the bridge alone');
   t.is(parseNetworkTag('net=net'), 'net');
   t.is(parseNetworkTag('net=net id=c if=eth0'), undefined, 'a container\'s owner tag is not a network tag');
 });
@@ -99,7 +102,7 @@ test('foreign chains: filter base chains on the forward hook of ip/ip6/inet tabl
 });
 
 test('a bridge\'s state against a policy: what is missing, what is there too much, an admin jump elsewhere', (t) => {
-  const isolated: NetworkPolicy = { ingressPolicy: 'isolated', internal: false, icc: false, adminChain: 'CNI-ADMIN' };
+  const isolated: NetworkPolicy = { ingressPolicy: 'isolated', internal: false, icc: false, strict: false, adminChain: 'CNI-ADMIN' };
   const have = new Map([
     [SET.BRIDGES, { key: Buffer.alloc(16), flags: 0, comment: 'net=net' }],
     [SET.ADMIN, { key: Buffer.alloc(16), flags: 0, verdict: { code: -3, chain: 'OLD-ADMIN' } }],

@@ -17,6 +17,7 @@
  *     set firewall_isolated { type ifname; }                 ingressPolicy same-bridge or isolated
  *     set firewall_internal { type ifname; }                 internal: nothing forwarded in or out
  *     set firewall_noicc    { type ifname . ifname; }        icc false / isolated: bridge . bridge
+ *     set firewall_strict   { type ifname; }                 strictIsolation: nothing out into another bridge of ours
  *     map firewall_admin    { type ifname : verdict; }       bridge : jump <iptablesAdminChainName>
  *     set firewall_ctr4     { type ifname . ipv4_addr; }     per container address: bridge . address
  *     set firewall_ctr6     { type ifname . ipv6_addr; }
@@ -35,6 +36,7 @@
  *       ct status dnat meta nfproto ipv6 oifname . ip6 daddr @firewall_ctr6 meta mark set meta mark | M accept
  *       iifname . oifname @firewall_noicc drop                             icc off, also when routed
  *       oifname @firewall_isolated iifname @firewall_bridges iifname . oifname != @firewall_same drop
+ *       iifname @firewall_strict oifname @firewall_bridges iifname . oifname != @firewall_same drop
  *       meta nfproto ipv4 iifname . ip saddr @firewall_ctr4 meta mark set meta mark | M accept   from a container
  *       meta nfproto ipv6 iifname . ip6 saddr @firewall_ctr6 meta mark set meta mark | M accept
  *     }
@@ -48,9 +50,12 @@
  * Isolation is the destination's ingress policy: a network with `same-bridge` (or `isolated`)
  * takes no new connection from another cnikit bridge unless it was DNAT'ed to one of its
  * containers (a published port reached through a host address), whatever routes the containers
- * add. icc false is enforced twice: here for routed traffic (through the gateway) and by the
+ * add. A strict network (`strictIsolation`, netavark's `isolate: strict`) is isolated by its
+ * source too: it opens no new connection into any other cnikit bridge, an open one included,
+ * with the same exception for published ports; its own bridge and the outside stay reachable.
+ * icc false is enforced twice: here for routed traffic (through the gateway) and by the
  * bridge ports' `isolated` flag for bridged frames, which never reach the IP hooks without
- * br_netfilter (plugin.ts). Everything per network is at most six elements and per container one
+ * br_netfilter (plugin.ts). Everything per network is at most seven elements and per container one
  * element per address, so nothing here grows with the number of networks or containers.
  */
 import { type Family, formatCidr, ipToBytes } from '../../pkg/ip/cidr.ts';
@@ -77,11 +82,11 @@ export const PRIORITY = { FORWARD: -200, UNMARK: 200 } as const;
 
 export const SET = {
   BRIDGES: 'firewall_bridges', SAME: 'firewall_same', ISOLATED: 'firewall_isolated', INTERNAL: 'firewall_internal',
-  NOICC: 'firewall_noicc', ADMIN: 'firewall_admin', CTR4: 'firewall_ctr4', CTR6: 'firewall_ctr6',
+  NOICC: 'firewall_noicc', STRICT: 'firewall_strict', ADMIN: 'firewall_admin', CTR4: 'firewall_ctr4', CTR6: 'firewall_ctr6',
 } as const;
 
 /** The sets that hold a network's elements (keyed by its bridge). */
-export const NETWORK_SETS: string[] = [SET.BRIDGES, SET.SAME, SET.ISOLATED, SET.INTERNAL, SET.NOICC, SET.ADMIN];
+export const NETWORK_SETS: string[] = [SET.BRIDGES, SET.SAME, SET.ISOLATED, SET.INTERNAL, SET.NOICC, SET.STRICT, SET.ADMIN];
 /** The sets that hold a container's elements. */
 export const CONTAINER_SETS: string[] = [SET.CTR4, SET.CTR6];
 
@@ -112,6 +117,7 @@ function forwardRules(): RuleSpec[] {
     ...([4, 6] as const).map((f) => r(ctStatusDnat(), nfproto(f), inSet(['oifname', addrField(f, 'daddr')], ctrSet(f)), markAccept())),
     r(inSet(['iifname', 'oifname'], SET.NOICC), drop()),
     r(inSet(['oifname'], SET.ISOLATED), inSet(['iifname'], SET.BRIDGES), elsewhere(), drop()),
+    r(inSet(['iifname'], SET.STRICT), inSet(['oifname'], SET.BRIDGES), elsewhere(), drop()),
     ...([4, 6] as const).map((f) => r(nfproto(f), inSet(['iifname', addrField(f, 'saddr')], ctrSet(f)), markAccept())),
   ];
 }
@@ -124,6 +130,7 @@ export function firewallSkeleton(adminChain: string): Ruleset {
     { name: SET.ISOLATED, key: ['ifname'] },
     { name: SET.INTERNAL, key: ['ifname'] },
     { name: SET.NOICC, key: ['ifname', 'ifname'] },
+    { name: SET.STRICT, key: ['ifname'] },
     { name: SET.CTR4, key: ['ifname', 'ipv4_addr'] },
     { name: SET.CTR6, key: ['ifname', 'ipv6_addr'] },
     { name: SET.ADMIN, key: ['ifname'], data: ['verdict'] },
@@ -167,6 +174,7 @@ export function networkCandidates(network: string, bridge: string, p: NetworkPol
     { set: SET.ISOLATED, key: b, comment, shared: true, wanted: p.ingressPolicy !== 'open', describe: `ingress isolation of bridge ${bridge}` },
     { set: SET.INTERNAL, key: b, comment, shared: true, wanted: p.internal, describe: `internal bridge ${bridge}` },
     { set: SET.NOICC, key: pair(bridge), comment, shared: true, wanted: !p.icc, describe: `no traffic between containers of bridge ${bridge}` },
+    { set: SET.STRICT, key: b, comment, shared: true, wanted: p.strict, describe: `strict isolation of bridge ${bridge}` },
   ];
 }
 
@@ -180,7 +188,7 @@ export function bridgeKeys(bridge: string): { set: string; key: Buffer }[] {
   const b = ifnameBytes(bridge);
   return [
     { set: SET.BRIDGES, key: b }, { set: SET.SAME, key: pair(bridge) }, { set: SET.ADMIN, key: b },
-    { set: SET.ISOLATED, key: b }, { set: SET.INTERNAL, key: b }, { set: SET.NOICC, key: pair(bridge) },
+    { set: SET.ISOLATED, key: b }, { set: SET.INTERNAL, key: b }, { set: SET.NOICC, key: pair(bridge) }, { set: SET.STRICT, key: b },
   ];
 }
 

@@ -19,7 +19,8 @@
  * CHECK the fixed rules are in place, every element this attachment should own is there, ours,
  *       and points at the container, and (snat, IPv4) route_localnet is on.
  * GC    removes elements of this network whose attachment is not in cni.dev/valid-attachments,
- *       then deletes table inet cnikit if no element of anyone is left.
+ *       then deletes table inet cnikit if no element of anyone is left. It needs only the
+ *       network name, so a config it cannot parse does not stop it (docs/cni-notes.md §1.5).
  */
 import { aboutOf } from '../../executables.ts';
 import { CniCode, CniError, describe, invalidConfig, wrap } from '../../pkg/cni/errors.ts';
@@ -190,10 +191,11 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
     },
 
     async gc(a: CmdArgs, valid: Attachment[]): Promise<void> {
-      const conf = parsePortmapConf(a.conf);
+      // The owner tags carry the network (skel checked the name): nothing else of the config is
+      // read, so mappings or options GC cannot parse never keep stale mappings alive.
       const nft = await a.kernel.nftables();
       try {
-        await gcOwned(nft, CNIKIT_TABLE, ALL_SETS, conf.name, valid);
+        await gcOwned(nft, CNIKIT_TABLE, ALL_SETS, a.conf.name, valid);
       } catch (err) {
         throw wrap(err, 'failed to remove stale port mappings');
       }

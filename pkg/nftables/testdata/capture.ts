@@ -30,6 +30,7 @@ const FW_SETUP = `table inet cnikit {
   set firewall_isolated { type ifname; }
   set firewall_internal { type ifname; }
   set firewall_noicc { type ifname . ifname; }
+  set firewall_strict { type ifname; }
   set firewall_ctr4 { type ifname . ipv4_addr; }
   set firewall_ctr6 { type ifname . ipv6_addr; }
   chain CNI-ADMIN { }
@@ -82,6 +83,7 @@ const CASES: Case[] = [
   { name: 'fwPublished6', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward ct status dnat meta nfproto ipv6 oifname . ip6 daddr @firewall_ctr6 meta mark set meta mark | 0x10000 accept' },
   { name: 'fwNoIcc', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward iifname . oifname @firewall_noicc drop' },
   { name: 'fwIsolated', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward oifname @firewall_isolated iifname @firewall_bridges iifname . oifname != @firewall_same drop' },
+  { name: 'fwStrict', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward iifname @firewall_strict oifname @firewall_bridges iifname . oifname != @firewall_same drop' },
   { name: 'fwFromCtr4', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward meta nfproto ipv4 iifname . ip saddr @firewall_ctr4 meta mark set meta mark | 0x10000 accept' },
   { name: 'fwFromCtr6', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_forward meta nfproto ipv6 iifname . ip6 saddr @firewall_ctr6 meta mark set meta mark | 0x10000 accept' },
   { name: 'fwUnmark', setup: FW_SETUP, cmd: 'add rule inet cnikit firewall_unmark meta mark set meta mark & 0xfffeffff' },
