@@ -1,0 +1,295 @@
+/**
+ * A chain as a runtime runs it, side by side with the reference Go plugins 1.1.1 (/usr/lib/cni)
+ * in one run: bridge (host-local, ipMasq) + portmap with one published port, driven by Go's
+ * libcni (netns-tests/fixtures/libcni-driver: the library cnitool, containerd and CRI-O use,
+ * built here from Debian's golang-github-appc-cni-dev), with its results cache, as cnitool does.
+ * cnikit runs with its warm engine (the launchers start it on the first call).
+ * Runnable alone: `node bench/chain.ts [--runs N] [--population N]`.
+ *
+ * Measures, each a wall-clock time of libcni-driver processes (exec to exit):
+ *   chain ADD / DEL of one container on a host with no other container, and with `--population`
+ *   (default 400) containers attached already (each through the same chain, with a port of its
+ *   own); and 50 ADDs, 8 at a time, then their 50 DELs, on the empty host.
+ * Cells (ours and the reference, at 0 and at the population) each have their own sandbox host
+ * netns (so their own bridge, iptables or nftables state and engine) and a worker there (this file
+ * re-executed inside it) that runs the driver; cells are sampled round-robin, alternating the
+ * order, so load drift on the shared machine hits all alike. Reported: min / median, spread
+ * (p90 / min), ratios of medians.
+ */
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const OURS = join(ROOT, 'dist/bin');
+const REF = '/usr/lib/cni';
+const arg = (name: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
+const RUNS = Math.min(100, Math.max(3, Number(arg('--runs') ?? 15)));
+const POPULATION = Math.min(1000, Math.max(1, Number(arg('--population') ?? 400)));
+const PAR_N = 50;
+const PAR_AT = 8;
+const NET = 'benchchain';
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Impl = 'ours' | 'reference';
+type Measure = 'add' | 'del' | 'par' | 'parDel';
+type Query = Measure | 'perCall';
+interface CellDef { name: string; impl: Impl; population: number; measures: Measure[] }
+
+function conflist(dataDir: string): string {
+  return JSON.stringify({
+    cniVersion: '1.0.0', name: NET, plugins: [
+      { type: 'bridge', bridge: 'cnkchain0', isGateway: true, ipMasq: true, ipam: { type: 'host-local', dataDir, ranges: [[{ subnet: '10.76.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] } },
+      { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+    ],
+  });
+}
+
+const ports = (hostPort: number) => JSON.stringify({ portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }] });
+
+/** Runs `cmd` (async), resolves with its wall time; rejects with its output when it fails. */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<{ ms: number; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const c = spawn(cmd, args, { env });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d) => { out += d; });
+    c.stderr.on('data', (d) => { err += d; });
+    c.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (code === 0) resolve({ ms, stdout: out }); else reject(new Error(`${cmd} ${args.join(' ')}: ${out}${err}`));
+    });
+    c.stdin.end(input ?? '');
+  });
+}
+
+/** Runs fn over items, `at` at a time. */
+async function pool<T>(items: T[], at: number, fn: (x: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(at, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+/** Inside a cell's host netns: sets it up, then one sample per stdin line, one JSON line back. */
+async function worker(impl: Impl, population: number, prefix: string, driver: string): Promise<void> {
+  const dir = impl === 'ours' ? OURS : REF;
+  const tmp = mkdtempSync(join(tmpdir(), 'cnikit-benchchain-'));
+  const confDir = join(tmp, 'net.d');
+  mkdirSync(confDir);
+  const dataDir = join(tmp, 'ipam');
+  const list = conflist(dataDir);
+  writeFileSync(join(confDir, `${NET}.conflist`), list);
+  const env: NodeJS.ProcessEnv = { PATH, NETCONFPATH: confDir, CNI_PATH: dir, CNI_CACHE_DIR: join(tmp, 'cache'), CNI_IFNAME: 'eth0', CNI_ARGS: '' };
+  const driverRun = (cmd: 'add' | 'del', ns: string, port: number) => timed(driver, [cmd, NET, `/run/netns/${ns}`], { ...env, CAP_ARGS: ports(port) });
+
+  // The population: containers in one namespace (an interface each), attached through the same
+  // chain with plugin calls as a runtime makes them, 8 at a time.
+  if (population > 0) {
+    const [bridge, portmap] = JSON.parse(list).plugins as Record<string, unknown>[];
+    const one = async (i: number) => {
+      const e = { ...env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `pop${i}`, CNI_NETNS: `/run/netns/${prefix}-pop`, CNI_IFNAME: `p${i}` };
+      const b = await timed(join(dir, 'bridge'), [], e, JSON.stringify({ cniVersion: '1.0.0', name: NET, ...bridge }));
+      await timed(join(dir, 'portmap'), [], e, JSON.stringify({
+        cniVersion: '1.0.0', name: NET, ...portmap, runtimeConfig: { portMappings: [{ hostPort: 20000 + i, containerPort: 80, protocol: 'tcp' }] }, prevResult: JSON.parse(b.stdout),
+      }));
+    };
+    await pool(Array.from({ length: population }, (_, i) => i), 8, one);
+  }
+  // Warm-up: the bridge and the rules exist, caches are filled, our engine is up.
+  for (let i = 0; i < 3; i++) {
+    await driverRun('add', `${prefix}-c`, 8080);
+    await driverRun('del', `${prefix}-c`, 8080);
+  }
+  const perCall = async (): Promise<string> => {
+    const { engineSocketName, engineStatus } = await import('../engine/protocol.ts');
+    const s = await engineStatus(engineSocketName(realpathSync(join(OURS, '.lib'))), 2000);
+    return JSON.stringify(s?.perCall ?? null);
+  };
+  const sample = async (m: Measure): Promise<number> => {
+    if (m === 'add') return (await driverRun('add', `${prefix}-c`, 8080)).ms;
+    if (m === 'del') return (await driverRun('del', `${prefix}-c`, 8080)).ms;
+    const t0 = process.hrtime.bigint();
+    await pool(Array.from({ length: PAR_N }, (_, i) => i), PAR_AT, (i) => driverRun(m === 'par' ? 'add' : 'del', `${prefix}-p${i}`, 9000 + i));
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  };
+  let buf = '';
+  let busy = Promise.resolve();
+  process.stdout.write('{"ready":true}\n');
+  process.stdin.on('data', (d) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const m = buf.slice(0, nl) as Query;
+      buf = buf.slice(nl + 1);
+      busy = busy.then(async () => {
+        try {
+          if (m === 'perCall') return void process.stdout.write(JSON.stringify({ perCall: await perCall() }) + '\n');
+          process.stdout.write(JSON.stringify({ ms: await sample(m) }) + '\n');
+        } catch (err) {
+          process.stdout.write(JSON.stringify({ error: String(err) }) + '\n');
+        }
+      });
+    }
+  });
+  process.stdin.on('end', () => { void busy.then(() => rmSync(tmp, { recursive: true, force: true })); });
+}
+
+/** A worker in a cell's host netns, asked for one sample at a time. */
+class Cell {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private lines: string[] = [];
+  private waiting: ((line: string) => void) | undefined;
+  constructor(host: string, def: CellDef, prefix: string, driver: string) {
+    this.child = spawn('ip', ['netns', 'exec', host, process.execPath, fileURLToPath(import.meta.url), '--worker', def.impl, String(def.population), prefix, driver]);
+    this.child.stderr.on('data', (d) => process.stderr.write(d));
+    let buf = '';
+    this.child.stdout.on('data', (d) => {
+      buf += d;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (this.waiting) { const w = this.waiting; this.waiting = undefined; w(line); } else this.lines.push(line);
+      }
+    });
+  }
+
+  private next(timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`worker did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      const take = (line: string) => { clearTimeout(timer); resolve(line); };
+      const queued = this.lines.shift();
+      if (queued !== undefined) take(queued); else this.waiting = take;
+    });
+  }
+
+  /** Waits until the worker has set its host up (the population can take minutes). */
+  async ready(): Promise<void> {
+    const r = JSON.parse(await this.next(900_000)) as { ready?: boolean; error?: string };
+    if (!r.ready) throw new Error(r.error ?? 'worker failed to start');
+  }
+
+  async sample(m: Measure): Promise<number> {
+    this.child.stdin.write(`${m}\n`);
+    const r = JSON.parse(await this.next(300_000)) as { ms: number; error?: string };
+    if (r.error) throw new Error(r.error);
+    return r.ms;
+  }
+
+  /** The engine's own per-call times in this cell (ours only): where a chain's time goes. */
+  async perCall(): Promise<Record<string, { count: number; p50: number; p99: number }> | null> {
+    this.child.stdin.write('perCall\n');
+    return JSON.parse((JSON.parse(await this.next(30_000)) as { perCall: string }).perCall) as Record<string, { count: number; p50: number; p99: number }> | null;
+  }
+
+  stop(): void {
+    this.child.stdin.end();
+  }
+}
+
+export interface Stats { min: number; median: number; p90: number; n: number }
+export function stats(xs: number[]): Stats {
+  const s = [...xs].sort((a, b) => a - b);
+  return { min: s[0]!, median: s[Math.floor(s.length / 2)]!, p90: s[Math.min(s.length - 1, Math.floor(s.length * 0.9))]!, n: s.length };
+}
+
+/** Builds the libcni driver; undefined (with the reason printed) when Go or libcni is missing. */
+async function driverBuilt(): Promise<{ driver: string; remove(): void } | undefined> {
+  const { LIBCNI_NEED, buildLibcniDriver } = await import('../netns-tests/lib/libcni-lib.ts');
+  if (!LIBCNI_NEED.met) {
+    console.log(`\nchain bench skipped: ${LIBCNI_NEED.reason}`);
+    return undefined;
+  }
+  return buildLibcniDriver();
+}
+
+/** Runs every cell round-robin; prints the table; returns the stats by cell and measure. */
+export async function benchChain(): Promise<Record<string, Record<string, Stats>> | undefined> {
+  if (!existsSync(join(REF, 'bridge'))) {
+    console.log(`\nchain bench skipped: no reference plugins in ${REF}`);
+    return undefined;
+  }
+  const built = await driverBuilt();
+  if (!built) return undefined;
+  const defs: CellDef[] = [
+    { name: 'ours', impl: 'ours', population: 0, measures: ['add', 'del', 'par', 'parDel'] },
+    { name: 'reference', impl: 'reference', population: 0, measures: ['add', 'del', 'par', 'parDel'] },
+    { name: `ours@${POPULATION}`, impl: 'ours', population: POPULATION, measures: ['add', 'del'] },
+    { name: `reference@${POPULATION}`, impl: 'reference', population: POPULATION, measures: ['add', 'del'] },
+  ];
+  const id = `cnkc${process.pid.toString(36)}`;
+  const made: string[] = [];
+  const ip = (...a: string[]) => execFileSync('ip', a, { stdio: 'ignore' });
+  const cells = new Map<string, Cell>();
+  try {
+    for (const [k, d] of defs.entries()) {
+      const prefix = `${id}${k}`;
+      const host = `${prefix}-h`;
+      const nss = [host, `${prefix}-c`, `${prefix}-pop`, ...(d.measures.includes('par') ? Array.from({ length: PAR_N }, (_, i) => `${prefix}-p${i}`) : [])];
+      for (const ns of nss) { ip('netns', 'add', ns); made.push(ns); }
+      ip('-n', host, 'link', 'set', 'lo', 'up');
+      cells.set(d.name, new Cell(host, d, prefix, built.driver));
+    }
+    // The populations are made one cell at a time (both at once would only slow each other).
+    for (const d of defs) await cells.get(d.name)!.ready();
+    const samples = new Map<string, number[]>();
+    for (let round = 0; round < RUNS; round++) {
+      const order = round % 2 ? [...defs].reverse() : defs;
+      for (const d of order) {
+        for (const m of d.measures) {
+          const k = `${d.name} ${m}`;
+          if (!samples.has(k)) samples.set(k, []);
+          samples.get(k)!.push(await cells.get(d.name)!.sample(m));
+        }
+      }
+    }
+    const out: Record<string, Record<string, Stats>> = {};
+    for (const [k, v] of samples) {
+      const [c, m] = k.split(' ') as [string, Measure];
+      (out[c] ??= {})[m] = stats(v);
+    }
+    const f = (s: Stats | undefined) => (s ? `${s.min.toFixed(1)} / ${s.median.toFixed(1)} (${(s.p90 / s.min).toFixed(2)})` : '-').padStart(24);
+    const ratio = (a: Stats | undefined, b: Stats | undefined) => (a && b ? `${(a.median / b.median).toFixed(2)}x` : '-').padStart(10);
+    const P = POPULATION;
+    console.log(`\nA chain through libcni (bridge+host-local+ipMasq, portmap with one port), ${RUNS} rounds; ms, min / median (p90/min); ratios of medians`);
+    console.log(`${''.padEnd(30)}${'cnikit (engine)'.padStart(24)}${'reference 1.1.1'.padStart(24)}${'ratio'.padStart(10)}`);
+    const row = (label: string, a: Stats | undefined, b: Stats | undefined) => console.log(`${label.padEnd(30)}${f(a)}${f(b)}${ratio(a, b)}`);
+    row('chain ADD, 0 containers', out.ours?.add, out.reference?.add);
+    row('chain DEL, 0 containers', out.ours?.del, out.reference?.del);
+    row(`chain ADD, ${P} containers`, out[`ours@${P}`]?.add, out[`reference@${P}`]?.add);
+    row(`chain DEL, ${P} containers`, out[`ours@${P}`]?.del, out[`reference@${P}`]?.del);
+    row(`${PAR_N} ADDs, ${PAR_AT} at a time (wall)`, out.ours?.par, out.reference?.par);
+    row(`${PAR_N} DELs, ${PAR_AT} at a time (wall)`, out.ours?.parDel, out.reference?.parDel);
+    console.log(`${`ours at ${P} / ours at 0, ADD`.padEnd(30)}${ratio(out[`ours@${P}`]?.add, out.ours?.add).padStart(24)}${ratio(out[`reference@${P}`]?.add, out.reference?.add).padStart(24)}`);
+    for (const d of defs.filter((x) => x.impl === 'ours')) {
+      const pc = await cells.get(d.name)!.perCall();
+      if (pc) console.log(`${`engine p50 per call, ${d.name}`.padEnd(30)}  ${Object.entries(pc).map(([k, v]) => `${k} ${v.p50.toFixed(1)}`).join(', ')}`);
+    }
+    console.log(`goals: chain ADD and DEL <= 0.3x; ADD at ${P} <= 0.1x and ours at ${P} / at 0 <= 1.1; ${PAR_N} ADDs ${PAR_AT} at a time <= 0.25x`);
+    return out;
+  } finally {
+    for (const c of cells.values()) c.stop();
+    await sleep(500);
+    for (const ns of made.reverse()) {
+      try {
+        for (const p of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
+          try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
+        }
+      } catch { /* gone */ }
+      try { ip('netns', 'del', ns); } catch { /* gone */ }
+    }
+    built.remove();
+  }
+}
+
+if (process.argv.includes('--worker')) {
+  const i = process.argv.indexOf('--worker');
+  worker(process.argv[i + 1] as Impl, Number(process.argv[i + 2]), process.argv[i + 3]!, process.argv[i + 4]!).catch((err: unknown) => {
+    process.stdout.write(JSON.stringify({ error: String(err) }) + '\n');
+  });
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await benchChain();
+}
