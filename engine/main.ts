@@ -38,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
   });
   // SIGTERM (a service manager, `kill PID`): finish the calls taken on, then exit.
   process.on('SIGTERM', () => engine.stop('SIGTERM'));
+  // SIGHUP (as to a responder process, whose pid file may name the engine): reload hosted DNS.
+  process.on('SIGHUP', () => { void engine.responders.reloadAll('SIGHUP'); });
   process.on('unhandledRejection', (err) => engine.log('unhandled rejection', { error: String(err) }));
   try {
     await engine.listen();

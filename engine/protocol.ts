@@ -250,6 +250,8 @@ export interface EngineStatus {
   /** The bundle directory it serves. */
   lib: string;
   netns: string;
+  /** The DNS responders it hosts (responder/in-process.ts): run and records directory, networks, names. */
+  dns?: { runDir: string; recordsDir: string; networks: number; names: number; uptime: number }[];
 }
 
 /** Asks the engine named `name` for its status; undefined when none answers. */

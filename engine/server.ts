@@ -17,7 +17,15 @@
  * kernel handles come from one SharedKernel (pkg/kernel.ts), which keeps the host's rtnetlink and
  * nf_tables sockets open across calls (closing a NETLINK_NETFILTER socket after a change waits
  * 10-13 ms for an RCU grace period) and gives each call its own sockets in other namespaces.
- * What it does not do: exit the process (engine/main.ts does), or serve DNS.
+ * What it does not do: exit the process (engine/main.ts does).
+ *
+ * DNS: every call gets `responders` (an InProcessResponders, responder/in-process.ts), through
+ * which dnsname hosts the responder of a run directory in this process when no responder answers
+ * there (a responder process that does keeps serving it). The records stay on disk, so killing
+ * the engine still loses nothing but the calls in flight. While it serves DNS it never idle-exits;
+ * stopping for a new build, on request, on SIGTERM or an internal error, it hands each hosted
+ * responder over to a responder process before `stopped` resolves, so DNS goes on; stopping
+ * because its netns is left by everyone else, it just closes them.
  *
  * A caller in another mount namespace may see other files at the same path: a netns bind-mounted
  * only in its own mount namespace (`cnikit run` under `ip netns exec`) is an empty file here.
@@ -37,6 +45,7 @@ import { AsyncNetlinkSocket } from '../pkg/netlink/async-socket.ts';
 import { native } from '../pkg/native.ts';
 import { CONFIRM, type CallRequest, type EngineStatus, MAX_REQUEST_BYTES, type Request, RequestError, frame, parseRequest, requestLength } from './protocol.ts';
 import { Stats } from './stats.ts';
+import { InProcessResponders } from '../responder/in-process.ts';
 import { BuildWatch, netnsPinned, ownNetns } from './watch.ts';
 
 export interface EngineOptions {
@@ -99,6 +108,8 @@ export function sameView(pid: number, netns: string | undefined, ownMountNs = mo
   return !netns || identity(netns) === identity(`/proc/${pid}/root${netns}`);
 }
 
+const NETNS_LEFT = 'network namespace left by everyone else';
+
 function fdOf(sock: Socket): number | undefined {
   const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
@@ -118,6 +129,13 @@ export class Engine {
   private readonly kernel = new SharedKernel({ openSocket: (protocol, netns) => AsyncNetlinkSocket.open(protocol, netns) });
   private inFlight = 0;
   private lastActivity = Date.now();
+  private finishing = false;
+  /** The DNS responders hosted in this process for the calls (responder/in-process.ts). */
+  readonly responders = new InProcessResponders({
+    log: (msg, fields) => this.log(msg, fields),
+    onChange: () => { this.lastActivity = Date.now(); },
+    fullGcAfterReload: true,
+  });
   private stopping: string | undefined;
   private resolveStopped: ((reason: string) => void) | undefined;
   /** Resolves with the reason once the engine has stopped accepting and every call it took on ended. */
@@ -171,22 +189,35 @@ export class Engine {
     return {
       pid: process.pid, uptime: Math.round((Date.now() - this.started) / 10) / 100, calls: this.stats.calls,
       inFlight: this.inFlight, declined: this.declined, dropped: this.dropped, perCall: this.stats.summary(), rss: process.memoryUsage.rss(), idle: this.o.idleSeconds,
-      lib: this.o.lib, netns: this.netns,
+      lib: this.o.lib, netns: this.netns, dns: this.responders.status(),
     };
   }
 
+  /** Once stopping and no call is in flight: hands DNS over (or closes it), then resolves `stopped`. */
   private settle(): void {
-    if (!this.stopping || this.inFlight !== 0) return;
-    this.kernel.close();
-    this.resolveStopped?.(this.stopping);
+    if (!this.stopping || this.inFlight !== 0 || this.finishing) return;
+    this.finishing = true;
+    const reason = this.stopping;
+    void (async () => {
+      try {
+        if (reason === NETNS_LEFT) await this.responders.closeAll();
+        else await this.responders.handOver();
+      } catch (err) {
+        this.log('DNS hand-over failed', { error: String(err) });
+      }
+      this.kernel.close();
+      this.resolveStopped?.(reason);
+    })();
   }
 
   private check(): void {
     const idleMs = Date.now() - this.lastActivity;
-    if (this.o.idleSeconds > 0 && this.inFlight === 0 && idleMs >= this.o.idleSeconds * 1000) return this.stop('idle');
+    // Serving a live network's DNS is activity: the responder stops by itself once none is left.
+    const idle = this.inFlight === 0 && this.responders.serving === 0;
+    if (this.o.idleSeconds > 0 && idle && idleMs >= this.o.idleSeconds * 1000) return this.stop('idle');
     const changed = this.build.changed();
     if (changed) return this.stop(`new build (${changed} changed)`);
-    if (!netnsPinned(this.netns)) this.stop('network namespace left by everyone else');
+    if (!netnsPinned(this.netns)) this.stop(NETNS_LEFT);
   }
 
   private accept(sock: Socket): void {
@@ -314,7 +345,7 @@ export class Engine {
       req.env.CNIKIT_ENGINE = 'off';
       const io: Io = {
         env: req.env, self: req.self, readStdin: () => req.stdin,
-        stdout: (s) => send('o', s), stderr: (s) => send('e', s), kernel: this.kernel.forCall(),
+        stdout: (s) => send('o', s), stderr: (s) => send('e', s), kernel: this.kernel.forCall(), responders: this.responders,
       };
       code = await runPlugin(plugin, io);
     }

@@ -110,7 +110,11 @@ function replyOf(t: ControlTarget, ok: boolean, error?: string): ControlReply {
   return r;
 }
 
-async function answer(cmd: string, t: ControlTarget): Promise<ControlReply> {
+/**
+ * Answers one control command for `t` as the control socket does (a process that hosts the
+ * responder asks it so, without a socket).
+ */
+export async function answerCommand(cmd: string, t: ControlTarget): Promise<ControlReply> {
   const netns = /^reload netns=([1-9]\d{0,15})(?: pid=([1-9]\d{0,9}))?$/.exec(cmd);
   if (netns) {
     const ino = Number(netns[1]);
@@ -147,7 +151,7 @@ export async function serveControl(runDir: string, target: ControlTarget, log: L
       if (nl < 0) return;
       const cmd = line.slice(0, nl).trim();
       line = undefined;
-      answer(cmd, target).then(
+      answerCommand(cmd, target).then(
         (r) => c.end(JSON.stringify(r) + '\n'),
         (err: Error) => c.end(JSON.stringify(replyOf(target, false, err.message)) + '\n'));
     });

@@ -24,7 +24,7 @@ import { type Logger, stderrLogger } from '../pkg/log.ts';
 import { type HeldLock, LockedDir } from '../pkg/store/locked-dir.ts';
 import type { ListenAddr } from './backend.ts';
 import type { CacheOptions } from './cache.ts';
-import { RUN_FILES, serveControl } from './control.ts';
+import { type ControlCommand, type ControlReply, RUN_FILES, answerCommand, serveControl } from './control.ts';
 import { type HostProbe, openHostProbe } from './liveness.ts';
 import { tryPruneRecordsDir } from './prune.ts';
 import { RECORDS_SUFFIX } from './records.ts';
@@ -72,6 +72,14 @@ export interface DnsService {
   close(): Promise<void>;
   /** Resolves when the service has stopped (closed, or no network left with exitWhenEmpty). */
   done: Promise<void>;
+  /** True once it is stopping (closed, or no network left with exitWhenEmpty). */
+  readonly stopping: boolean;
+  /** Networks served. */
+  readonly networks: number;
+  /** Names answered, over all networks. */
+  readonly names: number;
+  /** Answers a control command as its control socket would (for a process hosting it). */
+  command(cmd: ControlCommand): Promise<ControlReply>;
 }
 
 /** Parses `ADDR:PORT`, `[V6]:PORT` or a bare address (port 53) to listen on; throws on anything else. */
@@ -178,8 +186,16 @@ class Responder implements DnsService {
     return this.server.networks;
   }
 
+  get names(): number {
+    return this.server.names;
+  }
+
   get bound(): string[] {
     return this.server.bound;
+  }
+
+  command(cmd: ControlCommand): Promise<ControlReply> {
+    return answerCommand(cmd, this);
   }
 
   get stats() {

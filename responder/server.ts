@@ -114,6 +114,13 @@ export class DnsServer {
     return this.served;
   }
 
+  /** Names answered, summed over the networks. */
+  get names(): number {
+    let n = 0;
+    for (const v of this.backend.views.values()) n += v.names.size;
+    return n;
+  }
+
   /** Addresses of this netns currently bound (`address|port`). */
   get bound(): string[] {
     return this.listeners.bound;

@@ -1,6 +1,7 @@
 /**
  * `cnikit engine status|stop|start`: the warm engine of this network namespace (docs/engine.md).
- * status prints what it answers (pid, uptime, calls, p50/p99 per plugin and command, RSS);
+ * status prints what it answers (pid, uptime, calls, p50/p99 per plugin and command, RSS, the
+ * DNS responders it hosts: run directory, networks, names);
  * stop asks it to finish its calls and exit; start makes one run now, through the same path a
  * plugin call takes (a VERSION call through a launcher, which starts it), and waits until it
  * answers; unit prints a systemd unit that runs this checkout's engine at boot, in the
@@ -46,6 +47,8 @@ export function register(program: Command): void {
         `pid ${s.pid}, up ${s.uptime.toFixed(0)} s, ${s.calls} calls (${s.inFlight} in flight, ${s.declined + (s.dropped ?? 0)} run fresh), RSS ${(s.rss / 1048576).toFixed(1)} MiB`,
         `idle exit ${s.idle ? `after ${s.idle} s` : 'never'}; serves ${s.lib} in ${s.netns}`,
         ...Object.entries(s.perCall).map(([k, v]) => `  ${k.padEnd(22)} ${String(v.count).padStart(7)} calls   p50 ${v.p50.toFixed(2)} ms   p99 ${v.p99.toFixed(2)} ms`),
+        ...(s.dns?.length ? ['DNS served in the engine:'] : []),
+        ...(s.dns ?? []).map((d) => `  ${d.runDir}: ${d.networks} network${d.networks === 1 ? '' : 's'}, ${d.names} name${d.names === 1 ? '' : 's'}${d.recordsDir !== d.runDir ? ` (records ${d.recordsDir})` : ''}`),
       ];
       process.stdout.write(lines.join('\n') + '\n');
     }));

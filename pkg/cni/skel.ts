@@ -8,7 +8,8 @@
  * Everything a call reads, writes and talks to comes through its `Io`: the environment, stdin,
  * stdout/stderr and the kernel handles (`Io.kernel`: a fresh process's blocking sockets from its
  * entry, or a daemon's shared ones; released when the call ends). A daemon runs calls
- * concurrently with one Io each.
+ * concurrently with one Io each, and may offer services a fresh process does not have
+ * (`Io.responders`: the engine hosts DNS responders).
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { CniCode, CniError, describe } from './errors.ts';
@@ -20,6 +21,7 @@ import { validateContainerId, validateIfName, validateNetworkName } from './vali
 import { type Logger, createLogger, debugEnabled } from '../log.ts';
 import { type CallKernel, type Kernel, noKernel } from '../kernel.ts';
 import type { Attachment } from './attachment.ts';
+import type { ResponderHost } from '../../responder/host.ts';
 
 export type { Attachment } from './attachment.ts';
 
@@ -58,6 +60,11 @@ export interface CmdArgs {
   stderr?: (s: string) => void;
   /** This call's kernel handles (netlink per namespace, nftables, sysctls); see pkg/kernel.ts. */
   kernel: Kernel;
+  /**
+   * The process's offer to host DNS responders in-process (the warm engine's); absent in a
+   * fresh plugin process, where dnsname starts a responder process (responder/host.ts).
+   */
+  responders?: ResponderHost;
 }
 
 export interface Plugin {
@@ -84,6 +91,8 @@ export interface Io {
    * own otherwise. Omitted: a kernel that refuses every request (host-local and dnsname need none).
    */
   kernel?: CallKernel;
+  /** Passed to the call as CmdArgs.responders (a daemon that hosts DNS responders); omitted in a fresh process. */
+  responders?: ResponderHost;
 }
 
 /** The Io of a fresh plugin process: its environment, argv[1], fds 0-2. */
@@ -201,6 +210,7 @@ async function run(plugin: Plugin, io: Io, kernel: Kernel): Promise<number> {
       path: (env.CNI_PATH ?? '').split(':').filter(Boolean), stdinData, conf, env,
       self: io.self, log: createLogger({ debug: debugEnabled(env), write: io.stderr }), stderr: io.stderr, kernel,
     };
+    if (io.responders) a.responders = io.responders;
     switch (cmd) {
       case 'ADD': {
         const result = await plugin.add(a);

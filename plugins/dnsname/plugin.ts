@@ -21,7 +21,9 @@
  *
  * From responder/ it takes the plugin's half of the contract only: records.ts (the file format
  * it writes), liveness.ts (bindings and what has died), control.ts (asking for a reload),
- * ensure.ts (starting one), wire.ts (CHECK's query) and backend.ts's listenKey. This file runs
+ * ensure.ts (starting one), host.ts (the seam through which the warm engine hosts the responder
+ * in its own process: CmdArgs.responders, used instead of ensure.ts and control.ts when the
+ * call has it), wire.ts (CHECK's query) and backend.ts's listenKey. This file runs
  * in every plugin exec, so it loads no DNS library (wire.ts is ours and small).
  */
 import { aboutOf } from '../../executables.ts';
@@ -310,18 +312,21 @@ function responderCommand(self: string): string[] {
   return [process.execPath, ...RESPONDER_NODE_FLAGS, script];
 }
 
-/** Tells a running responder to reload; starts none. */
-async function reloadIfRunning(dirs: { runDir: string }): Promise<void> {
-  await controlRequest(dirs.runDir, 'reload', 3000);
+/** Tells a running responder to reload (the host's, when the call has one); starts none. */
+async function reloadIfRunning(a: CmdArgs, dirs: { runDir: string }): Promise<void> {
+  if (a.responders) await a.responders.reload(dirs.runDir);
+  else await controlRequest(dirs.runDir, 'reload', 3000);
 }
 
 /**
  * Makes sure a responder runs for the network's records directory and has read its files
- * (starts one when none answers); `reload` is the command that asks (with a netns, it also
- * says whether 127.0.0.11 listens there).
+ * (starts one when none answers: a responder process, or in the host process when the call
+ * runs in one that offers it, CmdArgs.responders); `reload` is the command that asks (with a
+ * netns, it also says whether 127.0.0.11 listens there).
  */
 function ensureResponderServing(conf: DnsnameConf, a: CmdArgs, reload: ControlCommand = 'reload'): Promise<ControlReply> {
-  return ensureResponder({ recordsDir: conf.recordsDir, runDir: conf.runDir, command: responderCommand(a.self), env: a.env, reload });
+  const need = { recordsDir: conf.recordsDir, runDir: conf.runDir, command: responderCommand(a.self), env: a.env, reload };
+  return a.responders ? a.responders.ensure(need) : ensureResponder(need);
 }
 
 function notListening(reply: ControlReply, gateways: string[], port: number): string[] {
@@ -381,7 +386,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
         // Undo: put the file back as it was, and let the responder forget the entry.
         if (before === undefined) d.remove(fileOf(conf.network));
         else d.writeAtomic(fileOf(conf.network), before, 0o644);
-        await reloadIfRunning(conf).catch(() => undefined);
+        await reloadIfRunning(a, conf).catch(() => undefined);
         throw err;
       }
     });
@@ -424,7 +429,7 @@ async function removeEntries(a: CmdArgs, dirs: StateDirs, drop: (c: ContainerRec
     }
     if (!changed) return;
     writeNetwork(d, rec);
-    await reloadIfRunning(dirs);
+    await reloadIfRunning(a, dirs);
   });
 }
 
