@@ -93,6 +93,7 @@ export class DnsServer {
   private hostUpstreams: Upstream[] = [];
   private hostUpstreamKey = '';
   private served = 0;
+  private servedNames = 0;
   private lastError = 0;
   readonly stats: ServerStats = { queries: 0, answered: 0, forwarded: 0, refused: 0, servfail: 0, malformed: 0, reloads: 0, cached: 0 };
 
@@ -114,11 +115,9 @@ export class DnsServer {
     return this.served;
   }
 
-  /** Names answered, summed over the networks. */
+  /** Container names (and aliases) served, summed over the networks. */
   get names(): number {
-    let n = 0;
-    for (const v of this.backend.views.values()) n += v.names.size;
-    return n;
+    return this.servedNames;
   }
 
   /** Addresses of this netns currently bound (`address|port`). */
@@ -186,6 +185,7 @@ export class DnsServer {
     this.hostUpstreams = hostUpstreams;
     this.backend = built.backend;
     this.served = built.networks;
+    this.servedNames = built.names;
     await this.listeners.update(built.places);
     this.log.info('records loaded', { reason, networks: built.networks, listening: this.bound, netns: this.boundInNetns });
     return { networks: built.networks };

@@ -57,6 +57,8 @@ export interface Built {
   places: Place[];
   /** Networks served (live, with a container left, or unbound). */
   networks: number;
+  /** Container names (and aliases) served, over those networks. */
+  names: number;
 }
 
 export class RecordsState {
@@ -253,6 +255,8 @@ export class RecordsState {
       places = [...backend.listen];
       for (const ctr of backend.containers.values()) places.push({ address: EMBEDDED_RESOLVER, port: ctr.port, netns: ctr.netns });
     }
-    return { backend, places, networks: views.length };
+    let names = 0;
+    for (const r of served) for (const c of r.containers) names += c.names.length;
+    return { backend, places, networks: views.length, names };
   }
 }
