@@ -1,0 +1,257 @@
+/**
+ * dnsname ADD through CNI on a network that already has N names (default 1000): cnikit's
+ * dnsname with the warm engine hosting the responder, next to the reference containers/dnsname
+ * (/usr/lib/cni/dnsname, which writes dnsmasq's files and signals its dnsmasq), in one run,
+ * sampled round-robin; and the engine's RSS while it serves those names (one process: no
+ * responder process beside it). Runnable alone: `node bench/dns-engine.ts [--names N] [--runs N]`.
+ *
+ * Each side has its own sandbox host netns (netns-tests/lib/sandbox.ts) with a bridge (gateway
+ * 10.88.0.1/16) and one container netns that every record names (the names are bound to a live
+ * netns, as after real ADDs); a worker (this file re-executed inside the host netns) execs the
+ * plugin as a runtime does. The reference keeps its state in /run/containers/cni/dnsname, a
+ * fixed path: its worker mounts a tmpfs over /run in its own mount namespace (the one `ip netns
+ * exec` made, a slave of the machine's: nothing propagates back) with the sandbox's /run/netns
+ * bound back in, so its files and its dnsmasq's pid file live only there; its dnsmasq runs in
+ * the sandbox host netns and is stopped by its pid at the end (the sandbox cleanup then kills
+ * whatever is left in the namespaces, by pid). No query leaves the sandbox: the names are only
+ * written, and one local name is asked of each side to check it serves them.
+ */
+import { type ChildProcessByStdio, execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const OURS = join(ROOT, 'dist/bin');
+const REF = '/usr/lib/cni';
+const arg = (name: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
+const NAMES = Math.min(5000, Math.max(1, Number(arg('--names') ?? 1000)));
+const RUNS = Math.min(200, Math.max(3, Number(arg('--runs') ?? 30)));
+const NET = 'benchdns';
+const BRIDGE = 'cnkbdns0';
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+type Side = 'ours' | 'reference';
+
+const addressOf = (i: number) => `10.88.${1 + (i >> 8)}.${i & 255}`;
+
+function prevResult(ctrNs: string, i: number) {
+  return {
+    cniVersion: '0.4.0',
+    interfaces: [{ name: BRIDGE, mac: '02:00:00:00:00:01' }, { name: 'vethbench', mac: '02:00:00:00:00:02' }, { name: 'eth0', mac: '02:00:00:00:00:03', sandbox: `/run/netns/${ctrNs}` }],
+    ips: [{ version: '4', address: `${addressOf(i)}/16`, gateway: '10.88.0.1', interface: 2 }],
+    routes: [{ dst: '0.0.0.0/0' }],
+  };
+}
+
+/** Runs inside a side's host netns: one sample per stdin line (`fill N`, `add`, `info`, `end`), one JSON line back. */
+async function worker(side: Side, ctrNs: string): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'cnikit-benchdns-'));
+  const run = (cmd: string, ...a: string[]) => execFileSync(cmd, a, { stdio: 'ignore' });
+  if (side === 'reference') {
+    // Private /run for the reference's fixed state path (see the header): only in this mount namespace.
+    const keep = join(tmp, 'netns');
+    mkdirSync(keep);
+    run('mount', '--bind', '/run/netns', keep);
+    run('mount', '-t', 'tmpfs', 'tmpfs', '/run');
+    mkdirSync('/run/netns');
+    run('mount', '--bind', keep, '/run/netns');
+  }
+  const dir = side === 'reference' ? REF : OURS;
+  const { engineSocketName, engineStatus } = await import('../engine/protocol.ts');
+  const engine = engineSocketName(realpathSync(join(OURS, '.lib')));
+  const conf = (i: number) => JSON.stringify({
+    cniVersion: '0.4.0', name: NET, type: 'dnsname', domainName: 'dns.bench', capabilities: { aliases: true },
+    ...(side === 'ours' ? { recordsDir: join(tmp, 'dns'), upstreams: [] } : {}), prevResult: prevResult(ctrNs, i),
+  });
+  const env = (command: string, i: number): NodeJS.ProcessEnv => ({
+    PATH, CNI_COMMAND: command, CNI_CONTAINERID: `bench${i}`, CNI_NETNS: `/run/netns/${ctrNs}`, CNI_IFNAME: 'eth0', CNI_PATH: dir,
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAME=name${i}`,
+  });
+  const call = (command: string, i: number) => {
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(join(dir, 'dnsname'), [], { env: env(command, i), input: conf(i), encoding: 'utf8', timeout: 60_000 });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0) throw new Error(`${side} ${command} name${i}: ${r.stdout}${r.stderr}${r.error ?? ''}`);
+    return ms;
+  };
+  if (side === 'ours') {
+    spawnSync(join(OURS, 'bridge'), [], { env: { PATH, CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' });
+    for (let i = 0; i < 200 && !(await engineStatus(engine, 1000)); i++) await sleep(25);
+  }
+  const dnsmasqPid = () => {
+    try { return Number(readFileSync(`/run/containers/cni/dnsname/${NET}/pidfile`, 'utf8').trim()); } catch { return undefined; }
+  };
+  let next = NAMES;
+  const op = async (line: string): Promise<unknown> => {
+    const [what, n] = line.split(' ');
+    if (what === 'fill') {
+      const t0 = Date.now();
+      for (let i = 0; i < Number(n); i++) call('ADD', i);
+      return { ms: Date.now() - t0 };
+    }
+    if (what === 'add') {
+      const i = next++;
+      const ms = call('ADD', i);
+      call('DEL', i);
+      return { ms };
+    }
+    if (what === 'info') {
+      const s = side === 'ours' ? await engineStatus(engine, 2000) : undefined;
+      const dig = spawnSync('ip', ['netns', 'exec', ctrNs, process.execPath, '-e', `
+        const s = require('dgram').createSocket('udp4');
+        const enc = (n) => Buffer.concat([...n.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+        const m = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), enc('name0.dns.bench'), Buffer.from([0, 1, 0, 1])]);
+        s.on('message', (r) => { console.log(r.readUInt16BE(6) || -(r[3] & 15)); process.exit(0); }); s.send(m, 53, '10.88.0.1'); setTimeout(() => { console.log(-1); process.exit(0); }, 2000);`], { encoding: 'utf8' });
+      return { rss: s?.rss, dns: s?.dns, engine: s?.pid, perCall: s?.perCall, dnsmasq: dnsmasqPid(), answers: Number(dig.stdout.trim()) };
+    }
+    if (what === 'end') {
+      if (side === 'reference') { try { run('umount', join(tmp, 'netns')); } catch { /* kept */ } }
+      const pid = dnsmasqPid();
+      if (pid) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+      return { stopped: pid };
+    }
+    throw new Error(`unknown op ${line}`);
+  };
+  let buf = '';
+  let busy = Promise.resolve();
+  process.stdin.on('data', (d) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      busy = busy.then(async () => {
+        try {
+          process.stdout.write(JSON.stringify(await op(line)) + '\n');
+        } catch (err) {
+          process.stdout.write(JSON.stringify({ error: String(err) }) + '\n');
+        }
+      });
+    }
+  });
+  process.stdin.on('end', () => { void busy.then(() => rmSync(tmp, { recursive: true, force: true })); });
+}
+
+/** A worker process in a side's host netns. */
+class Worker {
+  readonly child: ChildProcessByStdio<Writable, Readable, null>;
+  private lines: string[] = [];
+  private waiting: ((line: string) => void) | undefined;
+  constructor(host: string, side: Side, ctr: string) {
+    this.child = spawn('ip', ['netns', 'exec', host, process.execPath, fileURLToPath(import.meta.url), '--worker', side, ctr, '--names', String(NAMES)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let buf = '';
+    this.child.stdout.on('data', (d) => {
+      buf += d;
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (this.waiting) { const w = this.waiting; this.waiting = undefined; w(line); } else this.lines.push(line);
+      }
+    });
+  }
+
+  ask<T = { ms: number }>(op: string): Promise<T> {
+    this.child.stdin.write(`${op}\n`);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`worker did not answer ${op} within 300 s`)), 300_000);
+      const take = (line: string) => {
+        clearTimeout(timer);
+        const r = JSON.parse(line) as T & { error?: string };
+        if (r.error) reject(new Error(r.error)); else resolve(r);
+      };
+      const queued = this.lines.shift();
+      if (queued !== undefined) take(queued); else this.waiting = take;
+    });
+  }
+
+  stop(): void {
+    this.child.stdin.end();
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const min = (xs: number[]) => Math.min(...xs);
+
+export async function benchDnsEngine(): Promise<void> {
+  if (!existsSync(join(REF, 'dnsname'))) {
+    console.log(`no reference dnsname at ${REF}/dnsname: skipped`);
+    return;
+  }
+  const id = `cnkd${process.pid.toString(36)}`;
+  const made: string[] = [];
+  const ip = (...a: string[]) => execFileSync('ip', a, { stdio: 'ignore' });
+  const workers = new Map<Side, Worker>();
+  const hosts = new Map<Side, string>();
+  try {
+    for (const side of ['ours', 'reference'] as const) {
+      const host = `${id}-${side.slice(0, 3)}`;
+      const ctr = `${host}-c`;
+      for (const ns of [host, ctr]) { ip('netns', 'add', ns); made.push(ns); }
+      ip('-n', host, 'link', 'set', 'lo', 'up');
+      ip('-n', host, 'link', 'add', BRIDGE, 'type', 'bridge');
+      ip('-n', host, 'addr', 'add', '10.88.0.1/16', 'dev', BRIDGE);
+      ip('-n', host, 'link', 'set', BRIDGE, 'up');
+      ip('-n', host, 'link', 'add', 'vethbench', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctr);
+      ip('-n', host, 'link', 'set', 'vethbench', 'master', BRIDGE, 'up');
+      ip('-n', ctr, 'addr', 'add', '10.88.0.2/16', 'dev', 'eth0');
+      ip('-n', ctr, 'link', 'set', 'eth0', 'up');
+      ip('-n', ctr, 'link', 'set', 'lo', 'up');
+      hosts.set(side, host);
+      workers.set(side, new Worker(host, side, ctr));
+    }
+    const fill: Record<string, number> = {};
+    for (const [side, w] of workers) fill[side] = (await w.ask(`fill ${NAMES}`)).ms;
+    const samples: Record<Side, number[]> = { ours: [], reference: [] };
+    for (let round = 0; round < RUNS + 3; round++) {
+      const order: Side[] = round % 2 ? ['reference', 'ours'] : ['ours', 'reference'];
+      for (const side of order) {
+        const { ms } = await workers.get(side)!.ask('add');
+        if (round >= 3) samples[side].push(ms); // 3 rounds of warm-up
+      }
+    }
+    type Info = { rss?: number; dns?: { names: number; networks: number }[]; engine?: number; perCall?: Record<string, { p50: number }>; dnsmasq?: number; answers: number };
+    const oursInfo = await workers.get('ours')!.ask<Info>('info');
+    const refInfo = await workers.get('reference')!.ask<Info>('info');
+    const pidsOf = (ns: string) => execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
+    const oursPids = pidsOf(hosts.get('ours')!).filter((p) => p !== workers.get('ours')!.child.pid);
+    const vmRss = (pid: number | undefined) => {
+      try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024; } catch { return NaN; }
+    };
+    const dnsmasqRss = vmRss(refInfo.dnsmasq);
+    const refStopped = await workers.get('reference')!.ask<{ stopped?: number }>('end');
+
+    const o = samples.ours;
+    const r = samples.reference;
+    console.log(`\ndnsname ADD through CNI at ${NAMES} existing names, ${RUNS} rounds; ms per ADD, exec to exit`);
+    console.log(`${''.padEnd(34)}${'min'.padStart(8)}${'median'.padStart(9)}`);
+    console.log(`${'cnikit (engine warm, DNS in it)'.padEnd(34)}${min(o).toFixed(1).padStart(8)}${median(o).toFixed(1).padStart(9)}`);
+    console.log(`${'reference dnsname (dnsmasq)'.padEnd(34)}${min(r).toFixed(1).padStart(8)}${median(r).toFixed(1).padStart(9)}`);
+    console.log(`ratio of medians cnikit/reference: ${(median(o) / median(r)).toFixed(2)}x (goal <= 1.0)`);
+    console.log(`inside the engine: dnsname ADD p50 ${oursInfo.perCall?.['dnsname ADD']?.p50} ms, DEL p50 ${oursInfo.perCall?.['dnsname DEL']?.p50} ms`);
+    console.log(`filling ${NAMES} names: cnikit ${fill.ours} ms, reference ${fill.reference} ms`);
+    const names = oursInfo.dns?.reduce((n, d) => n + d.names, 0);
+    console.log(`cnikit: processes in the host netns ${JSON.stringify(oursPids)} (engine ${oursInfo.engine}), serving ${names} names; engine RSS ${((oursInfo.rss ?? NaN) / 1048576).toFixed(1)} MiB (goal <= 70)`);
+    console.log(`answers to name0: cnikit ${oursInfo.answers}, reference ${refInfo.answers}; reference dnsmasq ${refInfo.dnsmasq} (RSS ${dnsmasqRss.toFixed(1)} MiB) stopped: ${refStopped.stopped}`);
+  } finally {
+    for (const w of workers.values()) w.stop();
+    await sleep(300);
+    for (const ns of made.reverse()) {
+      try {
+        for (const p of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
+          try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
+        }
+      } catch { /* gone */ }
+      try { ip('netns', 'del', ns); } catch { /* gone */ }
+    }
+  }
+}
+
+if (process.argv.includes('--worker')) {
+  const i = process.argv.indexOf('--worker');
+  void worker(process.argv[i + 1] as Side, process.argv[i + 2]!);
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await benchDnsEngine();
+}
