@@ -3,9 +3,10 @@
 // It does what JavaScript cannot: open a netlink socket inside another network namespace,
 // exchange raw datagrams with the kernel (blocking, or delivered to a callback from a uv_poll
 // watcher on Node's own loop), read/write /proc/sys inside a namespace, take flock() locks
-// (without waiting, or waiting on a thread of our own), create a named netns, and setns+exec for
-// `cnikit run`. It carries no policy: all message layout and decisions live in TypeScript
-// (pkg/netlink, pkg/store).
+// (without waiting, or waiting on a thread of our own), create a named netns, setns+exec for
+// `cnikit run`, create sockets bound inside a namespace (netnsSockets), and batched UDP I/O
+// (recvmmsg/sendmmsg). It carries no policy: all message layout and decisions live in
+// TypeScript (pkg/netlink, pkg/store, responder/).
 //
 // Why a thread per namespace job: setns(CLONE_NEWNET) changes the namespace of the calling
 // thread only. We do it on a short-lived std::thread that we create and join, so no Node or libuv
@@ -15,7 +16,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <linux/netlink.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -23,11 +26,13 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <uv.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -35,6 +40,10 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#ifndef IPV6_FREEBIND
+#define IPV6_FREEBIND 78  // linux/in6.h; glibc's netinet/in.h lacks it
+#endif
 
 namespace {
 
@@ -646,6 +655,234 @@ Napi::Value PeerCred(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// ---- Sockets bound inside another namespace (separate from the netlink functions above) ----
+//
+// netnsSockets(netnsPath|null, specs) -> { netnsIno, fds }: joins the namespace on a short-lived
+// thread (RunInNetns; null = stay in ours, on this thread), creates one socket per spec there, binds each to its address and port, and
+// returns their fds in spec order with the inode of the namespace actually joined (so the caller
+// can tell the path still names the namespace it expects). A spec is { type: "udp" | "tcp",
+// address: IPv4 or IPv6 literal, port, freebind?: boolean }. Nothing listens yet: the caller
+// hands each fd to its event loop (Node's dgram bind({fd}) / net listen({fd})), which makes the
+// fd non-blocking and calls listen(). All or nothing: on any failure every socket made is closed.
+// Used by the DNS responder for 127.0.0.11:53 inside containers, and by dnsname's CHECK probe.
+struct SocketSpec {
+  bool stream = false;
+  std::string address;
+  int port = 0;
+  bool freebind = false;
+};
+
+Napi::Value NetnsSockets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "netnsSockets(netnsPath: string, specs: {type: 'udp'|'tcp', address: string, port: number, freebind?: boolean}[])";
+  Usage(env, info.Length() == 2 && (info[0].IsString() || info[0].IsNull()) && info[1].IsArray(), usage);
+  std::string ns = OptPath(info[0]);
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<SocketSpec> specs;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    Usage(env, v.IsObject(), usage);
+    Napi::Object o = v.As<Napi::Object>();
+    Usage(env, o.Get("type").IsString() && o.Get("address").IsString() && o.Get("port").IsNumber(), usage);
+    SocketSpec s;
+    std::string type = o.Get("type").As<Napi::String>().Utf8Value();
+    Usage(env, type == "udp" || type == "tcp", usage);
+    s.stream = type == "tcp";
+    s.address = o.Get("address").As<Napi::String>().Utf8Value();
+    s.port = o.Get("port").As<Napi::Number>().Int32Value();
+    Usage(env, s.port >= 0 && s.port <= 65535, usage);
+    s.freebind = o.Get("freebind").ToBoolean();
+    specs.push_back(s);
+  }
+  std::vector<int> fds;
+  double ino = 0;
+  std::string failed;
+  auto job = [&](JobResult& r) {
+    if (ns.empty()) {
+      // Our own namespace: no thread, no setns (which would need CAP_SYS_ADMIN even for it).
+      struct stat st;
+      if (stat("/proc/thread-self/ns/net", &st) < 0) { r.err = errno; r.syscall = "stat"; failed = "/proc/thread-self/ns/net"; return; }
+      ino = static_cast<double>(st.st_ino);
+    } else {
+      int nsfd = open(ns.c_str(), O_RDONLY | O_CLOEXEC);
+      if (nsfd < 0) { r.err = errno; r.syscall = "open"; failed = ns; return; }
+      struct stat st;
+      if (fstat(nsfd, &st) < 0) { r.err = errno; r.syscall = "fstat"; failed = ns; close(nsfd); return; }
+      ino = static_cast<double>(st.st_ino);
+      // Why: setns on this thread only (it ends right after); the sockets keep the namespace they
+      // are created in, which is what the caller wants and also why it must close them in time:
+      // an open socket keeps its namespace alive.
+      if (setns(nsfd, CLONE_NEWNET) < 0) { r.err = errno; r.syscall = "setns"; failed = ns; close(nsfd); return; }
+      close(nsfd);
+    }
+    for (const SocketSpec& s : specs) {
+      struct sockaddr_storage sa;
+      memset(&sa, 0, sizeof(sa));
+      socklen_t len;
+      int family;
+      auto* v4 = reinterpret_cast<struct sockaddr_in*>(&sa);
+      auto* v6 = reinterpret_cast<struct sockaddr_in6*>(&sa);
+      if (inet_pton(AF_INET, s.address.c_str(), &v4->sin_addr) == 1) {
+        family = AF_INET; v4->sin_family = AF_INET; v4->sin_port = htons(s.port); len = sizeof(*v4);
+      } else if (inet_pton(AF_INET6, s.address.c_str(), &v6->sin6_addr) == 1) {
+        family = AF_INET6; v6->sin6_family = AF_INET6; v6->sin6_port = htons(s.port); len = sizeof(*v6);
+      } else {
+        r.err = EINVAL; r.syscall = "inet_pton"; failed = s.address; return;
+      }
+      int fd = socket(family, (s.stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+      if (fd < 0) { r.err = errno; r.syscall = "socket"; failed = s.address; return; }
+      fds.push_back(fd);
+      int one = 1;
+      // Why: what libuv does for every TCP bind, so a restart rebinds past TIME_WAIT.
+      if (s.stream) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+      if (s.freebind) {
+        if (family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+        else setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+      }
+      if (bind(fd, reinterpret_cast<struct sockaddr*>(&sa), len) < 0) {
+        r.err = errno; r.syscall = "bind"; failed = s.address + ":" + std::to_string(s.port); return;
+      }
+    }
+  };
+  JobResult r;
+  if (ns.empty()) job(r);
+  else r = RunInNetns("", job);
+  if (r.err) {
+    for (int fd : fds) close(fd);
+    throw ErrnoError(env, r.err, r.syscall, failed);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("netnsIno", Napi::Number::New(env, ino));
+  Napi::Array list = Napi::Array::New(env, fds.size());
+  for (size_t i = 0; i < fds.size(); i++) list.Set(static_cast<uint32_t>(i), Napi::Number::New(env, fds[i]));
+  out.Set("fds", list);
+  return out;
+}
+
+// ---- Batched UDP I/O (separate from the netlink and namespace functions above) ----
+//
+// udpRecvBatch(fd, buf, slot, meta) -> count and udpSendBatch(fd, buf, meta, count) -> sent:
+// recvmmsg/sendmmsg on a non-blocking UDP socket (MSG_DONTWAIT), so that a server handling
+// many small datagrams pays one system call per batch instead of two per datagram. No policy:
+// bytes and addresses in, bytes and addresses out. `meta` holds one 32-byte record per message,
+// little endian: u32 offset in buf, u32 length, u16 family (AF_INET 2 / AF_INET6 10), u16 port,
+// u32 IPv6 scope id, 16 address bytes (IPv4 in the first 4). Receiving fills message i into
+// buf[i*slot, (i+1)*slot) and its record (length 0xffffffff when it did not fit the slot), and
+// returns 0 when nothing is queued. Sending stops at the first message the kernel refuses and
+// returns how many went; when the very first one fails it returns -errno (EAGAIN: the socket's
+// buffer is full), so the caller can skip or retry it.
+constexpr size_t kMetaSize = 32;
+constexpr unsigned kMaxBatch = 256;
+
+void WriteMeta(uint8_t* m, uint32_t offset, uint32_t length, const struct sockaddr_storage& sa) {
+  memset(m, 0, kMetaSize);
+  memcpy(m, &offset, 4);
+  memcpy(m + 4, &length, 4);
+  uint16_t family = sa.ss_family;
+  memcpy(m + 8, &family, 2);
+  if (sa.ss_family == AF_INET) {
+    auto* v4 = reinterpret_cast<const struct sockaddr_in*>(&sa);
+    uint16_t port = ntohs(v4->sin_port);
+    memcpy(m + 10, &port, 2);
+    memcpy(m + 16, &v4->sin_addr, 4);
+  } else if (sa.ss_family == AF_INET6) {
+    auto* v6 = reinterpret_cast<const struct sockaddr_in6*>(&sa);
+    uint16_t port = ntohs(v6->sin6_port);
+    memcpy(m + 10, &port, 2);
+    memcpy(m + 12, &v6->sin6_scope_id, 4);
+    memcpy(m + 16, &v6->sin6_addr, 16);
+  }
+}
+
+socklen_t ReadMeta(const uint8_t* m, uint32_t* offset, uint32_t* length, struct sockaddr_storage* sa) {
+  memcpy(offset, m, 4);
+  memcpy(length, m + 4, 4);
+  uint16_t family, port;
+  memcpy(&family, m + 8, 2);
+  memcpy(&port, m + 10, 2);
+  memset(sa, 0, sizeof(*sa));
+  if (family == AF_INET) {
+    auto* v4 = reinterpret_cast<struct sockaddr_in*>(sa);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    memcpy(&v4->sin_addr, m + 16, 4);
+    return sizeof(*v4);
+  }
+  auto* v6 = reinterpret_cast<struct sockaddr_in6*>(sa);
+  v6->sin6_family = AF_INET6;
+  v6->sin6_port = htons(port);
+  memcpy(&v6->sin6_scope_id, m + 12, 4);
+  memcpy(&v6->sin6_addr, m + 16, 16);
+  return sizeof(*v6);
+}
+
+Napi::Value UdpRecvBatch(Napi::CallbackInfo const& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 4 && info[0].IsNumber() && info[1].IsBuffer() && info[2].IsNumber() && info[3].IsBuffer(),
+        "udpRecvBatch(fd: number, buf: Buffer, slot: number, meta: Buffer)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  size_t slot = info[2].As<Napi::Number>().Uint32Value();
+  auto meta = info[3].As<Napi::Buffer<uint8_t>>();
+  Usage(env, slot > 0, "udpRecvBatch: slot must be > 0");
+  unsigned n = static_cast<unsigned>(std::min<size_t>({buf.Length() / slot, meta.Length() / kMetaSize, kMaxBatch}));
+  if (n == 0) return Napi::Number::New(env, 0);
+  std::vector<struct mmsghdr> msgs(n);
+  std::vector<struct iovec> iov(n);
+  std::vector<struct sockaddr_storage> addrs(n);
+  for (unsigned i = 0; i < n; i++) {
+    iov[i].iov_base = buf.Data() + i * slot;
+    iov[i].iov_len = slot;
+    memset(&msgs[i], 0, sizeof(msgs[i]));
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &addrs[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof(addrs[i]);
+  }
+  int got;
+  do { got = recvmmsg(fd, msgs.data(), n, MSG_DONTWAIT, nullptr); } while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, 0);
+    throw ErrnoError(env, errno, "recvmmsg");
+  }
+  for (int i = 0; i < got; i++) {
+    uint32_t len = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0xffffffffu : msgs[i].msg_len;
+    WriteMeta(meta.Data() + i * kMetaSize, static_cast<uint32_t>(i * slot), len, addrs[i]);
+  }
+  return Napi::Number::New(env, got);
+}
+
+Napi::Value UdpSendBatch(Napi::CallbackInfo const& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 4 && info[0].IsNumber() && info[1].IsBuffer() && info[2].IsBuffer() && info[3].IsNumber(),
+        "udpSendBatch(fd: number, buf: Buffer, meta: Buffer, count: number)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  auto meta = info[2].As<Napi::Buffer<uint8_t>>();
+  unsigned n = info[3].As<Napi::Number>().Uint32Value();
+  Usage(env, n <= kMaxBatch && n * kMetaSize <= meta.Length(), "udpSendBatch: count exceeds the meta records (256 at most)");
+  if (n == 0) return Napi::Number::New(env, 0);
+  std::vector<struct mmsghdr> msgs(n);
+  std::vector<struct iovec> iov(n);
+  std::vector<struct sockaddr_storage> addrs(n);
+  for (unsigned i = 0; i < n; i++) {
+    uint32_t offset, length;
+    socklen_t alen = ReadMeta(meta.Data() + i * kMetaSize, &offset, &length, &addrs[i]);
+    Usage(env, static_cast<size_t>(offset) + length <= buf.Length(), "udpSendBatch: a message lies outside buf");
+    iov[i].iov_base = buf.Data() + offset;
+    iov[i].iov_len = length;
+    memset(&msgs[i], 0, sizeof(msgs[i]));
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+    msgs[i].msg_hdr.msg_name = &addrs[i];
+    msgs[i].msg_hdr.msg_namelen = alen;
+  }
+  int sent;
+  do { sent = sendmmsg(fd, msgs.data(), n, MSG_DONTWAIT); } while (sent < 0 && errno == EINTR);
+  return Napi::Number::New(env, sent >= 0 ? sent : -errno);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(env, OnEnvCleanup, static_cast<napi_env>(env));
   exports.Set("nlOpen", Napi::Function::New(env, NlOpen));
@@ -662,6 +899,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsDelete", Napi::Function::New(env, NetnsDelete));
   exports.Set("execInNetns", Napi::Function::New(env, ExecInNetns));
   exports.Set("peerCred", Napi::Function::New(env, PeerCred));
+  exports.Set("netnsSockets", Napi::Function::New(env, NetnsSockets));
+  exports.Set("udpRecvBatch", Napi::Function::New(env, UdpRecvBatch));
+  exports.Set("udpSendBatch", Napi::Function::New(env, UdpSendBatch));
   return exports;
 }
 

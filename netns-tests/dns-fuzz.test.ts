@@ -1,7 +1,8 @@
 /**
  * Fuzzing the responder over the wire: from inside a container netns, thousands of random and
  * mutated packets over UDP and garbage streams over TCP (seeded, bounded in count and time);
- * afterwards the same responder process must still answer correctly.
+ * afterwards the same responder process must still answer correctly. Run against the gateway
+ * and against 127.0.0.11 inside the container (`"resolver": "127.0.0.11"`).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { ask, dnsname, makeCtr, makeNet } from './lib/dns-lib.ts';
 const FUZZ = `
 const dgram = require('dgram'), net = require('net');
 let seed = Number(process.argv[1]);
+const target = process.argv[2];
 const rnd = (n) => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n; };
 const enc = (n) => Buffer.concat([...n.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
 const q = (name, type, opt) => Buffer.concat([Buffer.from([rnd(256), rnd(256), 1, 0, 0, 1, 0, 0, 0, 0, 0, opt ? 1 : 0]), enc(name), Buffer.from([0, type, 0, 1]),
@@ -32,14 +34,14 @@ let replies = 0; s.on('message', () => { replies++; });
 const N = 6000; let i = 0;
 const deadline = Date.now() + 15000;
 function burst() {
-  for (let k = 0; k < 100 && i < N; k++, i++) s.send(packet(i), 53, '10.89.0.1');
+  for (let k = 0; k < 100 && i < N; k++, i++) s.send(packet(i), 53, target);
   if (i < N && Date.now() < deadline) setTimeout(burst, 2); else tcpFuzz();
 }
 function tcpFuzz() {
   let left = 40;
   const one = () => {
     if (left-- <= 0 || Date.now() > deadline) { setTimeout(() => { process.stdout.write(JSON.stringify({ sent: i, replies })); process.exit(0); }, 300); return; }
-    const c = net.connect({ host: '10.89.0.1', port: 53 });
+    const c = net.connect({ host: target, port: 53 });
     c.on('error', () => {});
     c.on('connect', () => {
       const parts = [];
@@ -53,27 +55,29 @@ function tcpFuzz() {
 }
 burst();`;
 
-netnsTest('thousands of random and mutated packets: no crash, no stall, still correct answers', (t) => {
-  const sb = new Sandbox('z');
-  t.teardown(() => sb.cleanup());
-  const A = makeNet(sb, { name: 'neta', bridge: 'br-a', v4: '10.89.0' });
-  const a1 = makeCtr(sb, A, 'a1', 5);
-  const add = dnsname(sb, 'ADD', a1, 'web');
-  t.is(add.code, 0, add.stdout);
-  const pid = Number(readFileSync(join(sb.tmp, 'dns', 'responder.pid'), 'utf8'));
-  const r = sb.exec(a1.ns, NODE, ['-e', FUZZ, '20261128'], { timeout: 40_000 });
-  t.is(r.status, 0, r.stderr);
-  const stats = JSON.parse(r.stdout);
-  t.is(stats.sent, 6000);
-  t.log(`${stats.replies} replies to 6000 packets`);
-  t.true(stats.replies > 0, 'some of the packets were valid enough to get a reply (FORMERR and all)');
-  process.kill(pid, 0); // still the same process (throws if it died)
-  const res = ask(sb, a1.ns, [
-    { server: '10.89.0.1', name: 'web.dns.cnikit' },
-    { server: '10.89.0.1', name: 'web', tcp: true },
-    { server: '10.89.0.1', name: '5.0.89.10.in-addr.arpa', type: 'PTR' },
-  ]);
-  t.deepEqual(res.map((x) => x.answers), [['10.89.0.5'], ['10.89.0.5'], ['web.dns.cnikit']]);
-  t.is(Number(readFileSync(join(sb.tmp, 'dns', 'responder.pid'), 'utf8')), pid);
-  t.notRegex(readFileSync(join(sb.tmp, 'dns', 'responder.log'), 'utf8'), /"level":"error"/, 'no handler exceptions');
-});
+for (const [mode, server] of [['gateway', '10.89.0.1'], ['127.0.0.11', '127.0.0.11']] as const) {
+  netnsTest(`[${mode}] thousands of random and mutated packets: no crash, no stall, still correct answers`, (t) => {
+    const sb = new Sandbox('z');
+    t.teardown(() => sb.cleanup());
+    const A = makeNet(sb, { name: 'neta', bridge: 'br-a', v4: '10.89.0' });
+    const a1 = makeCtr(sb, A, 'a1', 5);
+    const add = dnsname(sb, 'ADD', a1, 'web', { resolver: mode });
+    t.is(add.code, 0, add.stdout);
+    const pid = Number(readFileSync(join(sb.tmp, 'dns', 'responder.pid'), 'utf8'));
+    const r = sb.exec(a1.ns, NODE, ['-e', FUZZ, '20261128', server], { timeout: 40_000 });
+    t.is(r.status, 0, r.stderr);
+    const stats = JSON.parse(r.stdout);
+    t.is(stats.sent, 6000);
+    t.log(`${stats.replies} replies to 6000 packets`);
+    t.true(stats.replies > 0, 'some of the packets were valid enough to get a reply (FORMERR and all)');
+    process.kill(pid, 0); // still the same process (throws if it died)
+    const res = ask(sb, a1.ns, [
+      { server, name: 'web.dns.cnikit' },
+      { server, name: 'web', tcp: true },
+      { server, name: '5.0.89.10.in-addr.arpa', type: 'PTR' },
+    ]);
+    t.deepEqual(res.map((x) => x.answers), [['10.89.0.5'], ['10.89.0.5'], ['web.dns.cnikit']]);
+    t.is(Number(readFileSync(join(sb.tmp, 'dns', 'responder.pid'), 'utf8')), pid);
+    t.notRegex(readFileSync(join(sb.tmp, 'dns', 'responder.log'), 'utf8'), /"level":"error"/, 'no handler exceptions');
+  });
+}

@@ -54,6 +54,42 @@ export interface NativeBinding {
   execInNetns(netnsPath: string, argv: string[], binds?: [string, string][]): never;
   /** Returns who connected on the unix socket `fd` (SO_PEERCRED): the engine's caller check. */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /**
+   * Creates sockets inside the netns at `netnsPath` (on a short-lived thread of the addon;
+   * null = this process's own, on this thread) and binds each to its address and port; returns their fds in spec order and the inode of the
+   * namespace joined. Nothing listens yet: hand a UDP fd to `dgram` (`bind({ fd })`) and a TCP
+   * one to `net` (`listen({ fd })`). All or nothing: on failure no fd is left open. An open
+   * socket keeps its namespace alive, so whoever holds one must close it when the namespace is
+   * meant to go.
+   */
+  netnsSockets(netnsPath: string | null, specs: NetnsSocketSpec[]): { netnsIno: number; fds: number[] };
+  /**
+   * Receives up to `buf.length / slot` datagrams (256 at most) on non-blocking UDP socket `fd`
+   * with one recvmmsg: message i into `buf[i*slot ...]`, its record into `meta` (UDP_META_SIZE
+   * bytes each: see UdpMeta). Returns how many; 0 when none is queued.
+   */
+  udpRecvBatch(fd: number, buf: Buffer, slot: number, meta: Buffer): number;
+  /**
+   * Sends `count` datagrams with one sendmmsg: message i is `buf[offset, offset+length)` of
+   * its record in `meta`, to its address. Returns how many went; -errno when the first failed.
+   */
+  udpSendBatch(fd: number, buf: Buffer, meta: Buffer, count: number): number;
+}
+
+/**
+ * The size of one message record of udpRecvBatch/udpSendBatch, little endian: u32 offset, u32
+ * length (0xffffffff: did not fit its slot), u16 family (2 IPv4, 10 IPv6), u16 port, u32 IPv6
+ * scope id, 16 address bytes (IPv4 in the first 4).
+ */
+export const UDP_META_SIZE = 32;
+
+/** One socket for `netnsSockets`: its type, the address and port to bind, and IP_FREEBIND. */
+export interface NetnsSocketSpec {
+  type: 'udp' | 'tcp';
+  address: string;
+  port: number;
+  /** Bind even while the address is not up yet (IP_FREEBIND): a container's `lo` may come up later. */
+  freebind?: boolean;
 }
 
 let binding: NativeBinding | undefined;

@@ -5,12 +5,16 @@
  *
  * - `<runDir>/responder.lock`  flock'd by the running responder for its whole life (one per dir)
  * - `<runDir>/responder.pid`   its pid (for `kill -HUP`, and to kill a hung one)
- * - `<runDir>/responder.sock`  control socket: one line in (`ping` | `reload`), one JSON line out
- *                              (a ControlReply), then the server closes the connection
+ * - `<runDir>/responder.sock`  control socket: one line in (`ping` | `reload` |
+ *                              `reload netns=<inode> [pid=<pid>]`), one JSON line out (a ControlReply), then
+ *                              the server closes the connection
  * - `<runDir>/responder.log`   its stderr (structured JSON lines)
  *
  * `ping` answers ok while the responder serves; `reload` re-reads the records first and answers
- * ok once it has (also when that reload left no network and the responder is on its way out).
+ * ok once it has (also when that reload left no network and the responder is on its way out);
+ * with `netns=<inode>` the reply also says whether 127.0.0.11 listens in that container's netns
+ * (what ADD waits for in that mode), and `pid=<pid>` names the caller, through whose mount
+ * namespace (`/proc/<pid>/root`) the netns path can be opened while it waits.
  * Liveness is "the control socket answers", not "the pid exists" (pids are reused). This module
  * stays light (node:net is loaded on first use, it costs ~10 ms of start-up): the plugin loads
  * it in every exec.
@@ -29,7 +33,7 @@ export const RUN_FILES = {
 } as const;
 
 /** A command the control socket takes. */
-export type ControlCommand = 'ping' | 'reload';
+export type ControlCommand = 'ping' | 'reload' | `reload netns=${number}` | `reload netns=${number} pid=${number}`;
 
 /** What the responder answers on its control socket. */
 export interface ControlReply {
@@ -42,6 +46,8 @@ export interface ControlReply {
   listening: string[];
   /** The query counters. */
   stats?: ServerStats;
+  /** Asked with `reload netns=<inode>`: whether that container's 127.0.0.11 listens. */
+  netns?: { ino: number; listening: boolean; error?: string };
   /** Why the command failed (ok false). */
   error?: string;
 }
@@ -88,6 +94,10 @@ export interface ControlTarget {
   /** Addresses bound (`listenKey` form). */
   readonly bound: string[];
   readonly stats: ServerStats;
+  /** Whether 127.0.0.11 listens in the netns of inode `ino` (undefined: not wanted there). */
+  netnsState?(ino: number): { listening: boolean; error?: string } | undefined;
+  /** Tells the target that process `pid` (the caller, alive while it waits) sees the netns of inode `ino` at its recorded path. */
+  reachThrough?(ino: number, pid: number): void;
 }
 
 const MAX_COMMAND_BYTES = 256;
@@ -101,6 +111,15 @@ function replyOf(t: ControlTarget, ok: boolean, error?: string): ControlReply {
 }
 
 async function answer(cmd: string, t: ControlTarget): Promise<ControlReply> {
+  const netns = /^reload netns=([1-9]\d{0,15})(?: pid=([1-9]\d{0,9}))?$/.exec(cmd);
+  if (netns) {
+    const ino = Number(netns[1]);
+    if (netns[2]) t.reachThrough?.(ino, Number(netns[2]));
+    await t.reload('control');
+    const r = replyOf(t, true);
+    r.netns = { ino, ...(t.netnsState?.(ino) ?? { listening: false, error: 'no network in 127.0.0.11 mode has a live container in that netns' }) };
+    return r;
+  }
   switch (cmd) {
     case 'ping': return replyOf(t, !t.stopping);
     case 'reload': await t.reload('control'); return replyOf(t, true);

@@ -11,7 +11,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniCode, CniError } from '../pkg/cni/errors.ts';
-import { type ControlReply, RUN_FILES, controlRequest } from './control.ts';
+import { type ControlCommand, type ControlReply, RUN_FILES, controlRequest } from './control.ts';
 
 /**
  * Node flags for the responder process: a small young generation keeps a 10,000-name responder
@@ -67,6 +67,8 @@ export interface EnsureOptions {
   command: string[];
   /** The caller's environment; the responder gets it minus CNI_*. */
   env: NodeJS.ProcessEnv;
+  /** The command that asks for the reload (default `reload`; `reload netns=<ino>` also reports on that netns). */
+  reload?: ControlCommand;
 }
 
 /**
@@ -75,7 +77,7 @@ export interface EnsureOptions {
  * replaced. Returns the responder's reply to `reload`.
  */
 export async function ensureResponder(o: EnsureOptions): Promise<ControlReply> {
-  const running = await controlRequest(o.runDir, 'reload', 3000);
+  const running = await controlRequest(o.runDir, o.reload ?? 'reload', 3000);
   if (running?.ok) return running;
   // Not answering: either not running, exiting, or hung.
   const old = readPid(o.runDir);
@@ -113,7 +115,8 @@ export async function startResponder(o: EnsureOptions): Promise<ControlReply> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     const r = await controlRequest(o.runDir, 'ping', 1000);
-    if (r?.ok) return r;
+    // A fresh responder has read everything; a netns question still needs asking.
+    if (r?.ok) return o.reload && o.reload !== 'reload' ? (await controlRequest(o.runDir, o.reload, 3000)) ?? r : r;
     if (exited) break;
     await sleep(15);
   }

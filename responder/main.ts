@@ -49,7 +49,7 @@ export function responderMain(argv: string[], env: NodeJS.ProcessEnv): void {
     process.exitCode = 2;
     return;
   }
-  serveDns({ ...opts, log }).then((svc) => {
+  serveDns({ ...opts, log, fullGcAfterReload: true }).then((svc) => {
     process.on('SIGHUP', () => { void svc.reload('SIGHUP'); });
     process.on('SIGTERM', () => { void svc.close(); });
     process.on('SIGINT', () => { void svc.close(); });

@@ -1,12 +1,18 @@
 /**
  * Running the responder over a records directory, in two forms: the per-host daemon the dnsname
  * plugin starts (a run directory with its lock, control socket and pid file; it stops when no
- * network is left), and the standalone resolver on explicit addresses (`cnikit dns serve`; it
- * follows the records directory by itself). `serveDns` starts either, in this process, and
- * returns the handle that reloads and stops it. Signals and argv are main.ts's business.
+ * live network is left), and the standalone resolver on explicit addresses (`cnikit dns serve`;
+ * it follows the records directory by itself). `serveDns` starts either, in this process, and
+ * returns the handle that reloads and stops it. Signals, argv and process-wide settings (the
+ * V8 flag behind `fullGcAfterReload`) are main.ts's business: serveDns itself keeps no process
+ * globals, so it can run inside a longer-lived process too.
  *
- * Reloads are queued, one at a time, so a burst of `reload` commands or directory events never
- * runs two reads of the directory at once.
+ * Reloads, liveness checks and prunes are queued, one at a time, so a burst of `reload`
+ * commands or directory events never runs two reads of the directory at once. Every
+ * `checkIntervalMs` a bounded share of the containers' namespaces is checked (and every fifth
+ * time the networks' bridges), so records of a container or network that went away without DEL
+ * stop answering, and 127.0.0.11 sockets in a deleted namespace are closed, within seconds. The
+ * daemon then prunes them from disk when the records lock is free.
  */
 import { type FSWatcher, mkdirSync, readFileSync, renameSync, unlinkSync, watch, writeFileSync } from 'node:fs';
 import type { Server } from 'node:net';
@@ -17,7 +23,10 @@ import { formatIP, parseHostPort } from '../pkg/ip/cidr.ts';
 import { type Logger, stderrLogger } from '../pkg/log.ts';
 import { type HeldLock, LockedDir } from '../pkg/store/locked-dir.ts';
 import type { ListenAddr } from './backend.ts';
+import type { CacheOptions } from './cache.ts';
 import { RUN_FILES, serveControl } from './control.ts';
+import { type HostProbe, openHostProbe } from './liveness.ts';
+import { tryPruneRecordsDir } from './prune.ts';
 import { RECORDS_SUFFIX } from './records.ts';
 import { DnsServer } from './server.ts';
 
@@ -39,6 +48,19 @@ export interface ServeOptions {
    * environment; absent, it is this process's stderr with CNIKIT_DEBUG from process.env.
    */
   log?: Logger;
+  /** How often liveness is checked, in ms (default 1000; 0 = never: reloads only). */
+  checkIntervalMs?: number;
+  /** Container namespaces checked per interval at most (default 2000). */
+  checkBudget?: number;
+  /** The cache of forwarded answers (false = none). */
+  cache?: CacheOptions | false;
+  /** Opens a probe of the host for the liveness checks (tests inject one). */
+  probe?: () => HostProbe;
+  /**
+   * Run a full V8 garbage collection a while after reloads, to give back what building left
+   * (sets the process-wide --expose-gc flag: for the daemon's own process only).
+   */
+  fullGcAfterReload?: boolean;
 }
 
 /** A running resolver. */
@@ -63,9 +85,9 @@ export function parseListen(s: string): ListenAddr {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * A full V8 garbage collection, run after each reload: building the backend for 10,000 names
- * leaves tens of MB of garbage in the old generation, which V8 would otherwise keep mapped for a
- * long time in an idle daemon. (`--expose-gc` set at run time is the documented way to get `gc`.)
+ * A full V8 garbage collection: building the backend for 10,000 names leaves tens of MB of
+ * garbage in the old generation, which V8 would otherwise keep mapped for a long time in an
+ * idle daemon. (`--expose-gc` set at run time is the documented way to get `gc`.)
  */
 let fullGc: (() => void) | undefined;
 function v8FullGc(): void {
@@ -75,6 +97,11 @@ function v8FullGc(): void {
   }
   fullGc();
 }
+
+/** The full GC runs this long after the last reload (not in the reload: it pauses queries). */
+const GC_DELAY_MS = 2000;
+/** Every this many checks, the bridges are checked too. */
+const LINK_CHECK_EVERY = 5;
 
 /** Takes the run directory's lock, waiting up to `waitMs` for an exiting predecessor. */
 async function takeLock(runDir: string, waitMs: number): Promise<HeldLock | undefined> {
@@ -106,6 +133,7 @@ export async function serveDns(o: ServeOptions): Promise<DnsService> {
     if (svc.stopping) return svc; // no network to serve, and told to stop then
     if (o.runDir) await svc.openRunDir(o.runDir);
     if (o.watch) svc.watchRecords();
+    svc.startChecks();
   } catch (err) {
     await svc.close();
     throw err;
@@ -114,7 +142,7 @@ export async function serveDns(o: ServeOptions): Promise<DnsService> {
   return svc;
 }
 
-/** The state of one running resolver: its server, run files, watcher and reload queue. */
+/** The state of one running resolver: its server, run files, watcher, checks and queue. */
 class Responder implements DnsService {
   readonly server: DnsServer;
   readonly done: Promise<void>;
@@ -124,6 +152,9 @@ class Responder implements DnsService {
   private resolveDone!: () => void;
   private control: Server | undefined;
   private watcher: FSWatcher | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private gcTimer: NodeJS.Timeout | undefined;
+  private checks = 0;
   private closing: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -131,7 +162,10 @@ class Responder implements DnsService {
     this.o = o;
     this.log = log;
     this.lock = lock;
-    this.server = new DnsServer({ recordsDir: o.recordsDir, listen: o.listen, forwardTimeoutMs: o.forwardTimeoutMs, resolvConf: o.resolvConf, log });
+    this.server = new DnsServer({
+      recordsDir: o.recordsDir, listen: o.listen, forwardTimeoutMs: o.forwardTimeoutMs, resolvConf: o.resolvConf,
+      cache: o.cache, probe: o.probe, log,
+    });
     this.done = new Promise<void>((r) => { this.resolveDone = r; });
   }
 
@@ -152,24 +186,87 @@ class Responder implements DnsService {
     return this.server.stats;
   }
 
-  reload(reason = 'request'): Promise<number> {
-    const p = this.queue.then(async () => {
-      if (this.closing) return 0;
-      const r = await this.server.reload(reason);
-      v8FullGc();
-      this.logMemory();
-      if (r.networks === 0 && this.o.exitWhenEmpty) {
-        this.log.info('no network left; exiting', { pid: process.pid });
-        await this.close();
-      }
-      return r.networks;
-    });
+  netnsState(ino: number): { listening: boolean; error?: string } | undefined {
+    return this.server.netnsState(ino);
+  }
+
+  reachThrough(ino: number, pid: number): void {
+    this.server.reachThrough(ino, pid);
+  }
+
+  /** Runs `job` after everything queued before it; a closed responder runs nothing. */
+  private enqueue<T>(job: () => Promise<T>, ifClosed: T): Promise<T> {
+    const p = this.queue.then(() => (this.closing ? ifClosed : job()));
     this.queue = p.catch(() => undefined);
     return p;
   }
 
+  reload(reason = 'request'): Promise<number> {
+    return this.enqueue(async () => {
+      const r = await this.server.reload(reason);
+      this.afterChange();
+      await this.pruneIfNeeded();
+      await this.stopIfEmpty();
+      return r.networks;
+    }, 0);
+  }
+
+  /** Starts the periodic liveness checks. */
+  startChecks(): void {
+    const every = this.o.checkIntervalMs ?? 1000;
+    if (every <= 0 || this.closing) return;
+    this.checkTimer = setInterval(() => { void this.check(); }, every);
+    this.checkTimer.unref();
+  }
+
+  /** One liveness check: a share of the containers, and every fifth time the bridges. */
+  private check(): Promise<void> {
+    return this.enqueue(async () => {
+      const links = this.checks++ % LINK_CHECK_EVERY === LINK_CHECK_EVERY - 1;
+      try {
+        if (await this.server.check(this.o.checkBudget ?? 2000, links)) this.afterChange();
+        await this.pruneIfNeeded();
+        await this.stopIfEmpty();
+      } catch (err) {
+        this.log.warn('liveness check failed', { error: (err as Error).message });
+      }
+    }, undefined);
+  }
+
+  /** The daemon prunes what was judged dead from disk, when nobody holds the records lock. */
+  private async pruneIfNeeded(): Promise<void> {
+    if (!this.o.runDir || this.closing || !this.server.needsPrune) return;
+    const probe = (this.o.probe ?? openHostProbe)();
+    let r;
+    try {
+      r = await tryPruneRecordsDir(this.o.recordsDir, probe);
+    } finally {
+      probe.close();
+    }
+    if (!r) return; // the lock is busy (a plugin call): the next check tries again
+    if (!r.removed.length && !r.dropped.length && !r.temps.length) return;
+    this.log.info('pruned records', { removed: r.removed, dropped: r.dropped, temps: r.temps });
+    await this.server.reload('pruned');
+  }
+
+  private async stopIfEmpty(): Promise<void> {
+    if (this.server.networks !== 0 || !this.o.exitWhenEmpty || this.closing) return;
+    this.log.info('no network left; exiting', { pid: process.pid });
+    await this.close();
+  }
+
+  private afterChange(): void {
+    this.logMemory();
+    if (!this.o.fullGcAfterReload) return;
+    clearTimeout(this.gcTimer);
+    this.gcTimer = setTimeout(() => { this.gcTimer = undefined; v8FullGc(); }, GC_DELAY_MS);
+    this.gcTimer.unref();
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.checkTimer);
+      clearTimeout(this.gcTimer);
       this.watcher?.close();
       if (this.o.runDir) this.removeRunFiles(this.o.runDir);
       this.control?.close();

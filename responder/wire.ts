@@ -30,6 +30,7 @@ const AA = 0x04;
 const TC = 0x02;
 const RD = 0x01;
 const RA = 0x80;
+const CD = 0x10;
 /** DNSSEC OK: the top bit of an OPT record's flags (RFC 3225). */
 const DO = 0x80;
 
@@ -56,6 +57,11 @@ export function isTruncated(m: Buffer): boolean {
 /** Returns true when the RD bit (recursion desired) is set. */
 export function wantsRecursion(m: Buffer): boolean {
   return (m[2]! & RD) !== 0;
+}
+
+/** Returns true when the CD bit (checking disabled, RFC 4035 §3.2.2) is set. */
+export function checkingDisabled(m: Buffer): boolean {
+  return (m[3]! & CD) !== 0;
 }
 
 /** Returns the header's 4-bit response code. */
@@ -301,9 +307,11 @@ export function udpLimit(q: Query): number {
 /**
  * Encodes the response to `q`. When it would exceed `maxSize` (the client's UDP limit; 65535
  * over TCP) the answer and authority records are left out and the TC bit is set, so the client
- * retries over TCP (RFC 1035 §4.2.1, RFC 6891 §7).
+ * retries over TCP (RFC 1035 §4.2.1, RFC 6891 §7). With `into` (large enough), the response is
+ * written there and a view of it returned: no buffer is allocated, and the caller must be done
+ * with the view before it encodes into `into` again.
  */
-export function encodeResponse(q: Query, r: Reply, maxSize: number): Buffer {
+export function encodeResponse(q: Query, r: Reply, maxSize: number, into?: Buffer): Buffer {
   const badVers = q.edns !== undefined && q.edns.version !== 0;
   const rcode = badVers ? 0 : r.rcode; // BADVERS = 16: low bits 0, high bits 1 in the OPT
   let size = HEADER_SIZE + q.question.length + (q.edns ? 11 : 0);
@@ -321,7 +329,7 @@ export function encodeResponse(q: Query, r: Reply, maxSize: number): Buffer {
     an = 0;
     ns = 0;
   }
-  const out = Buffer.allocUnsafe(size);
+  const out = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
   out[0] = q.id >> 8;
   out[1] = q.id & 0xff;
   out[2] = QR | (q.opcode << 3) | (r.aa ? AA : 0) | (tc ? TC : 0) | (q.rd ? RD : 0);

@@ -1,10 +1,14 @@
 /**
  * Helpers for the DNS netns tests: a network built with `ip` inside a Sandbox (bridge with the
- * gateway address in the sandbox host netns, one veth per container), the prevResult a bridge
- * plugin would hand to dnsname, the dnsname config, a real DNS client (dns2) run inside a
- * container netns, and a fake upstream resolver run in the sandbox's "outside" netns.
+ * gateway address in the sandbox host netns, one veth per container, more interfaces for a
+ * container on several networks), the prevResult a bridge plugin would hand to dnsname, the
+ * dnsname config, a real DNS client (dns2) run inside a container netns, a fake upstream
+ * resolver (in the sandbox's "outside" netns, or on 127.0.0.53 in the sandbox host, as
+ * systemd-resolved would be) that logs what it was asked, and the checks that a deleted
+ * namespace is really freed (no process, fd, mount or socket of ours holds it).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NODE, ROOT, Sandbox, enginePids, ip } from './sandbox.ts';
 
@@ -23,6 +27,8 @@ export interface Ctr {
   net: Net;
   host: number;
   prevResult: Record<string, unknown>;
+  /** The container interface of this attachment (eth0 unless made by addIface). */
+  ifName?: string;
 }
 
 /** Makes the network's bridge in the sandbox host, with the gateway .1 (and ::1) on it. */
@@ -37,23 +43,38 @@ export function makeNet(sb: Sandbox, net: Net): Net {
 /** Makes a container netns on `net` with address .host (and ::host) and the prevResult for it. */
 export function makeCtr(sb: Sandbox, net: Net, name: string, host: number): Ctr {
   const ns = sb.container(name);
-  const hostVeth = `v${name}`.slice(0, 15);
-  ip('-n', sb.host, 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+  return attach(sb, { ns, id: `ctr-${name}` }, net, `v${name}`, 'eth0', host, true);
+}
+
+/**
+ * Puts container `c` on one more network: interface `ifName` on `net` with address .host, no
+ * default route (the first network has it). Returns the attachment, with its own prevResult.
+ */
+export function addIface(sb: Sandbox, c: Ctr, net: Net, ifName: string, host: number): Ctr {
+  return attach(sb, c, net, `v${c.ns.slice(-6)}${ifName}`, ifName, host, false);
+}
+
+function attach(sb: Sandbox, c: { ns: string; id: string }, net: Net, hostName: string, ifName: string, host: number, defaultRoute: boolean): Ctr {
+  const { ns } = c;
+  const hostVeth = hostName.slice(0, 15);
+  ip('-n', sb.host, 'link', 'add', hostVeth, 'type', 'veth', 'peer', 'name', ifName, 'netns', ns);
   ip('-n', sb.host, 'link', 'set', hostVeth, 'master', net.bridge, 'up');
-  ip('-n', ns, 'addr', 'add', `${net.v4}.${host}/24`, 'dev', 'eth0');
-  if (net.v6) ip('-n', ns, 'addr', 'add', `${net.v6}${host.toString(16)}/64`, 'dev', 'eth0', 'nodad');
-  ip('-n', ns, 'link', 'set', 'eth0', 'up');
-  ip('-n', ns, 'route', 'add', 'default', 'via', `${net.v4}.1`);
-  if (net.v6) ip('-n', ns, '-6', 'route', 'add', 'default', 'via', `${net.v6}1`);
+  ip('-n', ns, 'addr', 'add', `${net.v4}.${host}/24`, 'dev', ifName);
+  if (net.v6) ip('-n', ns, 'addr', 'add', `${net.v6}${host.toString(16)}/64`, 'dev', ifName, 'nodad');
+  ip('-n', ns, 'link', 'set', ifName, 'up');
+  if (defaultRoute) {
+    ip('-n', ns, 'route', 'add', 'default', 'via', `${net.v4}.1`);
+    if (net.v6) ip('-n', ns, '-6', 'route', 'add', 'default', 'via', `${net.v6}1`);
+  }
   const ips: Record<string, unknown>[] = [{ address: `${net.v4}.${host}/24`, gateway: `${net.v4}.1`, interface: 2 }];
   if (net.v6) ips.push({ address: `${net.v6}${host.toString(16)}/64`, gateway: `${net.v6}1`, interface: 2 });
   const prevResult = {
     cniVersion: '1.0.0',
-    interfaces: [{ name: net.bridge, mac: '02:00:00:00:00:01' }, { name: hostVeth, mac: '02:00:00:00:00:02' }, { name: 'eth0', mac: '02:00:00:00:00:03', sandbox: Sandbox.path(ns) }],
+    interfaces: [{ name: net.bridge, mac: '02:00:00:00:00:01' }, { name: hostVeth, mac: '02:00:00:00:00:02' }, { name: ifName, mac: '02:00:00:00:00:03', sandbox: Sandbox.path(ns) }],
     ips,
     routes: [{ dst: '0.0.0.0/0' }],
   };
-  return { ns, id: `ctr-${name}`, net, host, prevResult };
+  return { ns, id: c.id, net, host, prevResult, ifName };
 }
 
 /** The dnsname config a conflist would give for `c` (state under sb.tmp). */
@@ -68,7 +89,7 @@ export function dnsConf(sb: Sandbox, c: Ctr, extra: Record<string, unknown> = {}
 /** Runs dnsname `command` for container `c` named `name` (K8S_POD_NAME). */
 export function dnsname(sb: Sandbox, command: string, c: Ctr, name: string, extra: Record<string, unknown> = {}) {
   return sb.plugin('dnsname', {
-    command, containerId: c.id, netns: Sandbox.path(c.ns), cniArgs: `IgnoreUnknown=1;K8S_POD_NAME=${name}`, conf: dnsConf(sb, c, extra),
+    command, containerId: c.id, netns: Sandbox.path(c.ns), ifName: c.ifName, cniArgs: `IgnoreUnknown=1;K8S_POD_NAME=${name}`, conf: dnsConf(sb, c, extra),
   });
 }
 
@@ -128,26 +149,105 @@ export function resolve(sb: Sandbox, ns: string, q: Question): string[] | string
 const UPSTREAM = `
 const DNS = require(${JSON.stringify(join(ROOT, 'node_modules/dns2'))});
 const { Packet } = DNS;
+const [address, ttl] = [process.argv[1], Number(process.argv[2])];
 const server = DNS.createServer({ udp: true, tcp: true, handle: (req, send) => {
   const res = Packet.createResponseFromRequest(req);
   const q = req.questions[0];
-  if (q && q.type === Packet.TYPE.A) res.answers.push({ name: q.name, type: Packet.TYPE.A, class: Packet.CLASS.IN, ttl: 60, address: '203.0.113.7' });
+  if (q) process.stdout.write('q ' + q.name + ' ' + q.type + '\\n');
+  if (q && q.name.startsWith('nx')) {
+    res.header.rcode = 3;
+    res.authorities.push({ name: 'example.org', type: Packet.TYPE.SOA, class: Packet.CLASS.IN, ttl, primary: 'ns.example.org', admin: 'hostmaster.example.org', serial: 1, refresh: 3600, retry: 600, expiration: 86400, minimum: ttl });
+  } else if (q && q.type === Packet.TYPE.A) {
+    res.answers.push({ name: q.name, type: Packet.TYPE.A, class: Packet.CLASS.IN, ttl, address: '203.0.113.7' });
+  }
   send(res);
 }});
-server.listen({ udp: { port: 53, address: '198.51.100.2', type: 'udp4' }, tcp: { port: 53, host: '198.51.100.2' } }).then(() => process.stdout.write('ready\\n'));
+server.listen({ udp: { port: 53, address, type: 'udp4' }, tcp: { port: 53, host: address } }).then(() => process.stdout.write('ready\\n'));
 `;
 
-/** Starts a fake upstream on 198.51.100.2:53 in the outside netns: every A question -> 203.0.113.7. Resolves its pid. */
-export function fakeUpstream(sb: Sandbox, outside: string): Promise<number> {
+/** A fake upstream resolver started by a test, and what it was asked. */
+export interface FakeUpstream {
+  pid: number;
+  /** The questions it got, as `name type` (type as a number), in order (after its output has been read). */
+  queries(): Promise<string[]>;
+}
+
+/**
+ * Starts a fake upstream on `address`:53 (UDP and TCP) in netns `ns`: every A question gets
+ * 203.0.113.7 with `ttl`, names starting with `nx` get NXDOMAIN with a SOA (TTL and MINIMUM
+ * `ttl`). By default the sandbox's outside netns, 198.51.100.2.
+ */
+export function fakeUpstream(sb: Sandbox, ns: string, address = '198.51.100.2', ttl = 60): Promise<FakeUpstream> {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', outside, NODE, '-e', UPSTREAM], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('ip', ['netns', 'exec', ns, NODE, '-e', UPSTREAM, address, String(ttl)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
     const timer = setTimeout(() => reject(new Error('fake upstream did not start')), 10_000);
     child.stdout.on('data', (d) => {
-      if (String(d).includes('ready')) { clearTimeout(timer); resolve(child.pid!); }
+      out += d;
+      if (out.includes('ready')) { clearTimeout(timer); resolve({ pid: child.pid!, queries: async () => {
+        // A test that asked synchronously has not let this process read the pipe yet.
+        await new Promise((r) => setTimeout(r, 300));
+        return out.split('\n').filter((l) => l.startsWith('q ')).map((l) => l.slice(2));
+      } }); }
     });
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`fake upstream exited ${code}`)); });
     child.unref();
   });
+}
+
+/** The inode of a sandbox namespace (what its /run/netns path names). */
+export function netnsInode(ns: string): number {
+  return statSync(Sandbox.path(ns)).ino;
+}
+
+/**
+ * What still holds the netns of inode `ino`, outside the sockets: processes in it, open ns
+ * files (`/proc/PID/fd`), bind mounts (mountinfo). [] when nothing visible does.
+ */
+export function netnsHolders(ino: number): string[] {
+  const tag = `net:[${ino}]`;
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try { if (readlinkSync(`/proc/${pid}/ns/net`) === tag) out.push(`process ${pid}`); } catch { continue; }
+    let fds: string[] = [];
+    try { fds = readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+    for (const fd of fds) {
+      try { if (readlinkSync(`/proc/${pid}/fd/${fd}`) === tag) out.push(`fd ${fd} of ${pid}`); } catch { /* closed meanwhile */ }
+    }
+  }
+  if (readFileSync('/proc/self/mountinfo', 'utf8').includes(tag)) out.push('a bind mount');
+  return out;
+}
+
+const SOCKETS_IN_NETNS = `
+import ctypes, fcntl, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid, ino = int(sys.argv[1]), int(sys.argv[2])
+pidfd = libc.syscall(434, pid, 0)  # pidfd_open
+if pidfd < 0: print(-1); sys.exit(0)
+n = 0
+for fd in os.listdir(f'/proc/{pid}/fd'):
+    try:
+        if not os.readlink(f'/proc/{pid}/fd/{fd}').startswith('socket:'): continue
+    except OSError:
+        continue
+    dup = libc.syscall(438, pidfd, int(fd), 0)  # pidfd_getfd
+    if dup < 0: continue
+    try:
+        ns = fcntl.ioctl(dup, 0x894C)  # SIOCGSKNS: the socket's netns, as a new fd
+        if os.fstat(ns).st_ino == ino: n += 1
+        os.close(ns)
+    except OSError:
+        pass
+    os.close(dup)
+print(n)
+`;
+
+/** The number of sockets of process `pid` that live in the netns of inode `ino` (pidfd_getfd + SIOCGSKNS). */
+export function socketsIn(pid: number, ino: number): number {
+  const r = spawnSync('/usr/bin/python3', ['-c', SOCKETS_IN_NETNS, String(pid), String(ino)], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`counting sockets failed: ${r.stderr}`);
+  return Number(r.stdout.trim());
 }
 
 /** Pids of processes running in netns `ns`, but the warm engine (the tests count responders). */

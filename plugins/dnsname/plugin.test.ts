@@ -26,6 +26,12 @@ test('defaults: domain dns.cnikit, port 53, host resolvers, /run/cnikit/dns', (t
   t.is(c.runDir, DEFAULT_RECORDS_DIR);
 });
 
+test('resolver and internal: gateway and false by default, 127.0.0.11 and true taken', (t) => {
+  t.like(parseDnsnameConf(args({})), { resolver: 'gateway', internal: false });
+  t.like(parseDnsnameConf(args({ resolver: '127.0.0.11', internal: true })), { resolver: '127.0.0.11', internal: true });
+  t.like(parseDnsnameConf(args({ resolver: 'gateway' })), { resolver: 'gateway' });
+});
+
 test('the dnsname plugin\'s own keys work unchanged; ours are taken', (t) => {
   const c = parseDnsnameConf(args({ domainName: 'DNS.Podman.', capabilities: { aliases: true }, upstreams: ['192.0.2.1', '[fd00::1]:5353'], port: 5353, recordsDir: '/tmp/r', runDir: '/tmp/x' }));
   t.is(c.domain, 'dns.podman');
@@ -43,6 +49,11 @@ const bad: [string, Record<string, unknown>, RegExp][] = [
   ['port 0', { port: 0 }, /port/],
   ['port fraction', { port: 53.5 }, /port/],
   ['relative recordsDir', { recordsDir: 'dns' }, /recordsDir: "dns" must be an absolute path/],
+  ['relative recordsDir ./x', { recordsDir: './x' }, /recordsDir: "\.\/x" must be an absolute path/],
+  ['relative runDir ../y', { recordsDir: '/abs', runDir: '../y' }, /runDir: "\.\.\/y" must be an absolute path/],
+  ['unknown resolver', { resolver: '127.0.0.1' }, /resolver: "127\.0\.0\.1" must be "gateway" or "127\.0\.0\.11"/],
+  ['internal not a boolean', { internal: 'yes' }, /internal/],
+  ['relative resolvConf', { resolvConf: 'resolv.conf' }, /resolvConf: "resolv\.conf" must be an absolute path/],
   ['runDir too long for a socket', { runDir: `/${'x'.repeat(120)}` }, /runDir/],
 ];
 for (const [what, conf, re] of bad) {

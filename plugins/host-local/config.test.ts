@@ -65,6 +65,9 @@ test('rangeStart after rangeEnd', rejects, conf({ ranges: [[{ subnet: '10.0.0.0/
 test('a bad gateway', rejects, conf({ ranges: [[{ subnet: '10.0.0.0/24', gateway: 'x' }]] }), /gateway "x" is not an IP address/);
 test('a gateway of the other family', rejects, conf({ ranges: [[{ subnet: '10.0.0.0/24', gateway: 'fd00::1' }]] }), /gateway fd00::1 is not in the address family of 10\.0\.0\.0\/24/);
 test('mixed families in a set', rejects, conf({ ranges: [[{ subnet: '10.0.0.0/24' }, { subnet: 'fd00::/64' }]] }), /invalid range set 0: mixed address families \(10\.0\.0\.0\/24 and fd00::\/64\)/);
+for (const dataDir of ['rel', './x', '../y']) {
+  test(`a relative dataDir "${dataDir}"`, rejects, conf({ ranges: [[{ subnet: '10.0.0.0/24' }]], dataDir }), new RegExp(`ipam\\.dataDir: "${dataDir.replace(/\./g, '\\.')}" must be an absolute path`));
+}
 test('overlapping ranges in a set', rejects, conf({ ranges: [[{ subnet: '10.0.0.0/24' }, { subnet: '10.0.0.0/25' }]] }), /invalid range set 0: subnets 10\.0\.0\.1-10\.0\.0\.254 \(10\.0\.0\.0\/24\) and 10\.0\.0\.1-10\.0\.0\.126 \(10\.0\.0\.0\/25\) overlap/);
 test('overlapping range sets', rejects, conf({ ranges: [[{ subnet: '10.0.0.0/24' }], [{ subnet: '10.0.0.128/25' }]] }), /range set 0 overlaps with 1: 10\.0\.0\.1-10\.0\.0\.254 \(10\.0\.0\.0\/24\) and 10\.0\.0\.129-10\.0\.0\.254/);
 test('a runtime range overlapping the config', rejects, conf({ ranges: [[{ subnet: '10.0.0.0/24' }]] }, { runtimeConfig: { ipRanges: [[{ subnet: '10.0.0.0/16' }]] } }), /range set 0 overlaps with 1/);

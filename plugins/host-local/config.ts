@@ -14,6 +14,7 @@
  * This module does not read leases; it reads one file, `resolvConf`, and only when asked.
  */
 import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { CniCode, CniError, describe, invalidConfig } from '../../pkg/cni/errors.ts';
 import { KNOWN_CNI_ARGS, parseCniArgs } from '../../pkg/cni/args.ts';
 import type { DNS, Route } from '../../pkg/cni/result.ts';
@@ -183,14 +184,16 @@ function checkRangeSet(raws: RawRange[], index: number): RangeSet {
 /**
  * Returns where the network's leases live, reading nothing else of the config: DEL and GC use
  * it so that they succeed, releasing what there is, even for a config whose ranges an ADD would
- * reject (a runtime DELs after every failed ADD, and keeps retrying a DEL that fails).
+ * reject (a runtime DELs after every failed ADD, and keeps retrying a DEL that fails). A
+ * relative `dataDir` gives undefined: ADD refuses it, so no lease can be there, and a path
+ * relative to wherever the runtime runs is never touched.
  */
-export function loadStoreLocation(conf: RawConf): { name: string; dataDir: string } {
+export function loadStoreLocation(conf: RawConf): { name: string; dataDir: string } | undefined {
   validateNetworkName(conf.name);
   // Keys matched as Go matches them (`"DataDir"` works); anything unusable means the default.
   const ipam = (goKeys(locationKeys, conf) as { ipam?: unknown }).ipam as { dataDir?: unknown } | undefined;
   const dataDir = ipam && typeof ipam === 'object' && typeof ipam.dataDir === 'string' && ipam.dataDir ? ipam.dataDir : DEFAULT_DATA_DIR;
-  return { name: conf.name, dataDir };
+  return isAbsolute(dataDir) ? { name: conf.name, dataDir } : undefined;
 }
 
 /** The only keys DEL and GC read. */
@@ -205,6 +208,8 @@ export function loadIpamConf(conf: RawConf): IpamConf {
   validateNetworkName(conf.name);
   const c = parseWith(confSchema, conf);
   const ipam = c.ipam;
+  // A relative path would put leases wherever the runtime happens to run.
+  if (ipam.dataDir && !isAbsolute(ipam.dataDir)) throw invalidConfig(`ipam.dataDir: "${ipam.dataDir}" must be an absolute path`);
 
   const raw: RawRange[][] = [...(ipam.ranges ?? [])];
   if (ipam.subnet !== undefined) {

@@ -49,6 +49,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
 
 async function cmdDel(a: CmdArgs): Promise<void> {
   const conf = loadStoreLocation(a.conf);
+  if (!conf) return;
   const store = new DiskStore(conf.dataDir, conf.name);
   if (!store.present()) return;
   try {
@@ -78,6 +79,7 @@ async function cmdStatus(a: CmdArgs): Promise<void> {
 
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
   const conf = loadStoreLocation(a.conf);
+  if (!conf) return;
   const store = new DiskStore(conf.dataDir, conf.name);
   if (!store.present()) return;
   await store.withLock(() => collectGarbage(store, valid));
