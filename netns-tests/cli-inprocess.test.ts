@@ -48,7 +48,9 @@ function wrappers(dir: string): string {
 function scenario(c: CliSandbox, path: string): unknown {
   const sb = c.sb;
   const norm = (s: string) => s.split(sb.tmp).join('TMP').split(sb.id).join('SB')
-    .replace(/([0-9a-f]{2}:){5}[0-9a-f]{2}/g, 'MAC').replace(/veth[0-9a-f]{8}/g, 'VETH');
+    .replace(/([0-9a-f]{2}:){5}[0-9a-f]{2}/g, 'MAC').replace(/veth[0-9a-f]{8}/g, 'VETH')
+    // Records name namespaces by inode (docs/architecture.md): each sandbox has its own.
+    .replace(/^(host|container .*) \d{6,}( \/run\/netns\/SB-\w+)?$/gm, (_m, head: string, path = '') => `${head} INO${path}`);
   const out: unknown[] = [];
   const run = (args: string[]) => {
     const r = c.cnikit([...args, '--quiet'], 60_000, { CNI_PATH: path });

@@ -110,6 +110,9 @@ export async function measureTcp(sb: Sandbox, from: string, to: string, toAddr: 
     if (tx.status !== 0) throw new Error(`sender failed (${tx.status}): ${tx.stderr}`);
     const code = await Promise.race([rx.exited, new Promise((r) => setTimeout(() => r('timeout'), 30_000))]);
     if (code !== 0) throw new Error(`receiver failed (${String(code)}): ${rx.stderr()}`);
+    // 'exit' may come before the last of its stdout is read: wait for the end of the stream.
+    const stdout = rx.child.stdout;
+    if (stdout && !stdout.readableEnded) await new Promise((r) => { stdout.once('end', r); setTimeout(r, 5000); });
     const { bytes, ms: took } = JSON.parse(rx.stdout().split('\n').find((l) => l.startsWith('{'))!) as { bytes: number; ms: number };
     return (bytes * 8) / (took / 1000);
   } finally {
