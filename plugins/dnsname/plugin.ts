@@ -7,8 +7,9 @@
  * addresses (prevResult) into `<recordsDir>/<network>.records` under the directory lock, bound
  * to what they belong to: the host netns, the host link carrying the gateways (name and
  * ifindex), and the container's netns (inode and path). Before writing it prunes the network's
- * file: lines whose netns is gone, and everything when the file was written for an earlier
- * network of the same name (another bridge). It makes sure one responder runs and has reloaded,
+ * file: lines whose netns is gone (a bounded share of the lines per ADD; the responder checks
+ * them all periodically), and everything when the file was written for an earlier network of
+ * the same name (another bridge). Files are parsed once per version (parsed-files.ts). It makes sure one responder runs and has reloaded,
  * and returns prevResult with the resolver in `dns.nameservers` (the gateways, or 127.0.0.11
  * with `"resolver": "127.0.0.11"`) and the domain in `dns.search`. DEL removes the line
  * (idempotent); CHECK verifies the records and asks the responder a real DNS question; GC drops
@@ -41,6 +42,7 @@ import type { Logger } from '../../pkg/log.ts';
 import { freshArgv } from '../../pkg/bundle.ts';
 import { native } from '../../pkg/native.ts';
 import { LockedDir } from '../../pkg/store/locked-dir.ts';
+import { noteWritten, readParsed } from './parsed-files.ts';
 import { listenKey } from '../../responder/backend.ts';
 import { type ControlCommand, type ControlReply, controlRequest } from '../../responder/control.ts';
 import { RESPONDER_NODE_FLAGS, ensureResponder } from '../../responder/ensure.ts';
@@ -204,22 +206,53 @@ const fileOf = (network: string) => `${network}${RECORDS_SUFFIX}`;
 
 /** Reads the network's record file; lines it cannot use are logged (to the call's log) and dropped. */
 function readNetwork(d: LockedDir, network: string, log: Logger): NetworkRecords | undefined {
-  const text = d.read(fileOf(network));
-  if (text === undefined) return undefined;
-  const r = parseRecords(text, network, join(d.dir, fileOf(network)));
+  const r = readParsed(d.dir, fileOf(network))?.parsed;
+  if (!r) return undefined;
   for (const p of r.problems) log.warn('dropping bad record line', { file: p.file, line: p.line, problem: p.msg });
-  return r.records;
+  // A copy: the parse is shared with later calls (parsed-files.ts), and callers change the list.
+  return r.records && { ...r.records, containers: [...r.records.containers] };
 }
 
 /** Writes (or, when no container is left, removes) the network's record file. */
 function writeNetwork(d: LockedDir, rec: NetworkRecords): void {
-  if (rec.containers.length) d.writeAtomic(fileOf(rec.network), formatRecords(rec), 0o644);
-  else d.remove(fileOf(rec.network));
+  putFile(d, fileOf(rec.network), rec.containers.length ? formatRecords(rec) : undefined);
 }
 
-/** Drops the lines whose container netns is gone (logged); returns how many. */
-function pruneDead(rec: NetworkRecords, probe: Pick<HostProbe, 'netnsIno'>, log: Logger): number {
-  const dead = deadContainers(rec.containers, probe);
+/** Replaces a record file with `text` (undefined: removes it), and notes what is there now. */
+function putFile(d: LockedDir, name: string, text: string | undefined): void {
+  try {
+    if (text === undefined) d.remove(name);
+    else d.writeAtomic(name, text, 0o644);
+  } finally {
+    noteWritten(d.dir, name, text);
+  }
+}
+
+/**
+ * Container netns checked per ADD at most. Why bounded: checking every line costs a stat per
+ * container (~1 ms at 1000) on every ADD; the responder checks all of them periodically and
+ * prunes the disk (responder/serve.ts), so ADD only has to keep up, not be complete.
+ */
+const ADD_CHECK_BUDGET = 64;
+
+/** Where the next ADD's share of checks starts, per records file (rotating across the calls of a warm engine). */
+const checkCursor = new Map<string, number>();
+
+/** The share of `rec`'s containers an ADD checks: ADD_CHECK_BUDGET of them, round robin (a random start in a fresh process). */
+function addShare(d: LockedDir, rec: NetworkRecords): ContainerRecord[] {
+  const list = rec.containers;
+  if (list.length <= ADD_CHECK_BUDGET) return list;
+  const path = join(d.dir, fileOf(rec.network));
+  const at = (checkCursor.get(path) ?? Math.floor(Math.random() * list.length)) % list.length;
+  if (!checkCursor.has(path) && checkCursor.size >= 256) checkCursor.clear();
+  checkCursor.set(path, at + ADD_CHECK_BUDGET);
+  const share = list.slice(at, at + ADD_CHECK_BUDGET);
+  return share.length < ADD_CHECK_BUDGET ? share.concat(list.slice(0, ADD_CHECK_BUDGET - share.length)) : share;
+}
+
+/** Drops the lines whose container netns is gone (logged), of `among` (default all); returns how many. */
+function pruneDead(rec: NetworkRecords, probe: Pick<HostProbe, 'netnsIno'>, log: Logger, among: readonly ContainerRecord[] = rec.containers): number {
+  const dead = deadContainers(among, probe);
   if (!dead.length) return 0;
   const gone = new Set(dead);
   rec.containers = rec.containers.filter((c) => !gone.has(c));
@@ -240,7 +273,7 @@ function currentNetwork(d: LockedDir, conf: DnsnameConf, binding: { hostNetns: n
     });
     rec.containers = [];
   }
-  pruneDead(rec, probe, log);
+  pruneDead(rec, probe, log, addShare(d, rec));
   rec.domain = conf.domain;
   rec.port = conf.port;
   rec.upstreams = conf.upstreams;
@@ -295,7 +328,7 @@ async function claimBridge(d: LockedDir, conf: DnsnameConf, binding: { hostNetns
         `two networks cannot share one bridge's resolver; ${rec.containers.length} container(s) of "${rec.network}" are still attached (${join(d.dir, name)})`);
     }
     log.info('removing the records of a network gone from this bridge', { network: rec.network, file: join(d.dir, name) });
-    d.remove(name);
+    putFile(d, name, undefined);
   }
 }
 
@@ -371,7 +404,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
         'no host interface has that address: is the gateway address on a host interface (bridge isGateway)?');
     }
     await withRecordsLock(conf.recordsDir, async (d) => {
-      const before = d.read(fileOf(conf.network));
+      const before = readParsed(d.dir, fileOf(conf.network))?.text;
       const rec = currentNetwork(d, conf, binding, probe, a.log);
       await claimBridge(d, conf, binding, probe, a.log);
       rec.containers = rec.containers.filter((c) => !(c.containerId === a.containerId && c.ifName === a.ifName));
@@ -384,8 +417,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
         checkListening(conf, reply, gateways);
       } catch (err) {
         // Undo: put the file back as it was, and let the responder forget the entry.
-        if (before === undefined) d.remove(fileOf(conf.network));
-        else d.writeAtomic(fileOf(conf.network), before, 0o644);
+        putFile(d, fileOf(conf.network), before);
         await reloadIfRunning(a, conf).catch(() => undefined);
         throw err;
       }
