@@ -154,11 +154,22 @@ export function formatRecords(r: NetworkRecords): string {
   if (r.resolvConf !== undefined) lines.push(`resolvconf ${encodePathField(r.resolvConf)}`);
   if (r.hostNetns !== undefined) lines.push(`host ${r.hostNetns}`);
   if (r.bridge) lines.push(`bridge ${r.bridge.name} ${r.bridge.index}`);
-  for (const c of r.containers) {
-    const netns = c.netns ? ` ${c.netns.ino} ${encodePathField(c.netns.path)}` : '';
-    lines.push(`container ${c.containerId} ${c.ifName} ${c.addresses.join(',')} ${c.gateways.join(',')} ${c.names.join(',')}${netns}`);
-  }
+  for (const c of r.containers) lines.push(containerLine(c));
   return lines.join('\n') + '\n';
+}
+
+/** Container lines already rendered, per record (records are never changed once made). */
+const renderedLines = new WeakMap<ContainerRecord, string>();
+
+/** Renders one container line (remembered: a warm engine writes the same 1000 lines on every ADD). */
+function containerLine(c: ContainerRecord): string {
+  let line = renderedLines.get(c);
+  if (line === undefined) {
+    const netns = c.netns ? ` ${c.netns.ino} ${encodePathField(c.netns.path)}` : '';
+    line = `container ${c.containerId} ${c.ifName} ${c.addresses.join(',')} ${c.gateways.join(',')} ${c.names.join(',')}${netns}`;
+    renderedLines.set(c, line);
+  }
+  return line;
 }
 
 /** The result of parsing one file: records when usable, the problems, and the version it declared. */
