@@ -132,7 +132,13 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
       });
     }
   });
-  process.stdin.on('end', () => { void busy.then(() => rmSync(tmp, { recursive: true, force: true })); });
+  process.stdin.on('end', () => {
+    void busy.then(() => {
+      // The bind mount of /run/netns under tmp is this mount namespace's own (see the header).
+      if (side === 'reference') { try { run('umount', '-l', join(tmp, 'netns')); } catch { /* not mounted */ } }
+      try { rmSync(tmp, { recursive: true, force: true }); } catch (err) { process.stderr.write(`cannot remove ${tmp}: ${String(err)}\n`); }
+    });
+  });
 }
 
 /** A worker process in a side's host netns. */
