@@ -22,11 +22,12 @@
  * order, so load drift on the shared machine hits all alike. Reported: min / median, spread
  * (p90 / min), ratios of medians.
  */
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LineWorker, removeNamespaces } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OURS = join(ROOT, 'dist/bin');
@@ -158,53 +159,28 @@ async function worker(impl: Impl, population: number, prefix: string, driver: st
 
 /** A worker in a cell's host netns, asked for one sample at a time. */
 class Cell {
-  private readonly child: ChildProcessWithoutNullStreams;
-  private lines: string[] = [];
-  private waiting: ((line: string) => void) | undefined;
+  private readonly w: LineWorker;
   constructor(host: string, def: CellDef, prefix: string, driver: string) {
-    this.child = spawn('ip', ['netns', 'exec', host, process.execPath, fileURLToPath(import.meta.url), '--worker', def.impl, String(def.population), prefix, driver, ...(SHARED_POP ? ['--shared-population-netns'] : [])]);
-    this.child.stderr.on('data', (d) => process.stderr.write(d));
-    let buf = '';
-    this.child.stdout.on('data', (d) => {
-      buf += d;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (this.waiting) { const w = this.waiting; this.waiting = undefined; w(line); } else this.lines.push(line);
-      }
-    });
-  }
-
-  private next(timeoutMs: number): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker did not answer within ${timeoutMs / 1000} s`)), timeoutMs);
-      const take = (line: string) => { clearTimeout(timer); resolve(line); };
-      const queued = this.lines.shift();
-      if (queued !== undefined) take(queued); else this.waiting = take;
-    });
+    this.w = new LineWorker(host, fileURLToPath(import.meta.url), ['--worker', def.impl, String(def.population), prefix, driver, ...(SHARED_POP ? ['--shared-population-netns'] : [])], { stderr: true });
   }
 
   /** Waits until the worker has set its host up (the population can take minutes). */
   async ready(): Promise<void> {
-    const r = JSON.parse(await this.next(900_000)) as { ready?: boolean; error?: string };
+    const r = JSON.parse(await this.w.next(900_000)) as { ready?: boolean; error?: string };
     if (!r.ready) throw new Error(r.error ?? 'worker failed to start');
   }
 
   async sample(m: Measure): Promise<number> {
-    this.child.stdin.write(`${m}\n`);
-    const r = JSON.parse(await this.next(300_000)) as { ms: number; error?: string };
-    if (r.error) throw new Error(r.error);
-    return r.ms;
+    return (await this.w.ask<{ ms: number }>(m, 300_000)).ms;
   }
 
   /** The engine's own per-call times in this cell (ours only): where a chain's time goes. */
   async perCall(): Promise<Record<string, { count: number; p50: number; p99: number }> | null> {
-    this.child.stdin.write('perCall\n');
-    return JSON.parse((JSON.parse(await this.next(30_000)) as { perCall: string }).perCall) as Record<string, { count: number; p50: number; p99: number }> | null;
+    return JSON.parse((await this.w.ask<{ perCall: string }>('perCall', 30_000)).perCall) as Record<string, { count: number; p50: number; p99: number }> | null;
   }
 
   stop(): void {
-    this.child.stdin.end();
+    this.w.stop();
   }
 }
 
@@ -291,14 +267,7 @@ export async function benchChain(): Promise<Record<string, Record<string, Stats>
   } finally {
     for (const c of cells.values()) c.stop();
     await sleep(500);
-    for (const ns of made.reverse()) {
-      try {
-        for (const p of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
-          try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
-        }
-      } catch { /* gone */ }
-      try { ip('netns', 'del', ns); } catch { /* gone */ }
-    }
+    removeNamespaces(made);
     built.remove();
   }
 }

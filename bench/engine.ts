@@ -16,11 +16,12 @@
  * the machine hits all alike; cold samples wait for the engine they start to be up before the
  * next cell runs, so that its start-up never lands in another cell's time.
  */
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LineWorker, removeNamespaces } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OURS = join(ROOT, 'dist/bin');
@@ -150,38 +151,17 @@ async function worker(cell: CellName, ctrNs: string): Promise<void> {
 
 /** A worker process in a cell's host netns, asked for one sample at a time. */
 class Cell {
-  readonly child: ChildProcessWithoutNullStreams;
-  private lines: string[] = [];
-  private waiting: ((line: string) => void) | undefined;
+  private readonly w: LineWorker;
   constructor(host: string, cell: CellName, ctr: string) {
-    this.child = spawn('ip', ['netns', 'exec', host, process.execPath, fileURLToPath(import.meta.url), '--worker', cell, ctr, '--base', join(BASE, '../..')]);
-    let buf = '';
-    this.child.stdout.on('data', (d) => {
-      buf += d;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (this.waiting) { const w = this.waiting; this.waiting = undefined; w(line); } else this.lines.push(line);
-      }
-    });
+    this.w = new LineWorker(host, fileURLToPath(import.meta.url), ['--worker', cell, ctr, '--base', join(BASE, '../..')]);
   }
 
-  sample(m: Measure): Promise<number> {
-    this.child.stdin.write(`${m}\n`);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('worker did not answer within 120 s')), 120_000);
-      const take = (line: string) => {
-        clearTimeout(timer);
-        const r = JSON.parse(line) as { ms: number; error?: string };
-        if (r.error) reject(new Error(r.error)); else resolve(r.ms);
-      };
-      const queued = this.lines.shift();
-      if (queued !== undefined) take(queued); else this.waiting = take;
-    });
+  async sample(m: Measure): Promise<number> {
+    return (await this.w.ask<{ ms: number }>(m)).ms;
   }
 
   stop(): void {
-    this.child.stdin.end();
+    this.w.stop();
   }
 }
 
@@ -236,14 +216,7 @@ export async function benchEngine(): Promise<Record<string, Record<string, Stats
   } finally {
     for (const w of workers.values()) w.stop();
     await sleep(300);
-    for (const ns of made.reverse()) {
-      try {
-        for (const p of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
-          try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
-        }
-      } catch { /* gone */ }
-      try { ip('netns', 'del', ns); } catch { /* gone */ }
-    }
+    removeNamespaces(made);
   }
 }
 

@@ -17,11 +17,12 @@
  * containers have no veth: the bench measures how the port-mapping state scales.
  */
 import { createHash } from 'node:crypto';
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LineWorker, removeNamespaces } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OURS = join(ROOT, 'dist/bin');
@@ -104,38 +105,17 @@ function worker(impl: Impl, ctrNs: string): void {
 
 /** A worker process in a cell's host netns, asked for one sample at a time. */
 class Cell {
-  readonly child: ChildProcessWithoutNullStreams;
-  private lines: string[] = [];
-  private waiting: ((line: string) => void) | undefined;
+  private readonly w: LineWorker;
   constructor(host: string, impl: Impl, ctr: string) {
-    this.child = spawn('ip', ['netns', 'exec', host, process.execPath, fileURLToPath(import.meta.url), '--worker', impl, ctr]);
-    let buf = '';
-    this.child.stdout.on('data', (d) => {
-      buf += d;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (this.waiting) { const w = this.waiting; this.waiting = undefined; w(line); } else this.lines.push(line);
-      }
-    });
+    this.w = new LineWorker(host, fileURLToPath(import.meta.url), ['--worker', impl, ctr]);
   }
 
   sample(): Promise<Sample> {
-    this.child.stdin.write('go\n');
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('worker did not answer within 120 s')), 120_000);
-      const take = (line: string) => {
-        clearTimeout(timer);
-        const r = JSON.parse(line) as Sample & { error?: string };
-        if (r.error) reject(new Error(r.error)); else resolve(r);
-      };
-      const queued = this.lines.shift();
-      if (queued !== undefined) take(queued); else this.waiting = take;
-    });
+    return this.w.ask<Sample>('go');
   }
 
   stop(): void {
-    this.child.stdin.end();
+    this.w.stop();
   }
 }
 
@@ -263,7 +243,7 @@ export async function benchPortmap(): Promise<PortmapBench> {
   } finally {
     for (const c of cells) c.cell.stop();
     await new Promise((res) => setTimeout(res, 300));
-    for (const ns of made.reverse()) { try { ipCmd('netns', 'del', ns); } catch { /* gone */ } }
+    removeNamespaces(made);
   }
   const res = { cnikit: {}, reference: {} } as PortmapBench;
   for (const c of cells) {

@@ -15,7 +15,7 @@
  * made by the caller and must hold whatever changes the answer: the upstream list and the
  * query's EDNS and DO/CD/RD flags (the `space`), its type and class, and the name.
  */
-import { HEADER_SIZE, TYPE, answerCount, isTruncated, questionCount, rcodeOf } from './wire.ts';
+import { HEADER_SIZE, TYPE, answerCount, isTruncated, questionCount, rcodeOf, skipName } from './wire.ts';
 
 export interface CacheOptions {
   /** Entries at most (default 10,000). */
@@ -61,19 +61,6 @@ export interface CacheStats {
 
 const NOERROR = 0;
 const NXDOMAIN = 3;
-
-/** Skips a possibly compressed name at p; returns the offset after it, or -1. */
-function skipName(m: Buffer, p: number): number {
-  for (let n = 0; n < 128; n++) {
-    if (p >= m.length) return -1;
-    const l = m[p]!;
-    if (l === 0) return p + 1;
-    if ((l & 0xc0) === 0xc0) return p + 2 <= m.length ? p + 2 : -1;
-    if (l & 0xc0) return -1;
-    p += 1 + l;
-  }
-  return -1;
-}
 
 /** Where a response's records are, and how long it may be cached (seconds; 0 = not at all). */
 function analyse(m: Buffer, maxTtl: number, maxNeg: number): { ttlAt: number[]; ttls: number[]; qEnd: number; ttl: number } | undefined {

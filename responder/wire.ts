@@ -115,7 +115,7 @@ export function errorReply(m: Buffer, rcode: number): ParseFailure & { action: '
 }
 
 /** Skips a (possibly compressed) name starting at p; returns the offset after it or -1. */
-function skipName(m: Buffer, p: number): number {
+export function skipName(m: Buffer, p: number): number {
   for (let n = 0; n < 128; n++) {
     if (p >= m.length) return -1;
     const l = m[p]!;

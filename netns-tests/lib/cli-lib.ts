@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { deleteNetns, pidsInNetns } from '../../cnikit/netns.ts';
-import { BIN, Sandbox, type Started, ipJson } from './sandbox.ts';
+import { BIN, Sandbox, type Started, ipJson, whenReady } from './sandbox.ts';
 
 export const CNIKIT = join(BIN, 'cnikit');
 
@@ -80,21 +80,7 @@ export class CliSandbox {
   /** `cnikit run ... -- CMD...` in the background, resolved once CMD prints `ready`. */
   start(args: string[], cmd: string[]): Promise<Started> {
     const child = spawn('nsenter', [`--net=${this.sb.hostPath}`, '--', CNIKIT, 'run', '--netns-dir', this.netnsDir, ...args, '--', ...cmd], { env: this.env });
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d) => { err += d; });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 + (constants.signals[sig] ?? 0) : null))));
-    return new Promise<Started>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`not ready: ${err}`)), 20_000);
-      child.stdout.on('data', (d) => {
-        out += d;
-        if (out.includes('ready')) {
-          clearTimeout(timer);
-          resolve({ child, stdout: () => out, stderr: () => err, exited });
-        }
-      });
-      child.on('exit', () => { clearTimeout(timer); reject(new Error(`exited early: ${err}`)); });
-    });
+    return whenReady(child, new Promise<number | null>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 + (constants.signals[sig] ?? 0) : null)))));
   }
 
   /** `cnikit run ... -- CMD...` to completion. */

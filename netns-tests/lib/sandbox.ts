@@ -15,7 +15,7 @@
  * and with CNIKIT_TEST_ENGINE=off, in which every command run here gets CNIKIT_ENGINE=off and so
  * every plugin call is a fresh Node process.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, type ChildProcessWithoutNullStreams, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -238,10 +238,17 @@ export interface Started {
  */
 export function startUntilReady(ns: string, cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<Started> {
   const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { env: withEngineMode(env) });
+  return whenReady(child, new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code))));
+}
+
+/**
+ * Resolves once the child's stdout says `ready` (20 s at most) with its output so far and
+ * `exited`; rejects, with its stderr, when it exits before that.
+ */
+export function whenReady(child: ChildProcessWithoutNullStreams, exited: Promise<number | null>): Promise<Started> {
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => { err += d; });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return new Promise<Started>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`not ready: ${err}`)), 20_000);
     child.stdout.on('data', (d) => {
