@@ -8,7 +8,7 @@
  * Run without --starting-fd it is the same engine in the foreground, for a service manager
  * (`cnikit engine unit` prints a systemd unit that runs it so, with its events on stderr).
  */
-import { closeSync, realpathSync } from 'node:fs';
+import { closeSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleDir } from '../pkg/bundle.ts';
 import { loadConfig } from './config.ts';
@@ -18,9 +18,23 @@ import { Engine } from './server.ts';
 
 declare const __CNIKIT_ADDON__: string | undefined;
 
+/**
+ * The --starting-fd number when it is a socket this process was started with; otherwise
+ * undefined, so that a number given by hand never closes a file of Node's own (fd 3 may be
+ * libuv's epoll fd in a process that did not inherit one).
+ */
+function inheritedSocket(fd: number): number | undefined {
+  if (!Number.isInteger(fd) || fd < 3) return undefined;
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:') ? fd : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const i = argv.indexOf('--starting-fd');
-  const startingFd = i >= 0 ? Number(argv[i + 1]) : undefined;
+  const startingFd = i >= 0 ? inheritedSocket(Number(argv[i + 1])) : undefined;
   const lib = bundleDir();
   if (!lib) throw new Error('the engine runs from its bundle (dist/bin/.lib/engine.cjs)');
   const real = realpathSync(lib);
@@ -47,8 +61,8 @@ async function main(argv: string[]): Promise<number> {
     engine.log('not started', { error: String(err) });
     return 0;
   } finally {
-    if (startingFd !== undefined && Number.isInteger(startingFd)) {
-      try { closeSync(startingFd); } catch { /* not inherited */ }
+    if (startingFd !== undefined) {
+      try { closeSync(startingFd); } catch { /* closed already */ }
     }
   }
   const reason = await engine.stopped;
