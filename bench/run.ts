@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const benches = ['bridge.ts', 'portmap.ts', 'engine.ts', 'dns.ts', 'dns-engine.ts'];
+const benches = ['bridge.ts', 'portmap.ts', 'engine.ts', 'chain.ts', 'dns.ts', 'dns-engine.ts'];
 let failed = 0;
 for (const b of benches) {
   const file = fileURLToPath(new URL(b, import.meta.url));
