@@ -65,7 +65,9 @@ netnsSerial('a stale network with the same subnet and gateway (its netns and bri
   t.is(res[2]!.rcode, 3, 'the dead network\'s container does not answer');
   t.is(res[3]!.rcode, 3, 'nor its address');
   t.true(await until(() => !existsSync(join(dnsDir(sb), 'oldnet.records'))), 'the stale records are pruned from disk');
-  // (The old network's responder may have stopped before the new ADD, or serve both: either way one runs now.)
+  // (The old network's responder may have stopped before the new ADD, or serve both, or be
+  // exiting while the new ADD starts its successor: either way one runs once that settles.)
+  await until(() => { const p = pidsIn(sb.host); return p.length === 1 && p[0] === responderPid(sb); });
   const first = responderPid(sb);
   t.deepEqual(pidsIn(sb.host), [first], 'one responder');
   // The new network's last container leaves: nothing listens any more.
