@@ -36,6 +36,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Side = 'ours' | 'reference';
 
+const mib = (b: number | undefined) => `${((b ?? NaN) / 1048576).toFixed(1)} MiB`;
 const addressOf = (i: number) => `10.88.${1 + (i >> 8)}.${i & 255}`;
 
 function prevResult(ctrNs: string, i: number) {
@@ -106,7 +107,7 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
         const enc = (n) => Buffer.concat([...n.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
         const m = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), enc('name0.dns.bench'), Buffer.from([0, 1, 0, 1])]);
         s.on('message', (r) => { console.log(r.readUInt16BE(6) || -(r[3] & 15)); process.exit(0); }); s.send(m, 53, '10.88.0.1'); setTimeout(() => { console.log(-1); process.exit(0); }, 2000);`], { encoding: 'utf8' });
-      return { rss: s?.rss, dns: s?.dns, engine: s?.pid, perCall: s?.perCall, dnsmasq: dnsmasqPid(), answers: Number(dig.stdout.trim()) };
+      return { rss: s?.rss, heap: s?.heap, dns: s?.dns, engine: s?.pid, perCall: s?.perCall, dnsmasq: dnsmasqPid(), answers: Number(dig.stdout.trim()) };
     }
     if (what === 'end') {
       if (side === 'reference') { try { run('umount', join(tmp, 'netns')); } catch { /* kept */ } }
@@ -218,7 +219,7 @@ export async function benchDnsEngine(): Promise<void> {
         if (round >= 3) samples[side].push(ms); // 3 rounds of warm-up
       }
     }
-    type Info = { rss?: number; dns?: { names: number; networks: number }[]; engine?: number; perCall?: Record<string, { p50: number }>; dnsmasq?: number; answers: number };
+    type Info = { rss?: number; heap?: { used: number; total: number; external: number }; dns?: { names: number; networks: number }[]; engine?: number; perCall?: Record<string, { p50: number }>; dnsmasq?: number; answers: number };
     const oursInfo = await workers.get('ours')!.ask<Info>('info');
     const refInfo = await workers.get('reference')!.ask<Info>('info');
     const pidsOf = (ns: string) => execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
@@ -239,7 +240,7 @@ export async function benchDnsEngine(): Promise<void> {
     console.log(`inside the engine: dnsname ADD p50 ${oursInfo.perCall?.['dnsname ADD']?.p50} ms, DEL p50 ${oursInfo.perCall?.['dnsname DEL']?.p50} ms`);
     console.log(`filling ${NAMES} names: cnikit ${fill.ours} ms, reference ${fill.reference} ms`);
     const names = oursInfo.dns?.reduce((n, d) => n + d.names, 0);
-    console.log(`cnikit: processes in the host netns ${JSON.stringify(oursPids)} (engine ${oursInfo.engine}), serving ${names} names; engine RSS ${((oursInfo.rss ?? NaN) / 1048576).toFixed(1)} MiB (goal <= 70)`);
+    console.log(`cnikit: processes in the host netns ${JSON.stringify(oursPids)} (engine ${oursInfo.engine}), serving ${names} names; engine RSS ${((oursInfo.rss ?? NaN) / 1048576).toFixed(1)} MiB (goal <= 70; V8 heap ${mib(oursInfo.heap?.used)} used of ${mib(oursInfo.heap?.total)}, external ${mib(oursInfo.heap?.external)})`);
     console.log(`answers to name0: cnikit ${oursInfo.answers}, reference ${refInfo.answers}; reference dnsmasq ${refInfo.dnsmasq} (RSS ${dnsmasqRss.toFixed(1)} MiB) stopped: ${refStopped.stopped}`);
   } finally {
     for (const w of workers.values()) w.stop();

@@ -245,6 +245,8 @@ export interface EngineStatus {
   /** Per `<type> <CNI_COMMAND>`: how many, and the median and 99th percentile in ms. */
   perCall: Record<string, { count: number; p50: number; p99: number }>;
   rss: number;
+  /** The V8 heap: used and committed bytes, and memory outside it held by JS objects (buffers). */
+  heap?: { used: number; total: number; external: number };
   /** Seconds of idleness after which it exits (0 = never). */
   idle: number;
   /** The bundle directory it serves. */

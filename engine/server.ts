@@ -48,6 +48,12 @@ import { Stats } from './stats.ts';
 import { InProcessResponders } from '../responder/in-process.ts';
 import { BuildWatch, netnsPinned, ownNetns } from './watch.ts';
 
+/** The V8 heap's used and committed bytes: what of the RSS is JavaScript's. */
+function heapOf(): { used: number; total: number; external: number } {
+  const m = process.memoryUsage();
+  return { used: m.heapUsed, total: m.heapTotal, external: m.external };
+}
+
 export interface EngineOptions {
   /** The abstract socket name (engine/protocol.ts engineSocketName). */
   name: string;
@@ -188,7 +194,7 @@ export class Engine {
   status(): EngineStatus {
     return {
       pid: process.pid, uptime: Math.round((Date.now() - this.started) / 10) / 100, calls: this.stats.calls,
-      inFlight: this.inFlight, declined: this.declined, dropped: this.dropped, perCall: this.stats.summary(), rss: process.memoryUsage.rss(), idle: this.o.idleSeconds,
+      inFlight: this.inFlight, declined: this.declined, dropped: this.dropped, perCall: this.stats.summary(), rss: process.memoryUsage.rss(), heap: heapOf(), idle: this.o.idleSeconds,
       lib: this.o.lib, netns: this.netns, dns: this.responders.status(),
     };
   }

@@ -44,7 +44,7 @@ export function register(program: Command): void {
       }
       if (o.json) return void process.stdout.write(JSON.stringify(s, null, 2) + '\n');
       const lines = [
-        `pid ${s.pid}, up ${s.uptime.toFixed(0)} s, ${s.calls} calls (${s.inFlight} in flight, ${s.declined + (s.dropped ?? 0)} run fresh), RSS ${(s.rss / 1048576).toFixed(1)} MiB`,
+        `pid ${s.pid}, up ${s.uptime.toFixed(0)} s, ${s.calls} calls (${s.inFlight} in flight, ${s.declined + (s.dropped ?? 0)} run fresh), RSS ${(s.rss / 1048576).toFixed(1)} MiB${s.heap ? ` (V8 heap ${(s.heap.used / 1048576).toFixed(1)} of ${(s.heap.total / 1048576).toFixed(1)} MiB)` : ""}`,
         `idle exit ${s.idle ? `after ${s.idle} s` : 'never'}; serves ${s.lib} in ${s.netns}`,
         ...Object.entries(s.perCall).map(([k, v]) => `  ${k.padEnd(22)} ${String(v.count).padStart(7)} calls   p50 ${v.p50.toFixed(2)} ms   p99 ${v.p99.toFixed(2)} ms`),
         ...(s.dns?.length ? ['DNS served in the engine:'] : []),
