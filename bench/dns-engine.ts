@@ -16,12 +16,12 @@
  * whatever is left in the namespaces, by pid). No query leaves the sandbox: the names are only
  * written, and one local name is asked of each side to check it serves them.
  */
-import { type ChildProcessByStdio, execFileSync, spawn, spawnSync } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LineWorker } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OURS = join(ROOT, 'dist/bin');
@@ -144,38 +144,22 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
 
 /** A worker process in a side's host netns. */
 class Worker {
-  readonly child: ChildProcessByStdio<Writable, Readable, null>;
-  private lines: string[] = [];
-  private waiting: ((line: string) => void) | undefined;
+  private readonly w: LineWorker;
+  /** The worker's pid (it runs in the host netns beside what it measures). */
+  get pid(): number | undefined {
+    return this.w.child.pid;
+  }
+
   constructor(host: string, side: Side, ctr: string) {
-    this.child = spawn('ip', ['netns', 'exec', host, process.execPath, fileURLToPath(import.meta.url), '--worker', side, ctr, '--names', String(NAMES)], { stdio: ['pipe', 'pipe', 'inherit'] });
-    let buf = '';
-    this.child.stdout.on('data', (d) => {
-      buf += d;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (this.waiting) { const w = this.waiting; this.waiting = undefined; w(line); } else this.lines.push(line);
-      }
-    });
+    this.w = new LineWorker(host, fileURLToPath(import.meta.url), ['--worker', side, ctr, '--names', String(NAMES)], { stderr: true });
   }
 
   ask<T = { ms: number }>(op: string): Promise<T> {
-    this.child.stdin.write(`${op}\n`);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker did not answer ${op} within 300 s`)), 300_000);
-      const take = (line: string) => {
-        clearTimeout(timer);
-        const r = JSON.parse(line) as T & { error?: string };
-        if (r.error) reject(new Error(r.error)); else resolve(r);
-      };
-      const queued = this.lines.shift();
-      if (queued !== undefined) take(queued); else this.waiting = take;
-    });
+    return this.w.ask<T>(op, 300_000);
   }
 
   stop(): void {
-    this.child.stdin.end();
+    this.w.stop();
   }
 }
 
@@ -223,7 +207,7 @@ export async function benchDnsEngine(): Promise<void> {
     const oursInfo = await workers.get('ours')!.ask<Info>('info');
     const refInfo = await workers.get('reference')!.ask<Info>('info');
     const pidsOf = (ns: string) => execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
-    const oursPids = pidsOf(hosts.get('ours')!).filter((p) => p !== workers.get('ours')!.child.pid);
+    const oursPids = pidsOf(hosts.get('ours')!).filter((p) => p !== workers.get('ours')!.pid);
     const vmRss = (pid: number | undefined) => {
       try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024; } catch { return NaN; }
     };
