@@ -27,7 +27,7 @@ import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineWorker, removeNamespaces } from './lib/worker.ts';
+import { LineWorker, answerLines, removeNamespaces } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OURS = join(ROOT, 'dist/bin');
@@ -40,7 +40,6 @@ const SHARED_POP = process.argv.includes('--shared-population-netns');
 const PAR_AT = 8;
 const NET = 'benchchain';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Impl = 'ours' | 'reference';
 type Measure = 'add' | 'del' | 'par' | 'parDel';
@@ -136,25 +135,11 @@ async function worker(impl: Impl, population: number, prefix: string, driver: st
     await pool(Array.from({ length: PAR_N }, (_, i) => i), PAR_AT, (i) => driverRun(m === 'par' ? 'add' : 'del', `${prefix}-p${i}`, 9000 + i));
     return Number(process.hrtime.bigint() - t0) / 1e6;
   };
-  let buf = '';
-  let busy = Promise.resolve();
   process.stdout.write('{"ready":true}\n');
-  process.stdin.on('data', (d) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const m = buf.slice(0, nl) as Query;
-      buf = buf.slice(nl + 1);
-      busy = busy.then(async () => {
-        try {
-          if (m === 'perCall') return void process.stdout.write(JSON.stringify({ perCall: await perCall() }) + '\n');
-          process.stdout.write(JSON.stringify({ ms: await sample(m) }) + '\n');
-        } catch (err) {
-          process.stdout.write(JSON.stringify({ error: String(err) }) + '\n');
-        }
-      });
-    }
-  });
-  process.stdin.on('end', () => { void busy.then(() => rmSync(tmp, { recursive: true, force: true })); });
+  answerLines(async (line) => {
+    const m = line as Query;
+    return m === 'perCall' ? { perCall: await perCall() } : { ms: await sample(m) };
+  }, () => rmSync(tmp, { recursive: true, force: true }));
 }
 
 /** A worker in a cell's host netns, asked for one sample at a time. */
@@ -179,8 +164,8 @@ class Cell {
     return JSON.parse((await this.w.ask<{ perCall: string }>('perCall', 30_000)).perCall) as Record<string, { count: number; p50: number; p99: number }> | null;
   }
 
-  stop(): void {
-    this.w.stop();
+  stop(): Promise<void> {
+    return this.w.stop();
   }
 }
 
@@ -265,8 +250,7 @@ export async function benchChain(): Promise<Record<string, Record<string, Stats>
     console.log(`goals: chain ADD and DEL <= 0.3x; ADD at ${P} <= 0.1x and ours at ${P} / at 0 <= 1.1; ${PAR_N} ADDs ${PAR_AT} at a time <= 0.25x`);
     return out;
   } finally {
-    for (const c of cells.values()) c.stop();
-    await sleep(500);
+    await Promise.all([...cells.values()].map((c) => c.stop()));
     removeNamespaces(made);
     built.remove();
   }

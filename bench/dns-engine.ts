@@ -21,7 +21,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineWorker } from './lib/worker.ts';
+import { LineWorker, answerLines, removeNamespaces } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OURS = join(ROOT, 'dist/bin');
@@ -117,28 +117,10 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
     }
     throw new Error(`unknown op ${line}`);
   };
-  let buf = '';
-  let busy = Promise.resolve();
-  process.stdin.on('data', (d) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      busy = busy.then(async () => {
-        try {
-          process.stdout.write(JSON.stringify(await op(line)) + '\n');
-        } catch (err) {
-          process.stdout.write(JSON.stringify({ error: String(err) }) + '\n');
-        }
-      });
-    }
-  });
-  process.stdin.on('end', () => {
-    void busy.then(() => {
-      // The bind mount of /run/netns under tmp is this mount namespace's own (see the header).
-      if (side === 'reference') { try { run('umount', '-l', join(tmp, 'netns')); } catch { /* not mounted */ } }
-      try { rmSync(tmp, { recursive: true, force: true }); } catch (err) { process.stderr.write(`cannot remove ${tmp}: ${String(err)}\n`); }
-    });
+  answerLines(op, () => {
+    // The bind mount of /run/netns under tmp is this mount namespace's own (see the header).
+    if (side === 'reference') { try { run('umount', '-l', join(tmp, 'netns')); } catch { /* not mounted */ } }
+    try { rmSync(tmp, { recursive: true, force: true }); } catch (err) { process.stderr.write(`cannot remove ${tmp}: ${String(err)}\n`); }
   });
 }
 
@@ -158,8 +140,8 @@ class Worker {
     return this.w.ask<T>(op, 300_000);
   }
 
-  stop(): void {
-    this.w.stop();
+  stop(): Promise<void> {
+    return this.w.stop();
   }
 }
 
@@ -227,16 +209,8 @@ export async function benchDnsEngine(): Promise<void> {
     console.log(`cnikit: processes in the host netns ${JSON.stringify(oursPids)} (engine ${oursInfo.engine}), serving ${names} names; engine RSS ${((oursInfo.rss ?? NaN) / 1048576).toFixed(1)} MiB (goal <= 70; V8 heap ${mib(oursInfo.heap?.used)} used of ${mib(oursInfo.heap?.total)}, external ${mib(oursInfo.heap?.external)})`);
     console.log(`answers to name0: cnikit ${oursInfo.answers}, reference ${refInfo.answers}; reference dnsmasq ${refInfo.dnsmasq} (RSS ${dnsmasqRss.toFixed(1)} MiB) stopped: ${refStopped.stopped}`);
   } finally {
-    for (const w of workers.values()) w.stop();
-    await sleep(300);
-    for (const ns of made.reverse()) {
-      try {
-        for (const p of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
-          try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ }
-        }
-      } catch { /* gone */ }
-      try { ip('netns', 'del', ns); } catch { /* gone */ }
-    }
+    await Promise.all([...workers.values()].map((w) => w.stop()));
+    removeNamespaces(made);
   }
 }
 

@@ -21,7 +21,7 @@ import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineWorker, removeNamespaces } from './lib/worker.ts';
+import { LineWorker, answerLines, removeNamespaces } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OURS = join(ROOT, 'dist/bin');
@@ -130,23 +130,7 @@ async function worker(cell: CellName, ctrNs: string): Promise<void> {
   // Warm-up: the bridge exists, page cache and compile cache are filled, the engine runs.
   for (const m of ['version', 'add'] as const) await sample(m);
   if (cell === 'warm') await engineUp();
-  let buf = '';
-  let busy = Promise.resolve();
-  process.stdin.on('data', (d) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      const m = buf.slice(0, nl) as Measure;
-      buf = buf.slice(nl + 1);
-      busy = busy.then(async () => {
-        try {
-          process.stdout.write(JSON.stringify({ ms: await sample(m) }) + '\n');
-        } catch (err) {
-          process.stdout.write(JSON.stringify({ error: String(err) }) + '\n');
-        }
-      });
-    }
-  });
-  process.stdin.on('end', () => { void busy.then(() => rmSync(tmp, { recursive: true, force: true })); });
+  answerLines(async (line) => ({ ms: await sample(line as Measure) }), () => rmSync(tmp, { recursive: true, force: true }));
 }
 
 /** A worker process in a cell's host netns, asked for one sample at a time. */
@@ -160,8 +144,8 @@ class Cell {
     return (await this.w.ask<{ ms: number }>(m)).ms;
   }
 
-  stop(): void {
-    this.w.stop();
+  stop(): Promise<void> {
+    return this.w.stop();
   }
 }
 
@@ -214,8 +198,7 @@ export async function benchEngine(): Promise<Record<string, Record<string, Stats
     console.log('goals: chain ADD and DEL <= 0.3x the reference, VERSION <= 2x, cold first call <= 1.1x base');
     return out;
   } finally {
-    for (const w of workers.values()) w.stop();
-    await sleep(300);
+    await Promise.all([...workers.values()].map((w) => w.stop()));
     removeNamespaces(made);
   }
 }

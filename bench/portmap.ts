@@ -22,7 +22,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineWorker, removeNamespaces } from './lib/worker.ts';
+import { LineWorker, answerLines, removeNamespaces } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OURS = join(ROOT, 'dist/bin');
@@ -88,19 +88,7 @@ function worker(impl: Impl, ctrNs: string): void {
     if (bd.status !== 0) throw new Error(`${impl} bridge DEL: ${bd.out}`);
     return { add: b.ms + p.ms, del: pd.ms + bd.ms, bridgeAdd: b.ms, portmapAdd: p.ms, portmapDel: pd.ms, bridgeDel: bd.ms };
   };
-  let buf = '';
-  process.stdin.on('data', (d) => {
-    buf += d;
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      buf = buf.slice(nl + 1);
-      try {
-        process.stdout.write(JSON.stringify(once()) + '\n');
-      } catch (err) {
-        process.stdout.write(JSON.stringify({ error: String(err) }) + '\n');
-      }
-    }
-  });
-  process.stdin.on('end', () => rmSync(tmp, { recursive: true, force: true }));
+  answerLines(() => once(), () => rmSync(tmp, { recursive: true, force: true }));
 }
 
 /** A worker process in a cell's host netns, asked for one sample at a time. */
@@ -114,8 +102,8 @@ class Cell {
     return this.w.ask<Sample>('go');
   }
 
-  stop(): void {
-    this.w.stop();
+  stop(): Promise<void> {
+    return this.w.stop();
   }
 }
 
@@ -241,8 +229,7 @@ export async function benchPortmap(): Promise<PortmapBench> {
       }
     }
   } finally {
-    for (const c of cells) c.cell.stop();
-    await new Promise((res) => setTimeout(res, 300));
+    await Promise.all(cells.map((c) => c.cell.stop()));
     removeNamespaces(made);
   }
   const res = { cnikit: {}, reference: {} } as PortmapBench;

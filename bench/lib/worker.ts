@@ -1,8 +1,9 @@
 /**
  * What the side-by-side benchmarks share: a worker process (the bench file re-executed inside a
  * cell's host netns, so plugins are exec'd there as a runtime would) spoken to in lines, one
- * request in, one JSON line out; and the removal of the namespaces a bench made, with whatever
- * still runs in them (an engine, a responder, a dnsmasq), by PID.
+ * request in, one JSON line out (LineWorker is the bench's end, answerLines the worker's); and
+ * the removal of the namespaces a bench made, with whatever still runs in them (an engine, a
+ * responder, a dnsmasq), by PID.
  * What this does not do: sample, or decide what a cell is (each bench does).
  */
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
@@ -46,9 +47,14 @@ export class LineWorker {
     return r;
   }
 
-  /** Ends the worker's input: it cleans up and exits. */
-  stop(): void {
-    this.child.stdin.end();
+  /** Ends the worker's input and waits (at most 10 s) for it to clean up and exit. */
+  stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, 10_000);
+      this.child.once('exit', () => { clearTimeout(timer); resolve(); });
+      this.child.stdin.end();
+    });
   }
 }
 
@@ -62,4 +68,29 @@ export function removeNamespaces(made: string[]): void {
     } catch { /* gone */ }
     try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* gone */ }
   }
+}
+
+/**
+ * The worker's side: answers each line of stdin with `handle(line)` as one JSON line (a thrown
+ * error as `{ error }`), one line at a time in order; at the end of stdin, after the last
+ * answer, runs `atEnd` (the worker's cleanup).
+ */
+export function answerLines(handle: (line: string) => unknown, atEnd: () => void): void {
+  let buf = '';
+  let busy = Promise.resolve();
+  process.stdin.on('data', (d) => {
+    buf += d;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      busy = busy.then(async () => {
+        try {
+          process.stdout.write(JSON.stringify(await handle(line)) + '\n');
+        } catch (err) {
+          process.stdout.write(JSON.stringify({ error: String(err) }) + '\n');
+        }
+      });
+    }
+  });
+  process.stdin.on('end', () => { void busy.then(atEnd); });
 }
