@@ -28,7 +28,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, NODE, ROOT, Sandbox, ip, ipJson } from '../netns-tests/lib/sandbox.ts';
+import { BIN, NODE, ROOT, Sandbox, alive, ip, ipJson } from '../netns-tests/lib/sandbox.ts';
 import { RESPONDER_NODE_FLAGS } from '../responder/ensure.ts';
 import { type ContainerRecord, formatRecords } from '../responder/records.ts';
 
@@ -157,10 +157,6 @@ s.on('message', (m, r) => {
 s.bind(53, ${JSON.stringify(UPSTREAM)}, () => process.stdout.write('ready\\n'));`;
 
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
 
 function stop(pid: number): void {
   try { process.kill(pid, 'SIGTERM'); } catch { return; }

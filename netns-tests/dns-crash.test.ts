@@ -8,7 +8,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, Sandbox, ip } from './lib/sandbox.ts';
+import { ROOT, Sandbox, alive, ip } from './lib/sandbox.ts';
 import { netnsSerial } from './lib/netns-test.ts';
 import { type Ctr, ask, dnsname, makeCtr, makeNet, pidsIn, resolve } from './lib/dns-lib.ts';
 
@@ -17,7 +17,6 @@ const NONE = { upstreams: [] as string[] };
 const dnsDir = (sb: Sandbox) => join(sb.tmp, 'dns');
 const pidFile = (sb: Sandbox) => join(dnsDir(sb), 'responder.pid');
 const responderPid = (sb: Sandbox) => Number(readFileSync(pidFile(sb), 'utf8').trim());
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 async function until(what: () => boolean, ms = 10_000): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await sleep(100)) if (what()) return true;

@@ -14,7 +14,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineStatus } from '../engine/protocol.ts';
 import { MAGIC } from '../engine/protocol.ts';
-import { NODE, ROOT, Sandbox, enginePids, ip } from './lib/sandbox.ts';
+import { NODE, ROOT, Sandbox, alive, enginePids, ip } from './lib/sandbox.ts';
 import { netnsSerial as netnsTest } from './lib/netns-test.ts';
 import { type Ctr, type Net, ask, dnsConf, makeCtr, makeNet, netnsHolders, netnsInode, resolve } from './lib/dns-lib.ts';
 
@@ -43,8 +43,6 @@ async function engineUp(sb: Sandbox): Promise<EngineStatus> {
   }
   throw new Error('no engine answered within 10 s');
 }
-
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
   for (let waited = 0; waited < ms; waited += 100) {

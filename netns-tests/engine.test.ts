@@ -14,10 +14,9 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameS
 import { join } from 'node:path';
 import type { EngineStatus, Reply } from '../engine/protocol.ts';
 import { MAGIC, encodeCall } from '../engine/protocol.ts';
-import { BIN, NODE, ROOT, Sandbox, enginePids, ip, ipJson } from './lib/sandbox.ts';
+import { BIN, NODE, ROOT, Sandbox, alive, enginePids, ip, ipJson } from './lib/sandbox.ts';
 import { netnsSerial as netnsTest } from './lib/netns-test.ts';
 import { NFT, owners, nftView } from './lib/portmap-lib.ts';
-
 
 const CLIENT = join(ROOT, 'netns-tests/fixtures/engine-client.ts');
 const VERSION_IN = '{"cniVersion":"1.0.0"}';
@@ -44,15 +43,6 @@ async function engineUp(sb: Sandbox): Promise<EngineStatus> {
     await sleep(100);
   }
   throw new Error('no engine answered within 10 s');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function gone(pid: number, ms: number): Promise<boolean> {

@@ -75,6 +75,16 @@ export interface PluginCall {
   path?: string;
 }
 
+/** True while process `pid` exists (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs `ip ARGS...` and returns stdout; throws with stderr on failure. */
 export function ip(...args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
