@@ -3,7 +3,8 @@
  * dnsname with the warm engine hosting the responder, next to the reference containers/dnsname
  * (/usr/lib/cni/dnsname, which writes dnsmasq's files and signals its dnsmasq), in one run,
  * sampled round-robin; and the engine's RSS while it serves those names (one process: no
- * responder process beside it). Runnable alone: `node bench/dns-engine.ts [--names N] [--runs N]`.
+ * responder process beside it). Runnable alone: `node bench/dns-engine.ts [--names N] [--runs N]
+ * [--profile DIR]`.
  *
  * Each side has its own sandbox host netns (netns-tests/lib/sandbox.ts) with a bridge (gateway
  * 10.88.0.1/16) and one container netns that every record names (the names are bound to a live
@@ -13,7 +14,9 @@
  * exec` made, a slave of the machine's: nothing propagates back) with the sandbox's /run/netns
  * bound back in, so its files and its dnsmasq's pid file live only there; its dnsmasq runs in
  * the sandbox host netns and is stopped by its pid at the end (the sandbox cleanup then kills
- * whatever is left in the namespaces, by pid). No query leaves the sandbox: the names are only
+ * whatever is left in the namespaces, by pid). Our records directory is a tmpfs as well, mounted
+ * the same way: on a real host both live under /run, a tmpfs, and this machine's /run is not one
+ * (an fsync on its disk would be measured for one side only). No query leaves the sandbox: the names are only
  * written, and one local name is asked of each side to check it serves them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -29,6 +32,8 @@ const REF = '/usr/lib/cni';
 const arg = (name: string) => { const i = process.argv.indexOf(name); return i > 0 ? process.argv[i + 1] : undefined; };
 const NAMES = Math.min(5000, Math.max(1, Number(arg('--names') ?? 1000)));
 const RUNS = Math.min(200, Math.max(3, Number(arg('--runs') ?? 30)));
+/** --profile DIR: the engine takes a CPU profile (engine/config.ts CNIKIT_ENGINE_PROFILE), written when the bench stops it. */
+const PROFILE = arg('--profile');
 const NET = 'benchdns';
 const BRIDGE = 'cnkbdns0';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -60,6 +65,9 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
     run('mount', '-t', 'tmpfs', 'tmpfs', '/run');
     mkdirSync('/run/netns');
     run('mount', '--bind', keep, '/run/netns');
+  } else {
+    mkdirSync(join(tmp, 'dns'));
+    run('mount', '-t', 'tmpfs', 'tmpfs', join(tmp, 'dns'));
   }
   const dir = side === 'reference' ? REF : OURS;
   const { engineSocketName, engineStatus } = await import('../engine/protocol.ts');
@@ -80,7 +88,7 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
     return ms;
   };
   if (side === 'ours') {
-    spawnSync(join(OURS, 'bridge'), [], { env: { PATH, CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' });
+    spawnSync(join(OURS, 'bridge'), [], { env: { PATH, CNI_COMMAND: 'VERSION', ...(PROFILE ? { CNIKIT_ENGINE_PROFILE: PROFILE, CNIKIT_ENGINE_LOG: join(PROFILE, 'engine.log') } : {}) }, input: '{"cniVersion":"1.0.0"}' });
     for (let i = 0; i < 200 && !(await engineStatus(engine, 1000)); i++) await sleep(25);
   }
   const dnsmasqPid = () => {
@@ -111,15 +119,18 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
     }
     if (what === 'end') {
       if (side === 'reference') { try { run('umount', join(tmp, 'netns')); } catch { /* kept */ } }
-      const pid = dnsmasqPid();
+      const pid = side === 'ours' ? (PROFILE ? (await engineStatus(engine, 2000))?.pid : undefined) : dnsmasqPid();
       if (pid) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
+      // The engine writes its profile as it exits.
+      const alive = (p: number) => { try { process.kill(p, 0); return true; } catch { return false; } };
+      for (let i = 0; side === 'ours' && pid && i < 200 && alive(pid); i++) await sleep(50);
       return { stopped: pid };
     }
     throw new Error(`unknown op ${line}`);
   };
   answerLines(op, () => {
     // The bind mount of /run/netns under tmp is this mount namespace's own (see the header).
-    if (side === 'reference') { try { run('umount', '-l', join(tmp, 'netns')); } catch { /* not mounted */ } }
+    try { run('umount', '-l', join(tmp, side === 'reference' ? 'netns' : 'dns')); } catch { /* not mounted */ }
     try { rmSync(tmp, { recursive: true, force: true }); } catch (err) { process.stderr.write(`cannot remove ${tmp}: ${String(err)}\n`); }
   });
 }
@@ -133,7 +144,7 @@ class Worker {
   }
 
   constructor(host: string, side: Side, ctr: string) {
-    this.w = new LineWorker(host, fileURLToPath(import.meta.url), ['--worker', side, ctr, '--names', String(NAMES)], { stderr: true });
+    this.w = new LineWorker(host, fileURLToPath(import.meta.url), ['--worker', side, ctr, '--names', String(NAMES), ...(PROFILE ? ['--profile', PROFILE] : [])], { stderr: true });
   }
 
   ask<T = { ms: number }>(op: string): Promise<T> {
@@ -195,6 +206,7 @@ export async function benchDnsEngine(): Promise<void> {
     };
     const dnsmasqRss = vmRss(refInfo.dnsmasq);
     const refStopped = await workers.get('reference')!.ask<{ stopped?: number }>('end');
+    if (PROFILE) await workers.get('ours')!.ask('end');
 
     const o = samples.ours;
     const r = samples.reference;

@@ -19,9 +19,9 @@ test('defaults; the file; the environment over the file', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'cnikit-conf-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'engine.conf');
-  t.deepEqual(loadConfig({ CNIKIT_ENGINE_CONF: join(dir, 'none') }), { mode: 'on', idleSeconds: DEFAULT_IDLE_SECONDS, log: undefined });
+  t.deepEqual(loadConfig({ CNIKIT_ENGINE_CONF: join(dir, 'none') }), { mode: 'on', idleSeconds: DEFAULT_IDLE_SECONDS, log: undefined, profileDir: undefined });
   writeFileSync(file, 'engine = off\nidle = 0\nlog = /tmp/x.log\n');
-  t.deepEqual(loadConfig({ CNIKIT_ENGINE_CONF: file }), { mode: 'off', idleSeconds: 0, log: '/tmp/x.log' });
-  t.deepEqual(loadConfig({ CNIKIT_ENGINE_CONF: file, CNIKIT_ENGINE: 'on', CNIKIT_ENGINE_IDLE: '30', CNIKIT_ENGINE_LOG: '/tmp/y.log' }), { mode: 'on', idleSeconds: 30, log: '/tmp/y.log' });
+  t.deepEqual(loadConfig({ CNIKIT_ENGINE_CONF: file }), { mode: 'off', idleSeconds: 0, log: '/tmp/x.log', profileDir: undefined });
+  t.deepEqual(loadConfig({ CNIKIT_ENGINE_CONF: file, CNIKIT_ENGINE: 'on', CNIKIT_ENGINE_IDLE: '30', CNIKIT_ENGINE_LOG: '/tmp/y.log' }), { mode: 'on', idleSeconds: 30, log: '/tmp/y.log', profileDir: undefined });
   t.is(loadConfig({ CNIKIT_ENGINE_CONF: file, CNIKIT_ENGINE_IDLE: 'soon' }).idleSeconds, DEFAULT_IDLE_SECONDS);
 });

@@ -13,6 +13,9 @@
  *                                                                          env: CNIKIT_ENGINE_IDLE
  *   log = PATH | -                append the engine's own events (start, exit and why) as JSON
  *                                 lines to PATH, or stderr; default: none  env: CNIKIT_ENGINE_LOG
+ * Only in the environment: CNIKIT_ENGINE_PROFILE=DIR takes a V8 CPU profile of the engine from
+ * start to exit into DIR/engine-PID.cpuprofile (for `npm run build` with CNIKIT_BUILD_NAMES=1,
+ * whose bundles keep their function names).
  */
 import { readFileSync } from 'node:fs';
 
@@ -25,6 +28,8 @@ export interface EngineConfig {
   mode: EngineMode;
   idleSeconds: number;
   log: string | undefined;
+  /** Where a CPU profile of this run goes (CNIKIT_ENGINE_PROFILE), if anywhere. */
+  profileDir: string | undefined;
 }
 
 /** Reads `key = value` lines (the launcher's parser accepts the same). */
@@ -55,5 +60,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): EngineConfig {
     mode: parseMode(pick('CNIKIT_ENGINE', 'engine') ?? 'on'),
     idleSeconds: Number.isFinite(idle) && idle >= 0 ? idle : DEFAULT_IDLE_SECONDS,
     log: pick('CNIKIT_ENGINE_LOG', 'log'),
+    profileDir: env.CNIKIT_ENGINE_PROFILE || undefined,
   };
 }

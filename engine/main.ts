@@ -8,7 +8,7 @@
  * Run without --starting-fd it is the same engine in the foreground, for a service manager
  * (`cnikit engine unit` prints a systemd unit that runs it so, with its events on stderr).
  */
-import { closeSync, readlinkSync, realpathSync } from 'node:fs';
+import { closeSync, readlinkSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleDir } from '../pkg/bundle.ts';
 import { loadConfig } from './config.ts';
@@ -32,6 +32,20 @@ function inheritedSocket(fd: number): number | undefined {
   }
 }
 
+/** Starts a CPU profile; the function returned writes it to `dir` (engine-PID.cpuprofile). */
+async function startProfile(dir: string): Promise<() => Promise<void>> {
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(join(dir, `engine-${process.pid}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
 async function main(argv: string[]): Promise<number> {
   const i = argv.indexOf('--starting-fd');
   const startingFd = i >= 0 ? inheritedSocket(Number(argv[i + 1])) : undefined;
@@ -41,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
   // Why: a long-lived process must not keep the directory it was started from busy.
   process.chdir('/');
   const cfg = loadConfig(process.env);
+  const writeProfile = cfg.profileDir ? await startProfile(cfg.profileDir) : undefined;
   const engine = new Engine({
     name: engineSocketName(real), lib: real, plugins: await loadPlugins(), idleSeconds: cfg.idleSeconds,
     buildFiles: [join(real, 'engine.cjs'), ...(typeof __CNIKIT_ADDON__ === 'string' ? [__CNIKIT_ADDON__] : [])],
@@ -67,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const reason = await engine.stopped;
   engine.log('exit', { reason, ...engine.status() });
+  await writeProfile?.().catch((err: unknown) => engine.log('cannot write the profile', { error: String(err) }));
   return 0;
 }
 

@@ -46,6 +46,7 @@ import { native } from '../pkg/native.ts';
 import { CONFIRM, type CallRequest, type EngineStatus, MAX_REQUEST_BYTES, type Request, RequestError, frame, parseRequest, requestLength } from './protocol.ts';
 import { Stats } from './stats.ts';
 import { InProcessResponders } from '../responder/in-process.ts';
+import { hostProbe } from '../responder/liveness.ts';
 import { BuildWatch, netnsPinned, ownNetns } from './watch.ts';
 
 /** The V8 heap's used and committed bytes: what of the RSS is JavaScript's. */
@@ -141,6 +142,8 @@ export class Engine {
     log: (msg, fields) => this.log(msg, fields),
     onChange: () => { this.lastActivity = Date.now(); },
     fullGcAfterReload: true,
+    // Why the kept socket: opening an rtnetlink socket per reload cost more than the reload's checks.
+    probe: () => hostProbe(() => this.kernel.hostRoute()),
   });
   private stopping: string | undefined;
   private resolveStopped: ((reason: string) => void) | undefined;
@@ -343,6 +346,9 @@ export class Engine {
     const plugin = this.o.plugins.get(req.type);
     let code = 1;
     const t0 = performance.now();
+    // Why corked: what the call prints and its exit code then reach the launcher in one write
+    // (each write wakes it; end() below flushes them together).
+    sock.cork();
     if (!plugin) {
       send('o', errorLine(CniCode.Internal, `the cnikit engine does not serve plugin type "${req.type}"`, undefined, version));
     } else {
@@ -359,5 +365,6 @@ export class Engine {
     const known = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'].includes(command) && plugin;
     this.stats.record(`${known ? req.type : 'other'} ${known ? command : 'other'}`, performance.now() - t0);
     if (!sock.destroyed) sock.end(frame('x', Buffer.from([code & 0xff])));
+    else sock.uncork();
   }
 }

@@ -9,6 +9,8 @@
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Logger {
+  /** True when debug lines are written (a caller skips gathering fields nobody will see). */
+  readonly debugging: boolean;
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -22,6 +24,7 @@ export function createLogger(o: { debug: boolean; write: (line: string) => void 
     o.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n');
   };
   return {
+    debugging: o.debug,
     debug: (msg, fields) => emit('debug', msg, fields),
     info: (msg, fields) => emit('info', msg, fields),
     warn: (msg, fields) => emit('warn', msg, fields),

@@ -137,6 +137,11 @@ export class SharedKernel {
     };
   }
 
+  /** The kept rtnetlink handle of the host netns (for the engine's own work: the DNS it hosts). */
+  hostRoute(): Promise<RouteHandle> {
+    return this.host.route(this.o.hostNetns ?? null);
+  }
+
   /** Closes the kept host sockets (calls still running lose theirs). */
   close(): void {
     this.host.close();

@@ -23,6 +23,7 @@ import { LockedDir } from '../pkg/store/locked-dir.ts';
 import { type ControlReply, controlRequest } from './control.ts';
 import { clearHung, rotateLog, startResponder } from './ensure.ts';
 import type { ResponderHost, ResponderNeed } from './host.ts';
+import type { HostProbe } from './liveness.ts';
 import type { DnsService } from './serve.ts';
 
 export interface InProcessOptions {
@@ -32,6 +33,8 @@ export interface InProcessOptions {
   onChange?: () => void;
   /** A full GC a while after reloads (serve.ts fullGcAfterReload): sets --expose-gc in this process. */
   fullGcAfterReload?: boolean;
+  /** Probes of the host for the hosted responders' checks (the engine's: over its kept rtnetlink socket). */
+  probe?: () => HostProbe;
 }
 
 /** One hosted responder. */
@@ -152,7 +155,7 @@ export class InProcessResponders implements ResponderHost {
       const { serveDns } = await import('./serve.ts');
       svc = await serveDns({
         recordsDir: need.recordsDir, runDir: need.runDir, exitWhenEmpty: true, log: logFile.log,
-        fullGcAfterReload: this.o.fullGcAfterReload,
+        fullGcAfterReload: this.o.fullGcAfterReload, probe: this.o.probe,
       });
     } catch (err) {
       logFile.close();

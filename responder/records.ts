@@ -154,15 +154,43 @@ export function formatRecords(r: NetworkRecords): string {
   if (r.resolvConf !== undefined) lines.push(`resolvconf ${encodePathField(r.resolvConf)}`);
   if (r.hostNetns !== undefined) lines.push(`host ${r.hostNetns}`);
   if (r.bridge) lines.push(`bridge ${r.bridge.name} ${r.bridge.index}`);
-  for (const c of r.containers) lines.push(containerLine(c));
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n${containerBody(r.network, r.containers)}`;
+}
+
+/** The container lines last formatted per network: the records, where each line ends in `body`, and the text. */
+const bodies = new Map<string, { of: ContainerRecord[]; ends: number[]; body: string }>();
+
+/**
+ * The container lines of `list`, one per line. Why remembered: a warm engine's ADD writes the
+ * network's lines of the previous write plus one (a DEL, minus one), so the lines up to the
+ * first difference are cut from the last text instead of joined again (at 1000 names, most of
+ * what formatting cost).
+ */
+function containerBody(network: string, list: readonly ContainerRecord[]): string {
+  const last = bodies.get(network);
+  let same = 0;
+  if (last) while (same < list.length && same < last.of.length && list[same] === last.of[same]) same++;
+  const ends = last ? last.ends.slice(0, same) : [];
+  let body = last && same ? last.body.slice(0, last.ends[same - 1]) : '';
+  const tail: string[] = [];
+  let at = body.length;
+  for (let i = same; i < list.length; i++) {
+    const line = `${containerLine(list[i]!)}\n`;
+    tail.push(line);
+    ends.push(at += line.length);
+  }
+  body += tail.join('');
+  bodies.delete(network);
+  if (bodies.size >= 64) bodies.delete(bodies.keys().next().value!);
+  bodies.set(network, { of: [...list], ends, body });
+  return body;
 }
 
 /** Container lines already rendered, per record (records are never changed once made). */
 const renderedLines = new WeakMap<ContainerRecord, string>();
 
 /** Renders one container line (remembered: a warm engine writes the same 1000 lines on every ADD). */
-function containerLine(c: ContainerRecord): string {
+export function containerLine(c: ContainerRecord): string {
   let line = renderedLines.get(c);
   if (line === undefined) {
     const netns = c.netns ? ` ${c.netns.ino} ${encodePathField(c.netns.path)}` : '';

@@ -326,6 +326,7 @@ class Responder implements DnsService {
   }
 
   private logMemory(): void {
+    if (!this.log.debugging) return;
     const mem = process.memoryUsage();
     const mb = (n: number) => Math.round(n / 1e5) / 10;
     this.log.debug('memory after reload', { rssMB: mb(mem.rss), heapMB: mb(mem.heapUsed), heapTotalMB: mb(mem.heapTotal), abMB: mb(mem.arrayBuffers), externalMB: mb(mem.external) });

@@ -18,12 +18,14 @@
  * a bridge that is gone, two networks claiming an address) is logged once per file and reason,
  * and costs only that file. Pruning the disk is prune.ts's business; `needsPrune` says when.
  */
+import { join } from 'node:path';
 import type { Logger } from '../pkg/log.ts';
 import { Backend, type ListenAddr, type Upstream, type View, buildView, listenKey, setUpstreams, upstreamsOf } from './backend.ts';
 import { resolvConfNameservers } from './forwarder.ts';
 import { type HostProbe, type NetworkState, deadContainers, judgeBinding, netnsAlive } from './liveness.ts';
 import type { Place } from './listeners.ts';
-import { type ContainerRecord, EMBEDDED_RESOLVER, type NetworkRecords, type ParsedRecords, listRecordFiles, readRecordsFile } from './records.ts';
+import { type ParsedFile, readParsed } from './parsed-files.ts';
+import { type ContainerRecord, EMBEDDED_RESOLVER, type NetworkRecords, type ParsedRecords, listRecordFiles } from './records.ts';
 
 export interface StateOptions {
   recordsDir: string;
@@ -42,8 +44,6 @@ interface FileEntry {
   file: string;
   sig: string;
   parsed: ParsedRecords;
-  /** parseRecords' line cache for this file. */
-  lines: Map<string, ContainerRecord>;
   state: NetworkState;
   dead: Set<ContainerRecord>;
   view?: View;
@@ -59,6 +59,16 @@ export interface Built {
   networks: number;
   /** Container names (and aliases) served, over those networks. */
   names: number;
+}
+
+/** A record file parsed (shared with the plugin's calls in this process: parsed-files.ts); an unreadable one as a problem. */
+function readFile(dir: string, name: string): Pick<ParsedFile, 'sig' | 'parsed'> | undefined {
+  try {
+    return readParsed(dir, name);
+  } catch (err) {
+    const file = join(dir, name);
+    return { sig: 'unreadable', parsed: { problems: [{ file, msg: `cannot read: ${(err as Error).message}` }], version: 0 } };
+  }
 }
 
 export class RecordsState {
@@ -110,13 +120,18 @@ export class RecordsState {
     try {
       for (const name of names) {
         const old = this.files.get(name);
-        const r = readRecordsFile(this.o.recordsDir, name, old?.sig, old?.lines);
-        if ('unchanged' in r) continue;
+        const file = join(this.o.recordsDir, name);
+        const f = readFile(this.o.recordsDir, name);
+        if (!f) { // removed since the listing
+          if (old) { this.files.delete(name); this.reported.delete(old.file); changed = true; }
+          continue;
+        }
+        if (f.sig === old?.sig) continue;
         changed = true;
+        const r = f.parsed;
         for (const p of r.problems) this.once(p.file, `${p.line ?? ''} ${p.msg}`, 'warn', 'skipping bad records', { line: p.line, problem: p.msg });
         const e: FileEntry = {
-          name, file: r.file, sig: r.sig, parsed: r, lines: old?.lines ?? new Map(),
-          state: { state: 'live', verified: false }, dead: new Set(), view: old?.view, dirty: true,
+          name, file, sig: f.sig, parsed: r, state: { state: 'live', verified: false }, dead: new Set(), view: old?.view, dirty: true,
         };
         this.files.set(name, e);
         if (!r.records) continue;

@@ -80,7 +80,10 @@ await Promise.all(EXECUTABLES.map(async (e) => {
       platform: 'node',
       target: 'node24',
       format: 'cjs',
-      minify: true,
+      // CNIKIT_BUILD_NAMES=1 keeps identifiers, so that a --cpu-prof of the engine names its functions.
+      minifyWhitespace: true,
+      minifySyntax: true,
+      minifyIdentifiers: process.env.CNIKIT_BUILD_NAMES !== '1',
       legalComments: 'none',
       // The bundle sits in dist/bin/.lib; it finds the addon through this one constant, which
       // pkg/native.ts reads (in source it resolves the path from its own URL instead).
