@@ -105,8 +105,11 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
     if (what === 'add') {
       const i = next++;
       const ms = call('ADD', i);
-      call('DEL', i);
-      return { ms };
+      const del = call('DEL', i);
+      const t0 = process.hrtime.bigint();
+      spawnSync(join(dir, 'dnsname'), [], { env: { PATH, CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}' });
+      const ver = Number(process.hrtime.bigint() - t0) / 1e6;
+      return { ms, del, ver };
     }
     if (what === 'info') {
       const s = side === 'ours' ? await engineStatus(engine, 2000) : undefined;
@@ -116,6 +119,11 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
         const m = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), enc('name0.dns.bench'), Buffer.from([0, 1, 0, 1])]);
         s.on('message', (r) => { console.log(r.readUInt16BE(6) || -(r[3] & 15)); process.exit(0); }); s.send(m, 53, '10.88.0.1'); setTimeout(() => { console.log(-1); process.exit(0); }, 2000);`], { encoding: 'utf8' });
       return { rss: s?.rss, heap: s?.heap, dns: s?.dns, engine: s?.pid, perCall: s?.perCall, dnsmasq: dnsmasqPid(), answers: Number(dig.stdout.trim()) };
+    }
+    if (what === 'profile') {
+      const pid = (await engineStatus(engine, 2000))?.pid;
+      if (pid) process.kill(pid, 'SIGUSR2');
+      return { pid };
     }
     if (what === 'end') {
       if (side === 'reference') { try { run('umount', join(tmp, 'netns')); } catch { /* kept */ } }
@@ -188,15 +196,23 @@ export async function benchDnsEngine(): Promise<void> {
     }
     const fill: Record<string, number> = {};
     for (const [side, w] of workers) fill[side] = (await w.ask(`fill ${NAMES}`)).ms;
-    const samples: Record<Side, number[]> = { ours: [], reference: [] };
+    // The profile covers the measured rounds only (engine/main.ts: SIGUSR2 starts it over).
+    if (PROFILE) await workers.get('ours')!.ask('profile');
+    // Per round and side: an ADD of a new name (the measured call), its DEL, and a VERSION (the cost of an exec alone).
+    const samples: Record<Side, Record<'ADD' | 'DEL' | 'VERSION', number[]>> = { ours: { ADD: [], DEL: [], VERSION: [] }, reference: { ADD: [], DEL: [], VERSION: [] } };
     for (let round = 0; round < RUNS + 3; round++) {
       const order: Side[] = round % 2 ? ['reference', 'ours'] : ['ours', 'reference'];
       for (const side of order) {
-        const { ms } = await workers.get(side)!.ask('add');
-        if (round >= 3) samples[side].push(ms); // 3 rounds of warm-up
+        const r = await workers.get(side)!.ask<{ ms: number; del: number; ver: number }>('add');
+        if (round < 3) continue; // 3 rounds of warm-up
+        samples[side].ADD.push(r.ms);
+        samples[side].DEL.push(r.del);
+        samples[side].VERSION.push(r.ver);
       }
     }
     type Info = { rss?: number; heap?: { used: number; total: number; external: number }; dns?: { names: number; networks: number }[]; engine?: number; perCall?: Record<string, { p50: number }>; dnsmasq?: number; answers: number };
+    // RSS as it serves: after the full GC that follows the last reload (responder/serve.ts, 2 s).
+    await sleep(3000);
     const oursInfo = await workers.get('ours')!.ask<Info>('info');
     const refInfo = await workers.get('reference')!.ask<Info>('info');
     const pidsOf = (ns: string) => execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
@@ -208,13 +224,15 @@ export async function benchDnsEngine(): Promise<void> {
     const refStopped = await workers.get('reference')!.ask<{ stopped?: number }>('end');
     if (PROFILE) await workers.get('ours')!.ask('end');
 
-    const o = samples.ours;
-    const r = samples.reference;
-    console.log(`\ndnsname ADD through CNI at ${NAMES} existing names, ${RUNS} rounds; ms per ADD, exec to exit`);
-    console.log(`${''.padEnd(34)}${'min'.padStart(8)}${'median'.padStart(9)}`);
-    console.log(`${'cnikit (engine warm, DNS in it)'.padEnd(34)}${min(o).toFixed(1).padStart(8)}${median(o).toFixed(1).padStart(9)}`);
-    console.log(`${'reference dnsname (dnsmasq)'.padEnd(34)}${min(r).toFixed(1).padStart(8)}${median(r).toFixed(1).padStart(9)}`);
-    console.log(`ratio of medians cnikit/reference: ${(median(o) / median(r)).toFixed(2)}x (goal <= 1.0)`);
+    console.log(`\ndnsname through CNI at ${NAMES} existing names, ${RUNS} rounds; ms per call, exec to exit (min / median)`);
+    console.log(`${''.padEnd(10)}${'cnikit (engine, DNS in it)'.padStart(28)}${'reference (dnsmasq)'.padStart(22)}${'ratio'.padStart(9)}`);
+    for (const cmd of ['ADD', 'DEL', 'VERSION'] as const) {
+      const o = samples.ours[cmd];
+      const r = samples.reference[cmd];
+      const cell = (xs: number[]) => `${min(xs).toFixed(1)} / ${median(xs).toFixed(1)}`;
+      console.log(`${cmd.padEnd(10)}${cell(o).padStart(28)}${cell(r).padStart(22)}${`${(median(o) / median(r)).toFixed(2)}x`.padStart(9)}`);
+    }
+    console.log(`goal: ADD ratio <= 1.0 (VERSION is what an exec costs each side before any work)`);
     console.log(`inside the engine: dnsname ADD p50 ${oursInfo.perCall?.['dnsname ADD']?.p50} ms, DEL p50 ${oursInfo.perCall?.['dnsname DEL']?.p50} ms`);
     console.log(`filling ${NAMES} names: cnikit ${fill.ours} ms, reference ${fill.reference} ms`);
     const names = oursInfo.dns?.reduce((n, d) => n + d.names, 0);

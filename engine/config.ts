@@ -14,8 +14,8 @@
  *   log = PATH | -                append the engine's own events (start, exit and why) as JSON
  *                                 lines to PATH, or stderr; default: none  env: CNIKIT_ENGINE_LOG
  * Only in the environment: CNIKIT_ENGINE_PROFILE=DIR takes a V8 CPU profile of the engine from
- * start to exit into DIR/engine-PID.cpuprofile (for `npm run build` with CNIKIT_BUILD_NAMES=1,
- * whose bundles keep their function names).
+ * start (or the last SIGUSR2) to exit into DIR/engine-PID.cpuprofile (for `npm run build` with
+ * CNIKIT_BUILD_NAMES=1, whose bundles keep their function names).
  */
 import { readFileSync } from 'node:fs';
 

@@ -37,6 +37,8 @@ export interface NativeBinding {
   sysctlWrite(netnsPath: string | null, key: string, value: string): void;
   /** Reads /proc/sys/`key` inside the netns, without the trailing newline. */
   sysctlRead(netnsPath: string | null, key: string): string;
+  /** Gives the free memory of every malloc arena back to the kernel (glibc malloc_trim); true when some was. */
+  mallocTrim(): boolean;
   /** Takes a flock if it is free; false when someone holds it. Never waits. */
   flock(fd: number, exclusive: boolean): boolean;
   /**

@@ -21,6 +21,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { formatIP, parseHostPort } from '../pkg/ip/cidr.ts';
 import { type Logger, stderrLogger } from '../pkg/log.ts';
+import { native } from '../pkg/native.ts';
 import { type HeldLock, LockedDir } from '../pkg/store/locked-dir.ts';
 import type { ListenAddr } from './backend.ts';
 import type { CacheOptions } from './cache.ts';
@@ -104,6 +105,8 @@ function v8FullGc(): void {
     fullGc = vm.runInNewContext('gc') as () => void;
   }
   fullGc();
+  // What the GC's own threads (and building) freed stays in their malloc arenas otherwise.
+  try { native().mallocTrim(); } catch { /* no addon: nothing to trim with */ }
 }
 
 /** The full GC runs this long after the last reload (not in the reload: it pauses queries). */

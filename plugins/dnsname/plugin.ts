@@ -14,7 +14,7 @@
  * and returns prevResult with the resolver in `dns.nameservers` (the gateways, or 127.0.0.11
  * with `"resolver": "127.0.0.11"`) and the domain in `dns.search`. DEL removes the line
  * (idempotent); CHECK verifies the records and asks the responder a real DNS question; GC drops
- * records of attachments that are no longer valid. DEL and GC prune dead lines too.
+ * records of attachments that are no longer valid. DEL prunes dead lines too (a share, as ADD), GC all of them.
  *
  * Extra keys (ours): `upstreams` (else the nameservers of `resolvConf`, default the responder's
  * /etc/resolv.conf), `port`, `recordsDir`, `runDir` (absolute paths, as `resolvConf`), `resolver`
@@ -50,7 +50,7 @@ import { RESPONDER_NODE_FLAGS, ensureResponder } from '../../responder/ensure.ts
 import { type HostProbe, UNSEEN, currentBinding, deadContainers, hostProbe, judgeBinding, netnsInoOf, sameBinding } from '../../responder/liveness.ts';
 import {
   type BridgeBinding, type ContainerRecord, EMBEDDED_RESOLVER, type NetworkRecords, RECORDS_SUFFIX, type ResolverMode,
-  formatRecords, isValidDnsName, parseRecords, parseUpstream,
+  formatRecords, isValidDnsName, ownCopy, parseRecords, parseUpstream,
 } from '../../responder/records.ts';
 import { HEADER_SIZE, TYPE, answerCount, encodeQuery, idOf, isResponse, rcodeOf } from '../../responder/wire.ts';
 
@@ -238,7 +238,7 @@ function putFile(d: LockedDir, name: string, text: string | undefined, rec?: Net
 }
 
 /**
- * Container netns checked per ADD at most. Why bounded: checking every line costs a stat per
+ * Container netns checked per ADD (and DEL) at most. Why bounded: checking every line costs a stat per
  * container (~5 µs each, 5 ms at 1000) on every ADD; the responder checks all of them periodically and
  * prunes the disk (responder/serve.ts), so ADD only has to keep up, not be complete.
  */
@@ -247,7 +247,7 @@ const ADD_CHECK_BUDGET = 16;
 /** Where the next ADD's share of checks starts, per records file (rotating across the calls of a warm engine). */
 const checkCursor = new Map<string, number>();
 
-/** The share of `rec`'s containers an ADD checks: ADD_CHECK_BUDGET of them, round robin (a random start in a fresh process). */
+/** The share of `rec`'s containers an ADD or DEL checks: ADD_CHECK_BUDGET of them, round robin (a random start in a fresh process). */
 function addShare(d: LockedDir, rec: NetworkRecords): ContainerRecord[] {
   const list = rec.containers;
   if (list.length <= ADD_CHECK_BUDGET) return list;
@@ -403,7 +403,11 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
   const netns = containerNetns(a);
   const names: string[] = [];
   for (const n of [name, ...aliases]) if (!names.some((m) => m.toLowerCase() === n.toLowerCase())) names.push(n);
-  const entry: ContainerRecord = { containerId: a.containerId, ifName: a.ifName, addresses, gateways, names, netns };
+  // Own copies: a call's strings may be slices of its whole request, which the record (kept by a warm engine) must not hold.
+  const entry: ContainerRecord = {
+    containerId: ownCopy(a.containerId), ifName: ownCopy(a.ifName), addresses: addresses.map(ownCopy), gateways: gateways.map(ownCopy),
+    names: names.map(ownCopy), netns: { ino: netns.ino, path: ownCopy(netns.path) },
+  };
 
   const probe = hostProbe(() => a.kernel.route());
   try {
@@ -445,10 +449,11 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
 }
 
 /**
- * Removes entries matching `drop` from the network file, and lines whose netns is gone, and
- * the whole file when its bridge is gone; reloads the responder if anything changed.
+ * Removes entries matching `drop` from the network file, and lines whose netns is gone (all of
+ * them with `checkAll`, the GC; else a DEL's bounded share, as ADD's), and the whole file when
+ * its bridge is gone; reloads the responder if anything changed.
  */
-async function removeEntries(a: CmdArgs, dirs: StateDirs, drop: (c: ContainerRecord) => boolean): Promise<void> {
+async function removeEntries(a: CmdArgs, dirs: StateDirs, drop: (c: ContainerRecord) => boolean, checkAll: boolean): Promise<void> {
   const log = a.log;
   await withRecordsLock(dirs.recordsDir, async (d) => {
     const rec = readNetwork(d, dirs.network, log);
@@ -458,7 +463,7 @@ async function removeEntries(a: CmdArgs, dirs: StateDirs, drop: (c: ContainerRec
     rec.containers = kept;
     const probe = hostProbe(() => a.kernel.route());
     try {
-      changed = pruneDead(rec, probe, log) > 0 || changed;
+      changed = pruneDead(rec, probe, log, checkAll ? rec.containers : addShare(d, rec)) > 0 || changed;
       const state = await judgeBinding(rec, probe);
       if (state.state === 'gone' && rec.containers.length) {
         log.info('removing the records of a network whose bridge is gone', { network: rec.network, why: state.why });
@@ -478,7 +483,7 @@ async function cmdDel(a: CmdArgs): Promise<void> {
   const dirs = stateDirsForCleanup(a);
   // No record file: nothing of this network to remove (and no directory or lock to create).
   if (!dirs || !existsSync(join(dirs.recordsDir, fileOf(dirs.network)))) return;
-  await removeEntries(a, dirs, (c) => c.containerId === a.containerId && c.ifName === a.ifName);
+  await removeEntries(a, dirs, (c) => c.containerId === a.containerId && c.ifName === a.ifName, false);
 }
 
 async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
@@ -486,7 +491,7 @@ async function cmdGc(a: CmdArgs, valid: Attachment[]): Promise<void> {
   // As DEL: only where the records are (docs/cni-notes.md §1.5), and nothing made when there are none.
   if (!dirs || !existsSync(join(dirs.recordsDir, fileOf(dirs.network)))) return;
   const keep = new Set(valid.map((v) => `${v.containerID}\n${v.ifname}`));
-  await removeEntries(a, dirs, (c) => !keep.has(`${c.containerId}\n${c.ifName}`));
+  await removeEntries(a, dirs, (c) => !keep.has(`${c.containerId}\n${c.ifName}`), true);
 }
 
 /** One answer's rcode and answer count, or undefined when none came in time. */
