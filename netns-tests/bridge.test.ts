@@ -86,6 +86,11 @@ netnsTest('two containers ping each other and the gateway over IPv4 and IPv6', (
   t.true(ping(sb, a, '10.77.0.1'), 'a -> gateway v4');
   t.true(ping(sb, b, 'fd77::1'), 'b -> gateway v6');
   t.true(ping(sb, sb.host, '10.77.0.2'), 'host -> a');
+  // The host ends switch IPv6 without taking part in it: no address, no fe80::/64 route each.
+  const ports = ipJson(sb.host, 'link', 'show', 'type', 'veth').map((l: { ifname: string }) => l.ifname).filter((n: string) => n.startsWith('veth'));
+  t.is(ports.length, 2);
+  for (const p of ports) t.deepEqual(ipJson(sb.host, '-6', 'addr', 'show', 'dev', p), [], `no IPv6 address on ${p}`);
+  t.deepEqual(ipJson(sb.host, '-6', 'route', 'show', 'table', 'all').filter((r: { dev?: string }) => ports.includes(r.dev)), [], 'no IPv6 route through a port');
 });
 
 netnsTest('DEL is idempotent: twice, without netns, and after the netns is gone', (t) => {

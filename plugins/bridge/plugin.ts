@@ -57,7 +57,11 @@ export function makeBridgePlugin(deps: BridgeDeps = {}): Plugin {
       });
       const hostLink = await host.linkGet(veth.hostName);
       if (!hostLink) throw new CniError(CniCode.Internal, `host veth ${veth.hostName} vanished after creation`);
-      await trySysctl(a.kernel, null, `net/ipv6/conf/${veth.hostName}/accept_ra`, '0');
+      // Ours (the reference sets accept_ra=0): no IPv6 on the host end at all. A bridge port
+      // switches frames and needs no address; with IPv6 on, each port gets a link-local address
+      // and an fe80::/64 route once its peer is up, and the kernel keeps those routes of every
+      // port as siblings of one node, so each ADD cost more the more containers a host has.
+      await trySysctl(a.kernel, null, `net/ipv6/conf/${veth.hostName}/disable_ipv6`, '1');
       await configurePort(host, hostLink.index, conf);
       const interfaces: Interface[] = [
         { name: br.name, mac: br.mac },
