@@ -24,6 +24,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alive } from '../netns-tests/lib/sandbox.ts';
 import { LineWorker, answerLines, removeNamespaces } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -130,7 +131,6 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
       const pid = side === 'ours' ? (PROFILE ? (await engineStatus(engine, 2000))?.pid : undefined) : dnsmasqPid();
       if (pid) { try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ } }
       // The engine writes its profile as it exits.
-      const alive = (p: number) => { try { process.kill(p, 0); return true; } catch { return false; } };
       for (let i = 0; side === 'ours' && pid && i < 200 && alive(pid); i++) await sleep(50);
       return { stopped: pid };
     }
