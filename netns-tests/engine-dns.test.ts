@@ -3,23 +3,21 @@
  * (dist/bin/dnsname) with an engine up hosts the responder in the engine's process (no second
  * process in the sandbox host), names answer on the gateway and at 127.0.0.11, and the engine's
  * status lists what it serves. A fresh call (CNIKIT_ENGINE=off) uses the engine's responder; a
- * responder process already running is used by the engine's calls, not replaced. SIGKILL of the
- * engine loses no name (the next ADD serves all of them again from disk); a stopping engine hands
- * DNS over to a responder process; results and records are the same with and without the engine.
+ * responder process already running gives its directory up to the engine at the engine's first
+ * dnsname call there. SIGKILL of the engine loses no name (the next ADD serves all of them again
+ * from disk); a stopping engine hands DNS over to a responder process, and the next engine takes
+ * it back; results and records are the same with and without the engine.
  *
  * Serial, and in a file named engine*: it sets the engine mode of each call itself (runs once).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EngineStatus } from '../engine/protocol.ts';
 import { MAGIC } from '../engine/protocol.ts';
-import { NODE, ROOT, Sandbox, alive, enginePids, ip } from './lib/sandbox.ts';
+import { ENGINE_CLIENT, NODE, Sandbox, alive, enginePids, ip, until } from './lib/sandbox.ts';
 import { netnsSerial as netnsTest } from './lib/netns-test.ts';
-import { type Ctr, type Net, ask, dnsConf, makeCtr, makeNet, netnsHolders, netnsInode, resolve } from './lib/dns-lib.ts';
+import { type Ctr, type Net, ask, dnsConf, makeCtr, makeNet, netnsHolders, netnsInode, resolve, responderPid, responderPidFile } from './lib/dns-lib.ts';
 
-const CLIENT = join(ROOT, 'netns-tests/fixtures/engine-client.ts');
-const VERSION_IN = '{"cniVersion":"1.0.0"}';
 const A: Net = { name: 'neta', bridge: 'br-a', v4: '10.89.0' };
 const B: Net = { name: 'netb', bridge: 'br-b', v4: '10.90.0' };
 const E: Net = { name: 'nete', bridge: 'br-e', v4: '10.91.0' };
@@ -28,35 +26,40 @@ const ON = { CNIKIT_ENGINE: 'on' };
 const OFF = { CNIKIT_ENGINE: 'off' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function status(sb: Sandbox): EngineStatus | null {
-  const r = sb.exec(sb.host, NODE, [CLIENT, 'status'], { env: { PATH: process.env.PATH } });
-  return r.status === 0 ? JSON.parse(r.stdout) as EngineStatus | null : null;
-}
+const status = (sb: Sandbox) => sb.engineStatus();
+/** Starts the sandbox's engine whatever the suite's mode, and waits until it answers. */
+const engineUp = (sb: Sandbox) => sb.engineReady('on')!;
 
-/** Starts the sandbox's engine (a VERSION call through a launcher) and waits until it answers. */
-async function engineUp(sb: Sandbox): Promise<EngineStatus> {
-  sb.plugin('bridge', { command: 'VERSION', conf: VERSION_IN, env: ON });
-  for (let i = 0; i < 100; i++) {
-    const s = status(sb);
-    if (s) return s;
-    await sleep(100);
-  }
-  throw new Error('no engine answered within 10 s');
-}
-
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
-  for (let waited = 0; waited < ms; waited += 100) {
-    if (cond()) return true;
-    await sleep(100);
-  }
-  return cond();
+/**
+ * Asks `server` for `name` (type A) from netns `ns` every 10 ms (at most 3000 times) until
+ * stop(), which says how many were sent and answered and the longest gap between answers.
+ */
+function startAsker(ns: string, name: string, server: string): { stop(): Promise<{ sent: number; got: number; maxGap: number }> } {
+  const script = `
+    const s = require('dgram').createSocket('udp4');
+    const enc = (n) => Buffer.concat([...n.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
+    const q = Buffer.concat([Buffer.from([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), enc(${JSON.stringify(name)}), Buffer.from([0, 1, 0, 1])]);
+    let id = 0, got = 0, last = Date.now(), maxGap = 0;
+    s.on('message', (m) => { got++; const now = Date.now(); maxGap = Math.max(maxGap, now - last); last = now; });
+    const tick = setInterval(() => { q.writeUInt16BE(++id & 0xffff, 0); s.send(q, 53, ${JSON.stringify(server)}); if (id >= 3000) done(); }, 10);
+    process.stdin.on('data', () => done()); process.stdin.resume();
+    function done() { clearInterval(tick); setTimeout(() => { process.stdout.write(JSON.stringify({ sent: id, got, maxGap })); process.exit(0); }, 300); }`;
+  const client = spawn('ip', ['netns', 'exec', ns, NODE, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  client.stdout.on('data', (d) => { out += d; });
+  const finished = new Promise((r) => client.on('close', r));
+  return {
+    async stop() {
+      client.stdin.end('stop\n');
+      await finished;
+      return JSON.parse(out || '{"sent":0,"got":0,"maxGap":0}') as { sent: number; got: number; maxGap: number };
+    },
+  };
 }
 
 /** Every process in the sandbox host netns. */
 const hostPids = (sb: Sandbox) => ip('netns', 'pids', sb.host).split(/\s+/).filter(Boolean).map(Number).sort();
 const dnsDir = (sb: Sandbox) => join(sb.tmp, 'dns');
-const pidFileOf = (sb: Sandbox) => join(dnsDir(sb), 'responder.pid');
-const responderPid = (sb: Sandbox) => Number(readFileSync(pidFileOf(sb), 'utf8').trim());
 const cmdline = (pid: number) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'); } catch { return []; } };
 
 /** dnsname `command` for `c` named `name`, through the launcher, in engine mode `env`. */
@@ -116,7 +119,7 @@ netnsTest('with the engine up, dnsname ADD hosts the responder in the engine: no
   for (const [c, n, x] of [[a1, 'web', {}], [a2, 'db', {}], [a3, 'cache', {}], [e1, 'front', EMBEDDED], [e2, 'back', EMBEDDED]] as const) {
     t.is(dnsname(sb, 'DEL', c, n, ON, x).code, 0);
   }
-  t.false(existsSync(pidFileOf(sb)));
+  t.false(existsSync(responderPidFile(sb)));
   t.deepEqual(status(sb)!.dns, []);
   t.true(alive(up.pid));
   t.regex(String(resolve(sb, a1.ns, { server: '10.89.0.1', name: 'web', timeoutMs: 500 })), /^error/, 'nothing listens on the gateway any more');
@@ -160,7 +163,7 @@ netnsTest('SIGKILL of the engine while it serves DNS: the records are intact and
   t.is(resolve(sb, e1.ns, { server: '127.0.0.11', name: 'back.dns.cnikit' }), 'rcode 3', 'the dead container\'s name is gone');
 });
 
-netnsTest('a stopping engine hands DNS over to a responder process: every name keeps answering, and the next engine uses that process', async (t) => {
+netnsTest('a stopping engine hands DNS over to a responder process: every name keeps answering, and the next engine takes it back', async (t) => {
   const sb = setup(t, 's');
   const up = await engineUp(sb);
   const a1 = makeCtr(sb, A, 'a1', 5);
@@ -171,28 +174,14 @@ netnsTest('a stopping engine hands DNS over to a responder process: every name k
   add(t, sb, a2, 'db', ON);
   add(t, sb, e1, 'front', ON, EMBEDDED);
 
-  // A client asks for "web" every 10 ms (at most 3000 times) while the engine stops.
-  const script = `
-    const s = require('dgram').createSocket('udp4');
-    const enc = (n) => Buffer.concat([...n.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
-    const q = Buffer.concat([Buffer.from([0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), enc('web.dns.cnikit'), Buffer.from([0, 1, 0, 1])]);
-    let id = 0, got = 0, lastGap = 0, last = Date.now(), maxGap = 0; const t0 = Date.now();
-    s.on('message', (m) => { got++; const now = Date.now(); maxGap = Math.max(maxGap, now - last); last = now; });
-    const tick = setInterval(() => { q.writeUInt16BE(++id & 0xffff, 0); s.send(q, 53, '10.89.0.1'); if (id >= 3000) done(); }, 10);
-    process.stdin.on('data', () => done()); process.stdin.resume();
-    function done() { clearInterval(tick); setTimeout(() => { process.stdout.write(JSON.stringify({ sent: id, got, maxGap })); process.exit(0); }, 300); }`;
-  const client = spawn('ip', ['netns', 'exec', a1.ns, NODE, '-e', script], { stdio: ['pipe', 'pipe', 'inherit'] });
-  let out = '';
-  client.stdout.on('data', (d) => { out += d; });
-  const finished = new Promise((r) => client.on('close', r));
+  // A client asks for "web" every 10 ms while the engine stops.
+  const asker = startAsker(a1.ns, 'web.dns.cnikit', '10.89.0.1');
   await sleep(300);
-  const stop = sb.exec(sb.host, NODE, [CLIENT, 'send', Buffer.concat([MAGIC, Buffer.from('Q')]).toString('base64')], { env: { PATH: process.env.PATH } });
+  const stop = sb.exec(sb.host, NODE, [ENGINE_CLIENT, 'send', Buffer.concat([MAGIC, Buffer.from('Q')]).toString('base64')], { env: { PATH: process.env.PATH } });
   t.is(stop.status, 0, stop.stderr);
   t.true(await until(() => !alive(up.pid)), 'the engine exited');
   await sleep(500);
-  client.stdin.end('stop\n');
-  await finished;
-  const q = JSON.parse(out || '{}') as { sent: number; got: number; maxGap: number };
+  const q = await asker.stop();
   t.log(`hand-over: ${q.sent - q.got} of ${q.sent} queries unanswered, longest gap between answers ${q.maxGap} ms`);
 
   const pids = hostPids(sb);
@@ -203,16 +192,20 @@ netnsTest('a stopping engine hands DNS over to a responder process: every name k
   t.deepEqual(resolve(sb, e1.ns, { server: '127.0.0.11', name: 'front' }), ['10.91.0.5']);
   t.regex(readFileSync(join(dnsDir(sb), 'responder.log'), 'utf8'), /"msg":"responder started"/);
 
-  // A new engine finds that process answering and keeps using it.
+  // A new engine takes DNS back at its first dnsname call: that process gives the directory up and exits.
   const next = await engineUp(sb);
   add(t, sb, a3, 'cache', ON);
-  t.is(responderPid(sb), pids[0]!, 'the same responder process');
-  t.deepEqual(hostPids(sb), [...pids, next.pid].sort());
-  t.deepEqual(status(sb)!.dns, [], 'the engine hosts nothing');
+  t.true(await until(() => !alive(pids[0]!)), 'the responder process exited');
+  t.deepEqual(hostPids(sb), [next.pid], 'the engine is the only process again');
+  t.is(responderPid(sb), next.pid);
+  t.deepEqual(status(sb)!.dns!.map((d) => d.runDir), [dnsDir(sb)]);
   t.deepEqual(resolve(sb, a1.ns, { server: '10.89.0.1', name: 'cache' }), ['10.89.0.7']);
+  t.deepEqual(resolve(sb, a2.ns, { server: '10.89.0.1', name: 'web' }), ['10.89.0.5']);
+  t.deepEqual(resolve(sb, e1.ns, { server: '127.0.0.11', name: 'front' }), ['10.91.0.5']);
+  t.regex(readFileSync(join(dnsDir(sb), 'responder.log'), 'utf8'), /"msg":"giving the run directory up to a warm engine"/);
 });
 
-netnsTest('a responder process already running is used by the engine\'s calls, not replaced', async (t) => {
+netnsTest('a responder process started by a fresh call is taken over at the engine\'s first dnsname call; fresh calls then use the engine\'s', async (t) => {
   const sb = setup(t, 'u');
   const a1 = makeCtr(sb, A, 'a1', 5);
   const a2 = makeCtr(sb, A, 'a2', 6);
@@ -220,15 +213,25 @@ netnsTest('a responder process already running is used by the engine\'s calls, n
   const standalone = responderPid(sb);
   t.deepEqual(enginePids(sb.host), []);
   const up = await engineUp(sb);
+  const asker = startAsker(a1.ns, 'web.dns.cnikit', '10.89.0.1');
+  await sleep(300);
   add(t, sb, a2, 'db', ON);
-  t.is(responderPid(sb), standalone);
-  t.deepEqual(hostPids(sb), [standalone, up.pid].sort());
+  const exited = await until(() => !alive(standalone));
+  t.true(exited, `the responder process gave the directory up and exited${exited ? '' : `: engine ${JSON.stringify(status(sb)?.perCall)}, log ${readFileSync(join(dnsDir(sb), 'responder.log'), 'utf8').split('\n').slice(-5).join(' | ')}`}`);
+  await sleep(300);
+  const q = await asker.stop();
+  t.log(`take-over: ${q.sent - q.got} of ${q.sent} queries unanswered, longest gap between answers ${q.maxGap} ms`);
+  t.true(q.got > 0 && q.maxGap < 2000, 'names answer across the take-over');
+  t.deepEqual(hostPids(sb), [up.pid]);
+  t.is(responderPid(sb), up.pid);
   t.is(status(sb)!.perCall['dnsname ADD']?.count, 1, 'the ADD ran in the engine');
-  t.deepEqual(status(sb)!.dns, []);
+  t.deepEqual(status(sb)!.dns!.map((d) => [d.networks, d.names]), [[1, 2]]);
   t.deepEqual(resolve(sb, a1.ns, { server: '10.89.0.1', name: 'db' }), ['10.89.0.6']);
-  // DEL through the engine reloads that process.
-  t.is(dnsname(sb, 'DEL', a1, 'web', ON).code, 0);
+  t.deepEqual(resolve(sb, a2.ns, { server: '10.89.0.1', name: 'web' }), ['10.89.0.5']);
+  // A fresh DEL reloads the engine's responder over the control socket.
+  t.is(dnsname(sb, 'DEL', a1, 'web', OFF).code, 0);
   t.is(resolve(sb, a2.ns, { server: '10.89.0.1', name: 'web.dns.cnikit' }), 'rcode 3');
+  t.deepEqual(hostPids(sb), [up.pid]);
 });
 
 netnsTest('a stopped engine serving DNS is replaced by the next fresh ADD; a healthy engine is never killed by a stale pid file', async (t) => {
@@ -252,7 +255,7 @@ netnsTest('a stopped engine serving DNS is replaced by the next fresh ADD; a hea
   process.kill(pid, 'SIGKILL');
   t.true(await until(() => !alive(pid)));
   const { writeFileSync } = await import('node:fs');
-  writeFileSync(pidFileOf(sb), `${next.pid}\n`);
+  writeFileSync(responderPidFile(sb), `${next.pid}\n`);
   add(t, sb, a3, 'cache', OFF);
   t.true(alive(next.pid), 'the engine named by a stale pid file lives on');
   t.deepEqual(resolve(sb, a1.ns, { server: '10.89.0.1', name: 'cache' }), ['10.89.0.7']);

@@ -6,15 +6,18 @@
  * - `<runDir>/responder.lock`  flock'd by the running responder for its whole life (one per dir)
  * - `<runDir>/responder.pid`   its pid (for `kill -HUP`, and to kill a hung one)
  * - `<runDir>/responder.sock`  control socket: one line in (`ping` | `reload` |
- *                              `reload netns=<inode> [pid=<pid>]`), one JSON line out (a ControlReply), then
- *                              the server closes the connection
+ *                              `reload netns=<inode> [pid=<pid>]` | `yield`), one JSON line out (a
+ *                              ControlReply), then the server closes the connection
  * - `<runDir>/responder.log`   its stderr (structured JSON lines)
  *
  * `ping` answers ok while the responder serves; `reload` re-reads the records first and answers
  * ok once it has (also when that reload left no network and the responder is on its way out);
  * with `netns=<inode>` the reply also says whether 127.0.0.11 listens in that container's netns
  * (what ADD waits for in that mode), and `pid=<pid>` names the caller, through whose mount
- * namespace (`/proc/<pid>/root`) the netns path can be opened while it waits.
+ * namespace (`/proc/<pid>/root`) the netns path can be opened while it waits. `yield` asks a
+ * responder process to give the run directory up (the warm engine takes it over): it answers ok,
+ * then closes its sockets, removes its run files, releases the lock and exits; a responder hosted
+ * in an engine refuses (ok false), so two engines never take it from each other.
  * Liveness is "the control socket answers", not "the pid exists" (pids are reused). This module
  * stays light (node:net is loaded on first use, it costs ~10 ms of start-up): the plugin loads
  * it in every exec.
@@ -33,7 +36,7 @@ export const RUN_FILES = {
 } as const;
 
 /** A command the control socket takes. */
-export type ControlCommand = 'ping' | 'reload' | `reload netns=${number}` | `reload netns=${number} pid=${number}`;
+export type ControlCommand = 'ping' | 'reload' | 'yield' | `reload netns=${number}` | `reload netns=${number} pid=${number}`;
 
 /** What the responder answers on its control socket. */
 export interface ControlReply {
@@ -98,6 +101,11 @@ export interface ControlTarget {
   netnsState?(ino: number): { listening: boolean; error?: string } | undefined;
   /** Tells the target that process `pid` (the caller, alive while it waits) sees the netns of inode `ino` at its recorded path. */
   reachThrough?(ino: number, pid: number): void;
+  /**
+   * Gives the run directory up once the reply is out (`yield`): closes everything and stops.
+   * Absent: the target does not yield (a responder hosted in an engine).
+   */
+  yieldUp?(): void;
 }
 
 const MAX_COMMAND_BYTES = 256;
@@ -127,6 +135,10 @@ export async function answerCommand(cmd: string, t: ControlTarget): Promise<Cont
   switch (cmd) {
     case 'ping': return replyOf(t, !t.stopping);
     case 'reload': await t.reload('control'); return replyOf(t, true);
+    case 'yield':
+      if (!t.yieldUp || t.stopping) return replyOf(t, false, t.stopping ? 'stopping already' : 'this responder does not yield its run directory');
+      t.yieldUp();
+      return replyOf(t, true);
     default: return replyOf(t, false, `unknown command "${cmd}"`);
   }
 }

@@ -6,8 +6,12 @@
  * A hosted responder is serve.ts's serveDns, as in a responder process: the same run directory
  * lock, control socket and pid file (the engine's pid), the same log file, the same rule that it
  * stops when no live network is left. So a fresh plugin call (no engine, or CNIKIT_ENGINE=off)
- * finds it answering and reloads it over the control socket, and whoever serves a run directory
- * first keeps it: when a responder process already answers there, the engine's calls use it.
+ * finds it answering and reloads it over the control socket. A responder process already
+ * serving a run directory (a fresh call started it before the engine ran, or a stopping engine
+ * handed over to it) is asked to give it up (control `yield`) at the engine's first call there,
+ * and the engine hosts it from then on: one process again, with a gap of a few tens of ms in
+ * which that directory's queries go unanswered (27 ms in netns-tests/engine-dns; clients retry). Hosted responders never yield, so two
+ * engines never take a directory from each other.
  *
  * Lifetime is the engine's business: while `serving` is not zero the engine does not idle-exit;
  * when it stops for a new build or on request, `handOver` replaces each hosted responder with a
@@ -20,7 +24,7 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { type Logger, createLogger, debugEnabled } from '../pkg/log.ts';
 import { LockedDir } from '../pkg/store/locked-dir.ts';
-import { type ControlReply, controlRequest } from './control.ts';
+import { type ControlCommand, type ControlReply, controlRequest } from './control.ts';
 import { clearHung, rotateLog, startResponder } from './ensure.ts';
 import type { ResponderHost, ResponderNeed } from './host.ts';
 import type { HostProbe } from './liveness.ts';
@@ -120,11 +124,34 @@ export class InProcessResponders implements ResponderHost {
     const cmd = need.reload ?? 'reload';
     const mine = await this.live(need.runDir);
     if (mine) return mine.svc.command(cmd);
-    const running = await controlRequest(need.runDir, cmd, 3000);
-    if (running?.ok || this.closed) return running ?? { ok: false, pid: 0, networks: 0, listening: [], error: 'the engine is stopping' };
+    if (this.closed) return await controlRequest(need.runDir, cmd, 3000) ?? { ok: false, pid: 0, networks: 0, listening: [], error: 'the engine is stopping' };
+    // A responder process serving the directory (started by a fresh call before this engine
+    // ran, or by an engine that stopped) gives it up to us; one that does not (hosted by
+    // another engine, an older build) goes on serving it.
+    const yielded = await controlRequest(need.runDir, 'yield', 3000);
+    if (yielded?.ok) return this.takeOver(need, yielded.pid, cmd);
+    const running = yielded ? await controlRequest(need.runDir, cmd, 3000) : undefined;
+    if (running?.ok) return running;
     await clearHung(need.runDir, running);
     const h = await this.start(need);
     return h.svc.command(cmd);
+  }
+
+  /**
+   * Hosts the run directory that responder process `pid` has just given up (serveDns waits for
+   * its lock); if that fails, a new responder process serves it, so DNS is never left without one.
+   */
+  private async takeOver(need: ResponderNeed, pid: number, cmd: ControlCommand): Promise<ControlReply> {
+    const t0 = performance.now();
+    try {
+      const h = await this.start(need);
+      const reply = await h.svc.command(cmd);
+      this.o.log?.('took DNS over from a responder process', { runDir: need.runDir, pid, ms: Math.round(performance.now() - t0) });
+      return reply;
+    } catch (err) {
+      this.o.log?.('cannot take DNS over; a responder process serves it', { runDir: need.runDir, error: (err as Error).message });
+      return startResponder(need);
+    }
   }
 
   async reload(runDir: string): Promise<void> {

@@ -49,7 +49,8 @@ export function responderMain(argv: string[], env: NodeJS.ProcessEnv): void {
     process.exitCode = 2;
     return;
   }
-  serveDns({ ...opts, log, fullGcAfterReload: true }).then((svc) => {
+  // The per-host responder yields to a warm engine; a standalone resolver (--listen) does not.
+  serveDns({ ...opts, log, fullGcAfterReload: true, yields: !opts.listen }).then((svc) => {
     process.on('SIGHUP', () => { void svc.reload('SIGHUP'); });
     process.on('SIGTERM', () => { void svc.close(); });
     process.on('SIGINT', () => { void svc.close(); });

@@ -40,6 +40,11 @@ export interface ServeOptions {
   runDir?: string;
   /** Stop when the records hold no network (the plugin-started responder). */
   exitWhenEmpty?: boolean;
+  /**
+   * Give the run directory up when asked (control `yield`): the responder process, so that a
+   * warm engine can take DNS into its own process. A host (the engine) leaves it off.
+   */
+  yields?: boolean;
   /** Follow changes to the records directory without a signal (standalone). */
   watch?: boolean;
   forwardTimeoutMs?: number;
@@ -211,6 +216,15 @@ class Responder implements DnsService {
 
   reachThrough(ino: number, pid: number): void {
     this.server.reachThrough(ino, pid);
+  }
+
+  get yieldUp(): (() => void) | undefined {
+    if (!this.o.yields || !this.o.runDir) return undefined;
+    return () => {
+      this.log.info('giving the run directory up to a warm engine', { pid: process.pid });
+      // After the reply is out (control.ts writes it right after this returns).
+      setTimeout(() => { void this.close(); }, 10);
+    };
   }
 
   /** Runs `job` after everything queued before it; a closed responder runs nothing. */

@@ -10,7 +10,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { NODE, ROOT, Sandbox, enginePids, ip } from './sandbox.ts';
+import { NODE, ROOT, Sandbox, alive, enginePids, ip, isEngine } from './sandbox.ts';
 
 export interface Net {
   name: string;
@@ -248,6 +248,32 @@ export function socketsIn(pid: number, ino: number): number {
   const r = spawnSync('/usr/bin/python3', ['-c', SOCKETS_IN_NETNS, String(pid), String(ino)], { encoding: 'utf8', timeout: 10_000 });
   if (r.status !== 0) throw new Error(`counting sockets failed: ${r.stderr}`);
   return Number(r.stdout.trim());
+}
+
+/** The responder pid file of the sandbox's run directory (dnsConf's). */
+export const responderPidFile = (sb: Sandbox) => join(sb.tmp, 'dns', 'responder.pid');
+
+/** The pid serving the sandbox's DNS as its pid file says: a responder process, or the engine hosting it (NaN: none). */
+export function responderPid(sb: Sandbox): number {
+  try {
+    return Number(readFileSync(responderPidFile(sb), 'utf8').trim());
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * True once `pid` no longer serves the sandbox's DNS: a responder process has exited; an engine
+ * (which lives on) no longer names itself in the pid file.
+ */
+export function stoppedServing(sb: Sandbox, pid: number): boolean {
+  return isEngine(pid) ? responderPid(sb) !== pid : !alive(pid);
+}
+
+/** True when exactly one process serves the sandbox's DNS: the live one its pid file names, and no other responder process. */
+export function oneServer(sb: Sandbox): boolean {
+  const pid = responderPid(sb);
+  return alive(pid) && pidsIn(sb.host).every((p) => p === pid);
 }
 
 /** Pids of processes running in netns `ns`, but the warm engine (the tests count responders). */

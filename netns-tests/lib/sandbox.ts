@@ -20,11 +20,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EngineStatus } from '../../engine/protocol.ts';
 import { threadId } from 'node:worker_threads';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'dist/bin');
 export const NODE = process.execPath;
+/** Speaks to the engine of the netns it runs in (netns-tests/fixtures/engine-client.ts). */
+export const ENGINE_CLIENT = join(ROOT, 'netns-tests/fixtures/engine-client.ts');
 export const isRoot = process.getuid?.() === 0;
 
 let counter = 0;
@@ -45,13 +48,22 @@ export function enginePids(ns: string): number[] {
   } catch {
     return [];
   }
-  return pids.filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('launch.cjs\0engine\0');
-    } catch {
-      return false;
-    }
-  });
+  return pids.filter(isEngine);
+}
+
+/** Waits until `what()` holds (checked every 100 ms), at most `ms`; returns whether it does. */
+export async function until(what: () => boolean, ms = 10_000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) if (what()) return true;
+  return what();
+}
+
+/** True when `pid` is a cnikit engine. */
+export function isEngine(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('launch.cjs\0engine\0');
+  } catch {
+    return false;
+  }
 }
 
 export interface PluginRun {
@@ -195,6 +207,30 @@ export class Sandbox {
       child.on('close', (code) => resolve(withJson({ code: code ?? -1, stdout, stderr })));
       child.stdin.end(input);
     });
+  }
+
+  /** The status of this sandbox's engine (its host netns'), or null when none answers. */
+  engineStatus(): EngineStatus | null {
+    const r = this.exec(this.host, NODE, [ENGINE_CLIENT, 'status'], { env: { PATH: process.env.PATH } });
+    return r.status === 0 ? JSON.parse(r.stdout) as EngineStatus | null : null;
+  }
+
+  /**
+   * Starts this sandbox's engine (a VERSION call through a launcher, with CNIKIT_ENGINE=on
+   * unless `mode` is the suite's) and waits until it answers, so that the calls after run in
+   * it from the first (the first call on a host otherwise runs fresh and starts a responder
+   * process that the engine takes DNS over from later). Returns its status; null in the
+   * suite's 'off' mode with `mode` 'suite', where nothing is started.
+   */
+  engineReady(mode: 'suite' | 'on' = 'suite'): EngineStatus | null {
+    if (mode === 'suite' && ENGINE_MODE === 'off') return null;
+    this.plugin('bridge', { command: 'VERSION', conf: '{"cniVersion":"1.0.0"}', env: { CNIKIT_ENGINE: 'on' } });
+    for (let i = 0; i < 200; i++) {
+      const s = this.engineStatus();
+      if (s) return s;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
+    throw new Error('no engine answered within 10 s');
   }
 
   /** Kills what runs in the sandbox namespaces (by PID), deletes them and the temp dir. */
