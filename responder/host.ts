@@ -5,10 +5,10 @@
  * the dnsname plugin starts and reloads a detached responder process as always (ensure.ts).
  *
  * The contract is ensureResponder's: make sure a responder serves the run directory and has read
- * the records, and answer the reload command as the control socket would. Whoever serves a run
- * directory first keeps it: a host uses a responder that answers the control socket, wherever it
- * runs, and starts its own only when none does. This file holds types only, so that skel and the
- * plugin import nothing of the responder through it.
+ * the records, and answer the reload command as the control socket would. The engine's host
+ * takes a directory over from a responder process that serves it (control `yield`,
+ * responder/in-process.ts) and uses one that does not yield as it is. This file holds types
+ * only, so that skel and the plugin import nothing of the responder through it.
  */
 import type { ControlCommand, ControlReply } from './control.ts';
 
