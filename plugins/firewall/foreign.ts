@@ -11,7 +11,8 @@
  * read for more than its chains' hook, priority and policy.
  *
  * Adding is not guarded against a concurrent ADD: two of them may both append, and both then
- * delete every current copy but the lowest handle, so they settle on one. Removal is DEL's and
+ * delete every current copy but the lowest handle, so they settle on one (a delete that finds
+ * the copy gone already makes the ADD look again). Removal is DEL's and
  * GC's, guarded by the ruleset generation (network.ts), after the last container element went.
  *
  * Not seen from here: iptables-legacy (x_tables is not nf_tables; its FORWARD policy is
@@ -88,22 +89,31 @@ function refuseOutOfWindow(chains: ForeignChain[]): void {
  * drop chain our mark cannot reach (priority) is an error naming it. Returns the chains changed.
  */
 export async function ensureForeignRules(nft: Nftables): Promise<string[]> {
-  const chains = foreignForwardChains(await nft.listAllChains());
-  refuseOutOfWindow(chains);
-  const changed: string[] = [];
-  const added: ForeignChain[] = [];
-  const msgs: NftMsg[] = [];
-  for (const c of chains.filter((x) => x.drop)) {
-    const ours = await oursIn(nft, c);
-    const keep = ours.find(isCurrent);
-    for (const r of ours) if (r !== keep) msgs.push(delRule(c.table, c.chain, r.handle));
-    if (!keep) { msgs.push(addRule(c.table, foreignRule(c.chain))); added.push(c); }
-    if (msgs.length) changed.push(chainName(c));
+  for (let round = 1; ; round++) {
+    const chains = foreignForwardChains(await nft.listAllChains());
+    refuseOutOfWindow(chains);
+    const changed: string[] = [];
+    const added: ForeignChain[] = [];
+    const msgs: NftMsg[] = [];
+    for (const c of chains.filter((x) => x.drop)) {
+      const ours = await oursIn(nft, c);
+      const keep = ours.find(isCurrent);
+      for (const r of ours) if (r !== keep) msgs.push(delRule(c.table, c.chain, r.handle));
+      if (!keep) { msgs.push(addRule(c.table, foreignRule(c.chain))); added.push(c); }
+      if (msgs.length) changed.push(chainName(c));
+    }
+    try {
+      if (msgs.length) await transactTolerant(nft, msgs, 'add the cnikit firewall rule to a foreign forward chain');
+    } catch (err) {
+      // A duplicate we meant to delete was deleted meanwhile by the ADD that appended it (its
+      // dedupe below): the batch did nothing, so look again (a few times at most).
+      if ((err as { code?: string }).code === 'ENOENT' && round < 5) continue;
+      throw err;
+    }
+    // Another ADD may have appended its copy at the same time: keep the lowest handle only.
+    for (const c of added) await dedupe(nft, c);
+    return changed;
   }
-  if (msgs.length) await transactTolerant(nft, msgs, 'add the cnikit firewall rule to a foreign forward chain');
-  // Another ADD may have appended its copy at the same time: keep the lowest handle only.
-  for (const c of added) await dedupe(nft, c);
-  return changed;
 }
 
 /** Deletes all but the lowest-handled current rule of ours in `c`; what vanished meanwhile is fine. */
