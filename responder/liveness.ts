@@ -134,22 +134,27 @@ export interface Judgement {
   dead: ContainerRecord[];
 }
 
-const gatewaysMemo = new WeakMap<NetworkRecords, { of: ContainerRecord[]; n: number; list: string[] }>();
+/** Each container record's gateways in canonical form (records are never changed once made). */
+const canonicalGateways = new WeakMap<ContainerRecord, readonly string[]>();
 
-/** The gateways of a network's records (canonical, once each; remembered while its container list is the same). */
-export function gatewaysOf(r: NetworkRecords): string[] {
-  const memo = gatewaysMemo.get(r);
-  if (memo && memo.of === r.containers && memo.n === r.containers.length) return memo.list;
-  const text = new Set<string>();
-  for (const c of r.containers) for (const g of c.gateways) text.add(g);
-  const out = new Set<string>();
-  for (const g of text) {
-    const ip = tryParseIP(g);
-    if (ip) out.add(formatIP(ip));
+function gatewaysOfContainer(c: ContainerRecord): readonly string[] {
+  let list = canonicalGateways.get(c);
+  if (!list) {
+    list = c.gateways.map((g) => { const ip = tryParseIP(g); return ip ? formatIP(ip) : undefined; }).filter((g): g is string => g !== undefined);
+    canonicalGateways.set(c, list);
   }
-  const list = [...out];
-  gatewaysMemo.set(r, { of: r.containers, n: r.containers.length, list });
   return list;
+}
+
+/**
+ * The gateways of a network's records (canonical, once each). Why per record: a records file's
+ * new version keeps its unchanged lines' record objects (the line caches), so at 1000 containers
+ * a reload parses no address again.
+ */
+export function gatewaysOf(r: NetworkRecords): string[] {
+  const out = new Set<string>();
+  for (const c of r.containers) for (const g of gatewaysOfContainer(c)) out.add(g);
+  return [...out];
 }
 
 /** Judges the network's binding only (no container is checked). */

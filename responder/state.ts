@@ -78,6 +78,8 @@ export class RecordsState {
   /** Messages already logged, per file (cleared when the file goes). */
   private readonly reported = new Map<string, Set<string>>();
   private sweepList: [FileEntry, ContainerRecord][] = [];
+  /** The sweep list is out of date (rebuilt when a sweep needs it, not on every reload). */
+  private sweepStale = false;
   private sweepAt = 0;
   private serial = 0;
   private temps = false;
@@ -150,12 +152,13 @@ export class RecordsState {
     } finally {
       probe?.close();
     }
-    if (changed) this.rebuildSweepList();
+    if (changed) this.sweepStale = true;
     return changed;
   }
 
   /** Checks the netns of up to `budget` bound containers; returns true when one was found dead. */
   sweep(budget: number, probe: Pick<HostProbe, 'netnsIno'>): boolean {
+    if (this.sweepStale) this.rebuildSweepList();
     const list = this.sweepList;
     if (!list.length) return false;
     let changed = false;
@@ -205,6 +208,7 @@ export class RecordsState {
   }
 
   private rebuildSweepList(): void {
+    this.sweepStale = false;
     const list: [FileEntry, ContainerRecord][] = [];
     for (const e of this.files.values()) {
       for (const c of e.parsed.records?.containers ?? []) if (c.netns && !e.dead.has(c)) list.push([e, c]);
@@ -241,7 +245,7 @@ export class RecordsState {
       views.push(e.view);
       served.push(effective);
     }
-    if (this.sweepList.some(([e, c]) => e.dead.has(c))) this.rebuildSweepList();
+    if (!this.sweepStale && this.sweepList.some(([e, c]) => e.dead.has(c))) this.sweepStale = true;
     const hostView = this.o.listen ? buildView('(host)', served, serial) : undefined;
     // Never forward to ourselves (a loop that would fill the pending table).
     const ours = new Set([...(this.o.listen ?? []), ...views.flatMap((v) => v.listen)].map(listenKey));
