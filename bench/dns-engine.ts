@@ -24,6 +24,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EngineStatus } from '../engine/protocol.ts';
 import { alive } from '../netns-tests/lib/sandbox.ts';
 import { LineWorker, answerLines, removeNamespaces } from './lib/worker.ts';
 
@@ -210,7 +211,7 @@ export async function benchDnsEngine(): Promise<void> {
         samples[side].VERSION.push(r.ver);
       }
     }
-    type Info = { rss?: number; heap?: { used: number; total: number; external: number }; dns?: { names: number; networks: number }[]; engine?: number; perCall?: Record<string, { p50: number }>; dnsmasq?: number; answers: number };
+    type Info = { rss?: number; heap?: EngineStatus['heap']; dns?: { names: number; networks: number }[]; engine?: number; perCall?: Record<string, { p50: number }>; dnsmasq?: number; answers: number };
     // RSS as it serves: after the full GC that follows the last reload (responder/serve.ts, 2 s).
     await sleep(3000);
     const oursInfo = await workers.get('ours')!.ask<Info>('info');
@@ -236,7 +237,7 @@ export async function benchDnsEngine(): Promise<void> {
     console.log(`inside the engine: dnsname ADD p50 ${oursInfo.perCall?.['dnsname ADD']?.p50} ms, DEL p50 ${oursInfo.perCall?.['dnsname DEL']?.p50} ms`);
     console.log(`filling ${NAMES} names: cnikit ${fill.ours} ms, reference ${fill.reference} ms`);
     const names = oursInfo.dns?.reduce((n, d) => n + d.names, 0);
-    console.log(`cnikit: processes in the host netns ${JSON.stringify(oursPids)} (engine ${oursInfo.engine}), serving ${names} names; engine RSS ${((oursInfo.rss ?? NaN) / 1048576).toFixed(1)} MiB (goal <= 70; V8 heap ${mib(oursInfo.heap?.used)} used of ${mib(oursInfo.heap?.total)}, external ${mib(oursInfo.heap?.external)})`);
+    console.log(`cnikit: processes in the host netns ${JSON.stringify(oursPids)} (engine ${oursInfo.engine}), serving ${names} names; engine RSS ${mib(oursInfo.rss)} (goal <= 70; V8 heap ${mib(oursInfo.heap?.used)} used of ${mib(oursInfo.heap?.total)}, external ${mib(oursInfo.heap?.external)})`);
     console.log(`answers to name0: cnikit ${oursInfo.answers}, reference ${refInfo.answers}; reference dnsmasq ${refInfo.dnsmasq} (RSS ${dnsmasqRss.toFixed(1)} MiB) stopped: ${refStopped.stopped}`);
   } finally {
     await Promise.all([...workers.values()].map((w) => w.stop()));

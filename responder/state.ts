@@ -78,7 +78,7 @@ export class RecordsState {
   /** Messages already logged, per file (cleared when the file goes). */
   private readonly reported = new Map<string, Set<string>>();
   private sweepList: [FileEntry, ContainerRecord][] = [];
-  /** The sweep list is out of date (rebuilt when a sweep needs it, not on every reload). */
+  /** The sweep list is out of date: files changed or a container died (rebuilt when a sweep needs it, not on every reload). */
   private sweepStale = false;
   private sweepAt = 0;
   private serial = 0;
@@ -197,6 +197,7 @@ export class RecordsState {
   private markDead(e: FileEntry, c: ContainerRecord): void {
     e.dead.add(c);
     e.dirty = true;
+    this.sweepStale = true; // the next sweep leaves it out
     this.once(e.file, `dead ${c.containerId} ${c.ifName} ${c.netns?.ino}`, 'info', 'container gone without DEL; its records are ignored and pruned',
       { container: c.containerId, ifName: c.ifName, netns: c.netns?.path });
   }
@@ -245,7 +246,6 @@ export class RecordsState {
       views.push(e.view);
       served.push(effective);
     }
-    if (!this.sweepStale && this.sweepList.some(([e, c]) => e.dead.has(c))) this.sweepStale = true;
     const hostView = this.o.listen ? buildView('(host)', served, serial) : undefined;
     // Never forward to ourselves (a loop that would fill the pending table).
     const ours = new Set([...(this.o.listen ?? []), ...views.flatMap((v) => v.listen)].map(listenKey));

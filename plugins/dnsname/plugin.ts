@@ -242,21 +242,21 @@ function putFile(d: LockedDir, name: string, text: string | undefined, rec?: Net
  * container (~5 µs each, 5 ms at 1000) on every ADD; the responder checks all of them periodically and
  * prunes the disk (responder/serve.ts), so ADD only has to keep up, not be complete.
  */
-const ADD_CHECK_BUDGET = 16;
+const CHECK_BUDGET = 16;
 
-/** Where the next ADD's share of checks starts, per records file (rotating across the calls of a warm engine). */
+/** Where the next ADD's or DEL's share of checks starts, per records file (rotating across the calls of a warm engine). */
 const checkCursor = new Map<string, number>();
 
-/** The share of `rec`'s containers an ADD or DEL checks: ADD_CHECK_BUDGET of them, round robin (a random start in a fresh process). */
-function addShare(d: LockedDir, rec: NetworkRecords): ContainerRecord[] {
+/** The share of `rec`'s containers an ADD or DEL checks: CHECK_BUDGET of them, round robin (a random start in a fresh process). */
+function checkShare(d: LockedDir, rec: NetworkRecords): ContainerRecord[] {
   const list = rec.containers;
-  if (list.length <= ADD_CHECK_BUDGET) return list;
+  if (list.length <= CHECK_BUDGET) return list;
   const path = join(d.dir, fileOf(rec.network));
   const at = (checkCursor.get(path) ?? Math.floor(Math.random() * list.length)) % list.length;
   if (!checkCursor.has(path) && checkCursor.size >= 256) checkCursor.clear();
-  checkCursor.set(path, at + ADD_CHECK_BUDGET);
-  const share = list.slice(at, at + ADD_CHECK_BUDGET);
-  return share.length < ADD_CHECK_BUDGET ? share.concat(list.slice(0, ADD_CHECK_BUDGET - share.length)) : share;
+  checkCursor.set(path, at + CHECK_BUDGET);
+  const share = list.slice(at, at + CHECK_BUDGET);
+  return share.length < CHECK_BUDGET ? share.concat(list.slice(0, CHECK_BUDGET - share.length)) : share;
 }
 
 /** Drops the lines whose container netns is gone (logged), of `among` (default all); returns how many. */
@@ -282,7 +282,7 @@ function currentNetwork(d: LockedDir, conf: DnsnameConf, binding: { hostNetns: n
     });
     rec.containers = [];
   }
-  pruneDead(rec, probe, log, addShare(d, rec));
+  pruneDead(rec, probe, log, checkShare(d, rec));
   rec.domain = conf.domain;
   rec.port = conf.port;
   rec.upstreams = conf.upstreams;
@@ -463,7 +463,7 @@ async function removeEntries(a: CmdArgs, dirs: StateDirs, drop: (c: ContainerRec
     rec.containers = kept;
     const probe = hostProbe(() => a.kernel.route());
     try {
-      changed = pruneDead(rec, probe, log, checkAll ? rec.containers : addShare(d, rec)) > 0 || changed;
+      changed = pruneDead(rec, probe, log, checkAll ? rec.containers : checkShare(d, rec)) > 0 || changed;
       const state = await judgeBinding(rec, probe);
       if (state.state === 'gone' && rec.containers.length) {
         log.info('removing the records of a network whose bridge is gone', { network: rec.network, why: state.why });
