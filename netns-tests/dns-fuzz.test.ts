@@ -55,6 +55,13 @@ function tcpFuzz() {
 }
 burst();`;
 
+/** Asks for "web" + a compression pointer to "dns.cnikit" (the parser's slow path); prints the A record's address. */
+const COMPRESSED = `
+const s = require('dgram').createSocket('udp4');
+s.on('message', (m) => { process.stdout.write(m.readUInt16BE(6) === 1 ? [...m.subarray(m.length - 4)].join('.') : 'answers ' + m.readUInt16BE(6)); process.exit(0); });
+s.send(Buffer.from([0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 119, 101, 98, 0xc0, 22, 0, 1, 0, 1, 3, 100, 110, 115, 6, 99, 110, 105, 107, 105, 116, 0]), 53, process.argv[1]);
+setTimeout(() => process.exit(1), 3000);`;
+
 for (const [mode, server] of [['gateway', '10.89.0.1'], ['127.0.0.11', '127.0.0.11']] as const) {
   netnsTest(`[${mode}] thousands of random and mutated packets: no crash, no stall, still correct answers`, (t) => {
     const sb = new Sandbox('z');
@@ -64,6 +71,8 @@ for (const [mode, server] of [['gateway', '10.89.0.1'], ['127.0.0.11', '127.0.0.
     const add = dnsname(sb, 'ADD', a1, 'web', { resolver: mode });
     t.is(add.code, 0, add.stdout);
     const pid = Number(readFileSync(join(sb.tmp, 'dns', 'responder.pid'), 'utf8'));
+    const slow = sb.exec(a1.ns, NODE, ['-e', COMPRESSED, server], { timeout: 10_000 });
+    t.is(slow.stdout, '10.89.0.5', 'a compressed question name is answered (dns2, loaded on the first one)');
     const r = sb.exec(a1.ns, NODE, ['-e', FUZZ, '20261128', server], { timeout: 40_000 });
     t.is(r.status, 0, r.stderr);
     const stats = JSON.parse(r.stdout);

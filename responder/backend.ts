@@ -245,7 +245,7 @@ interface NameHolders {
 /** What a view was built from, kept so that the next reload changes only what changed. */
 interface ViewParts {
   /** Each record, what it contributes and the port of its network. */
-  records: Map<ContainerRecord, { p: Prepared; port: number }>;
+  records: Map<ContainerRecord, { p: Prepared; port: number; seen: number }>;
   /** Name key (short or qualified) -> the records holding it. */
   byName: Map<string, NameHolders>;
   ptrHolders: Map<string, Prepared[]>;
@@ -253,6 +253,8 @@ interface ViewParts {
   listenCount: Map<string, { l: ListenAddr; n: number }>;
   /** What the view's settings were made of: a different one rebuilds from scratch. */
   settings: string;
+  /** The number of the last build: a record not marked with it is gone. */
+  build: number;
 }
 
 const parts = new WeakMap<View, ViewParts>();
@@ -284,7 +286,8 @@ function without<T>(list: T[], x: T): T[] {
 }
 
 function addRecord(view: View, vp: ViewParts, c: ContainerRecord, p: Prepared, port: number): { subnets: boolean; listen: boolean } {
-  vp.records.set(c, { p, port });
+  vp.records.set(c, { p, port, seen: vp.build });
+  if (c.netns) view.members.push(c.netns);
   let subnets = false;
   let listen = false;
   for (const [sk, cidr] of p.subnets) {
@@ -318,6 +321,7 @@ function addRecord(view: View, vp: ViewParts, c: ContainerRecord, p: Prepared, p
 
 function removeRecord(view: View, vp: ViewParts, c: ContainerRecord, p: Prepared, port: number): { subnets: boolean; listen: boolean } {
   vp.records.delete(c);
+  if (c.netns) without(view.members, c.netns);
   let subnets = false;
   let listen = false;
   for (const [sk] of p.subnets) {
@@ -371,7 +375,7 @@ export function buildView(name: string, networks: readonly NetworkRecords[], ser
       scope: undefined as unknown as Scope,
     };
     view.scope = { name, views: [view], upstreams, internal: view.internal, upstreamKey: upstreamKeyOf(upstreams) };
-    vp = { records: new Map(), byName: new Map(), ptrHolders: new Map(), subnetCount: new Map(), listenCount: new Map(), settings };
+    vp = { records: new Map(), byName: new Map(), ptrHolders: new Map(), subnetCount: new Map(), listenCount: new Map(), settings, build: 0 };
     parts.set(view, vp);
   }
   view.zones = [];
@@ -381,21 +385,25 @@ export function buildView(name: string, networks: readonly NetworkRecords[], ser
     const soa = namedRecord(encodeName(r.domain), TYPE.SOA, ANSWER_TTL, soaRdata(`ns.${r.domain}`, `hostmaster.${r.domain}`, serial, ANSWER_TTL));
     view.zones.push({ key: zoneKey, soa });
   }
-  const wanted = new Map<ContainerRecord, NetworkRecords>();
-  for (const r of networks) for (const c of r.containers) if (!wanted.has(c)) wanted.set(c, r);
   let subnetsChanged = false;
   let listenChanged = false;
   const note = (x: { subnets: boolean; listen: boolean }) => { subnetsChanged ||= x.subnets; listenChanged ||= x.listen; };
-  // (Deleting the entry being visited is safe in a Map's iteration: no copy of 1000 entries.)
-  for (const [c, { p, port }] of vp.records) {
-    if (!wanted.has(c)) note(removeRecord(view, vp, c, p, port));
-  }
+  // Records kept are marked with this build's number, new ones added (a record in two networks
+  // counts for the first); then the unmarked are removed. No set of 1000 wanted records is made.
+  const build = ++vp.build;
   const zoneKeys = new Map<string, string>();
-  for (const [c, r] of wanted) {
-    if (vp.records.has(c)) continue;
-    let zk = zoneKeys.get(r.domain);
-    if (zk === undefined) zoneKeys.set(r.domain, zk = nameKey(r.domain));
-    note(addRecord(view, vp, c, prepare(c, r.domain, zk), r.port));
+  for (const r of networks) {
+    for (const c of r.containers) {
+      const kept = vp.records.get(c);
+      if (kept) { kept.seen = build; continue; }
+      let zk = zoneKeys.get(r.domain);
+      if (zk === undefined) zoneKeys.set(r.domain, zk = nameKey(r.domain));
+      note(addRecord(view, vp, c, prepare(c, r.domain, zk), r.port));
+    }
+  }
+  // (Deleting the entry being visited is safe in a Map's iteration: no copy of 1000 entries.)
+  for (const [c, { p, port, seen }] of vp.records) {
+    if (seen !== build) note(removeRecord(view, vp, c, p, port));
   }
   if (subnetsChanged || view.subnets.length !== vp.subnetCount.size) {
     view.subnets = [...vp.subnetCount.values()].map((e) => e.cidr);
@@ -403,8 +411,6 @@ export function buildView(name: string, networks: readonly NetworkRecords[], ser
     view.lastClient = undefined;
   }
   if (listenChanged || view.listen.length !== vp.listenCount.size) view.listen = [...vp.listenCount.values()].map((e) => e.l);
-  view.members = [];
-  for (const c of vp.records.keys()) if (c.netns) view.members.push(c.netns);
   return view;
 }
 
@@ -493,19 +499,27 @@ export class Backend {
     }
     this.listen.sort((a, b) => (listenKey(a) < listenKey(b) ? -1 : 1));
     // 127.0.0.11 listeners: one per container netns with a network in that mode.
-    const byNetns = new Map<number, { netns: NetnsBinding; views: View[]; port: number | undefined }>();
+    // The containers of those networks first; then the gateway networks they are also on (their
+    // names are answered there too), without a pass over every container of a gateway network.
+    const byNetns = new Map<number, { netns: NetnsBinding; views: View[]; port: number }>();
     for (const v of views) {
+      if (v.resolver === 'gateway') continue;
       for (const m of v.members) {
         let e = byNetns.get(m.ino);
-        if (!e) byNetns.set(m.ino, e = { netns: m, views: [], port: undefined });
+        if (!e) byNetns.set(m.ino, e = { netns: m, views: [], port: v.port });
         if (!e.views.includes(v)) e.views.push(v);
-        if (v.resolver !== 'gateway' && e.port === undefined) e.port = v.port;
       }
     }
-    for (const [ino, e] of byNetns) {
-      if (e.port === undefined) continue;
-      this.containers.set(ino, { netns: e.netns, port: e.port, scope: containerScope(`netns ${ino}`, e.views) });
+    if (byNetns.size) {
+      for (const v of views) {
+        if (v.resolver !== 'gateway') continue;
+        for (const m of v.members) {
+          const e = byNetns.get(m.ino);
+          if (e && !e.views.includes(v)) e.views.push(v);
+        }
+      }
     }
+    for (const [ino, e] of byNetns) this.containers.set(ino, { netns: e.netns, port: e.port, scope: containerScope(`netns ${ino}`, e.views) });
   }
 
   /** The view answering queries that arrive on `address:port`. */

@@ -146,14 +146,28 @@ function gatewaysOfContainer(c: ContainerRecord): readonly string[] {
   return list;
 }
 
+/** True when two lists hold the same strings in the same order. */
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
  * The gateways of a network's records (canonical, once each). Why per record: a records file's
  * new version keeps its unchanged lines' record objects (the line caches), so at 1000 containers
- * a reload parses no address again.
+ * a reload parses no address again. Why the run check: a network's containers nearly all have
+ * the same gateways, and a string compare costs less than the per-record lookup (this runs on
+ * every ADD, DEL and reload).
  */
 export function gatewaysOf(r: NetworkRecords): string[] {
   const out = new Set<string>();
-  for (const c of r.containers) for (const g of gatewaysOfContainer(c)) out.add(g);
+  let last: readonly string[] | undefined;
+  for (const c of r.containers) {
+    if (last && sameList(c.gateways, last)) continue;
+    last = c.gateways;
+    for (const g of gatewaysOfContainer(c)) out.add(g);
+  }
   return [...out];
 }
 

@@ -19,7 +19,7 @@ import { AnswerCache, type CacheOptions, type CacheStats } from './cache.ts';
 import { Forwarder, resolvConfNameservers } from './forwarder.ts';
 import { type HostProbe, openHostProbe } from './liveness.ts';
 import { Listeners, type Place, type Reply } from './listeners.ts';
-import { parseQuerySlow } from './slow-path.ts';
+import { loadSlowParser } from './slow-path.ts';
 import { RecordsState } from './state.ts';
 import { type Query, RCODE, checkingDisabled, encodeError, encodeResponse, errorReply, keyToName, parseQuery, rcodeOf, udpLimit } from './wire.ts';
 
@@ -95,6 +95,7 @@ export class DnsServer {
   private served = 0;
   private servedNames = 0;
   private lastError = 0;
+  private slowParser?: Promise<(m: Buffer) => Query | undefined>;
   readonly stats: ServerStats = { queries: 0, answered: 0, forwarded: 0, refused: 0, servfail: 0, malformed: 0, reloads: 0, cached: 0 };
 
   constructor(opts: ServerOptions) {
@@ -205,28 +206,34 @@ export class DnsServer {
     return v && clientAllowed(v, client) ? v.scope : undefined;
   }
 
-  /** Parses one message; undefined when it gets no answer or an error reply was sent already. */
-  private parse(m: Buffer, reply: Reply): Query | undefined {
-    const q = parseQuery(m);
-    if ('key' in q) return q;
-    if (q.action === 'slow') {
-      const slow = parseQuerySlow(m);
-      if (slow) return slow;
-      this.stats.malformed++;
-      reply(encodeError(errorReply(m, RCODE.FORMERR)));
-      return undefined;
-    }
-    this.stats.malformed++;
-    if (q.action === 'reply') reply(encodeError(q));
-    return undefined;
-  }
-
   /** Answers one message; never throws. */
   private answer(on: Place, m: Buffer, client: string, overTcp: boolean, reply: Reply): void {
     this.stats.queries++;
     try {
-      const query = this.parse(m, reply);
-      if (!query) return;
+      const q = parseQuery(m);
+      if ('key' in q) return this.answerQuery(on, q, m, client, overTcp, reply);
+      // The message's bytes are reused once this returns (listeners.ts batches): keep a copy.
+      if (q.action === 'slow') return this.answerSlow(on, Buffer.from(m), client, overTcp, reply);
+      this.stats.malformed++;
+      if (q.action === 'reply') reply(encodeError(q));
+    } catch (err) {
+      this.handlerFailed(err, client);
+    }
+  }
+
+  /** A query only dns2's general decoder parses (slow-path.ts): answered once that is loaded. */
+  private answerSlow(on: Place, m: Buffer, client: string, overTcp: boolean, reply: Reply): void {
+    this.slowParser ??= loadSlowParser();
+    this.slowParser.then((parse) => {
+      const query = parse(m);
+      if (query) return this.answerQuery(on, query, m, client, overTcp, reply);
+      this.stats.malformed++;
+      reply(encodeError(errorReply(m, RCODE.FORMERR)));
+    }).catch((err: unknown) => this.handlerFailed(err, client));
+  }
+
+  private answerQuery(on: Place, query: Query, m: Buffer, client: string, overTcp: boolean, reply: Reply): void {
+    try {
       const max = overTcp ? 65535 : udpLimit(query);
       const scope = this.scopeFor(on, client);
       if (!scope) {
@@ -268,12 +275,16 @@ export class DnsServer {
         reply(encodeResponse(query, SERVFAIL, max));
       });
     } catch (err) {
-      this.stats.malformed++;
-      const now = Date.now();
-      if (now - this.lastError > 1000) {
-        this.lastError = now;
-        this.log.error('query handler failed; packet dropped', { error: (err as Error).message, client });
-      }
+      this.handlerFailed(err, client);
+    }
+  }
+
+  private handlerFailed(err: unknown, client: string): void {
+    this.stats.malformed++;
+    const now = Date.now();
+    if (now - this.lastError > 1000) {
+      this.lastError = now;
+      this.log.error('query handler failed; packet dropped', { error: (err as Error).message, client });
     }
   }
 }

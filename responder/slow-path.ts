@@ -1,16 +1,29 @@
 /**
  * The slow path of query parsing: dns2's general decoder, for the rare query the hand-written
- * parser in wire.ts declines (a compressed question name). Only the responder loads this.
+ * parser in wire.ts declines (a compressed question name). dns2 is loaded on the first such
+ * query, not before: its index requires node:http, https, http2, tls and crypto (its client and
+ * servers), and loading those costs a responder ~8 MiB of resident memory (OpenSSL and the
+ * root certificates) that it would otherwise never touch.
  */
-import dns2 from 'dns2';
+import type dns2Module from 'dns2';
 import { type Query, TYPE, encodeName } from './wire.ts';
+
+type Dns2 = typeof dns2Module;
+let loading: Promise<Dns2> | undefined;
+
+/** The slow parser, once dns2 is loaded (the bundle keeps it inside, evaluated on first use). */
+export async function loadSlowParser(): Promise<(m: Buffer) => Query | undefined> {
+  loading ??= import('dns2').then((mod) => (mod as { default?: Dns2 }).default ?? (mod as unknown as Dns2));
+  const dns2 = await loading;
+  return (m) => parseWith(dns2, m);
+}
 
 /**
  * The general decoder for what the fast path declines: dns2 parses the message, and the
  * question is rebuilt uncompressed so answers can still point at offset 12. Returns undefined
  * when even dns2 cannot make a single question of it.
  */
-export function parseQuerySlow(m: Buffer): Query | undefined {
+function parseWith(dns2: Dns2, m: Buffer): Query | undefined {
   let pkt: ReturnType<typeof dns2.Packet.parse>;
   try {
     pkt = dns2.Packet.parse(m);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createLogger, silentLogger } from '../pkg/log.ts';
 import { RCODE, TYPE, nameKey } from './wire.ts';
 import { buildView, containerScope, lookupIn } from './backend.ts';
-import { type HostProbe, UNSEEN, deadContainers, judgeBinding, netnsAlive, netnsInoOf } from './liveness.ts';
+import { type HostProbe, UNSEEN, deadContainers, gatewaysOf, judgeBinding, netnsAlive, netnsInoOf } from './liveness.ts';
 import { tryPruneRecordsDir } from './prune.ts';
 import { type ContainerRecord, type NetworkRecords, formatRecords, parseRecords } from './records.ts';
 import { RecordsState } from './state.ts';
@@ -213,4 +213,13 @@ test('scope of a container on several networks: the first network in Docker\'s o
   t.like(ask('example.org'), { kind: 'forward' });
   t.true(containerScope('n', [i]).internal, 'only internal networks: nothing is forwarded');
   t.deepEqual(containerScope('n', [i]).upstreams, []);
+});
+
+test('a network\'s gateways: each once, canonical, in the order first seen, whatever runs of equal ones the containers make', (t) => {
+  const c = (id: string, gateways: string[]): ContainerRecord => ({ containerId: id, ifName: 'eth0', addresses: [], gateways, names: [id] });
+  const rec: NetworkRecords = { network: 'n', domain: 'd', port: 53, upstreams: [], containers: [
+    c('a', ['10.89.0.1']), c('b', ['10.89.0.1']), c('c', ['fd89:0::1', '10.89.0.1']), c('d', ['10.89.0.1']), c('e', ['bad']), c('f', ['10.90.0.1']),
+  ] };
+  t.deepEqual(gatewaysOf(rec), ['10.89.0.1', 'fd89::1', '10.90.0.1']);
+  t.deepEqual(gatewaysOf({ ...rec, containers: [] }), []);
 });
