@@ -215,7 +215,6 @@ export async function benchDnsEngine(): Promise<void> {
     // RSS as it serves: after the full GC that follows the last reload (responder/serve.ts, 2 s).
     await sleep(3000);
     const oursInfo = await workers.get('ours')!.ask<Info>('info');
-    if (process.env.HOLD_CMD) console.log(execFileSync(process.env.HOLD_CMD, [String(oursInfo.engine)], { encoding: 'utf8' }));
     const refInfo = await workers.get('reference')!.ask<Info>('info');
     const pidsOf = (ns: string) => execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
     const oursPids = pidsOf(hosts.get('ours')!).filter((p) => p !== workers.get('ours')!.pid);
