@@ -96,12 +96,19 @@ export class AsyncNetlinkSocket extends NetlinkSocketBase {
         this.finish(p, err);
         return;
       }
-      if (!p.open.size) this.finish(p);
+      if (!p.open.size) return this.finish(p);
+      this.takeQueued();
     });
   }
 
-  /** Fails an exchange whose time is up, unless what is queued on the socket already answers it. */
-  private expire(p: Pending, op: string): void {
+  /**
+   * Reads, without waiting, what the kernel has queued already. Why right after a send: the
+   * kernel answers most requests while it handles the send (rtnetlink and nfnetlink do their
+   * work in sendmsg, a dump makes its next part in each recvmsg), so the whole exchange usually
+   * ends here, a turn of the event loop sooner than the watcher would end it. What is not there
+   * yet comes through the watcher as before: nothing here can block.
+   */
+  private takeQueued(): void {
     const queued: Buffer[] = [];
     let err: SysError | null = null;
     try {
@@ -110,6 +117,11 @@ export class AsyncNetlinkSocket extends NetlinkSocketBase {
       err = e as SysError;
     }
     if (queued.length || err) this.onData(err, queued);
+  }
+
+  /** Fails an exchange whose time is up, unless what is queued on the socket already answers it. */
+  private expire(p: Pending, op: string): void {
+    this.takeQueued();
     if (!p.settled) this.finish(p, timeoutError(op));
   }
 
