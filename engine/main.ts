@@ -38,6 +38,8 @@ async function startProfile(dir: string): Promise<() => Promise<void>> {
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
+  // 100 µs between samples (the default is 1 ms): a call costs about a millisecond.
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
   await session.post('Profiler.start');
   // SIGUSR2 starts it over, so that the profile covers what follows (a bench's measured part).
   process.on('SIGUSR2', () => { void session.post('Profiler.stop').then(() => session.post('Profiler.start')); });

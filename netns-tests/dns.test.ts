@@ -144,6 +144,19 @@ netnsSerial('a hung responder (stopped) is replaced on ADD', (t) => {
   t.deepEqual(resolve(sb, a2.ns, { server: '10.89.0.1', name: 'web' }), ['10.89.0.5']);
 });
 
+netnsSerial('a repeated ADD of an attachment replaces its record: the new name answers, the old one is gone', (t) => {
+  const sb = setup(t);
+  const a1 = makeCtr(sb, A, 'a1', 5);
+  const a2 = makeCtr(sb, A, 'a2', 6);
+  add(t, sb, a1, 'web');
+  add(t, sb, a2, 'db');
+  add(t, sb, a1, 'api');
+  t.deepEqual(resolve(sb, a2.ns, { server: '10.89.0.1', name: 'api' }), ['10.89.0.5']);
+  t.is(resolve(sb, a2.ns, { server: '10.89.0.1', name: 'web.dns.cnikit' }), 'rcode 3');
+  const lines = readFileSync(join(sb.tmp, 'dns', 'neta.records'), 'utf8').split('\n').filter((l) => l.startsWith(`container ${a1.id} `));
+  t.is(lines.length, 1, 'one line for the attachment');
+});
+
 netnsSerial('DEL removes the name, is idempotent, and the last DEL stops the responder', async (t) => {
   const sb = setup(t);
   const a1 = makeCtr(sb, A, 'a1', 5);

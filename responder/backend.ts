@@ -23,6 +23,7 @@
  * new line prepares one line and only assembles the maps.
  */
 import { type Cidr, type IP, contains, formatCidr, formatIP, ipToBytes, networkOf, parseHostPort, tryParseCidr, tryParseIP } from '../pkg/ip/cidr.ts';
+import { listDiff } from './list-diff.ts';
 import type { ContainerRecord, NetnsBinding, NetworkRecords, ResolverMode } from './records.ts';
 import { RCODE, TYPE, answerRecord, encodeName, keyInZone, keyLabels, nameKey, namedRecord, soaRdata } from './wire.ts';
 
@@ -255,6 +256,8 @@ interface ViewParts {
   settings: string;
   /** The number of the last build: a record not marked with it is gone. */
   build: number;
+  /** The list the last build of a one-network view was made of, and its length then. */
+  last?: { list: readonly ContainerRecord[]; length: number };
 }
 
 const parts = new WeakMap<View, ViewParts>();
@@ -388,23 +391,38 @@ export function buildView(name: string, networks: readonly NetworkRecords[], ser
   let subnetsChanged = false;
   let listenChanged = false;
   const note = (x: { subnets: boolean; listen: boolean }) => { subnetsChanged ||= x.subnets; listenChanged ||= x.listen; };
-  // Records kept are marked with this build's number, new ones added (a record in two networks
-  // counts for the first); then the unmarked are removed. No set of 1000 wanted records is made.
   const build = ++vp.build;
   const zoneKeys = new Map<string, string>();
-  for (const r of networks) {
-    for (const c of r.containers) {
-      const kept = vp.records.get(c);
-      if (kept) { kept.seen = build; continue; }
-      let zk = zoneKeys.get(r.domain);
-      if (zk === undefined) zoneKeys.set(r.domain, zk = nameKey(r.domain));
-      note(addRecord(view, vp, c, prepare(c, r.domain, zk), r.port));
+  const add = (c: ContainerRecord, r: NetworkRecords) => {
+    let zk = zoneKeys.get(r.domain);
+    if (zk === undefined) zoneKeys.set(r.domain, zk = nameKey(r.domain));
+    note(addRecord(view, vp, c, prepare(c, r.domain, zk), r.port));
+  };
+  // One network whose list is a new version of the last one: only what changed is read (list-diff.ts).
+  const only = networks.length === 1 ? networks[0]! : undefined;
+  const changed = only && vp.last && vp.last.list.length === vp.last.length ? listDiff(vp.last.list, only.containers) : undefined;
+  if (only && changed) {
+    for (const c of changed.removed) {
+      const e = vp.records.get(c);
+      if (e) note(removeRecord(view, vp, c, e.p, e.port));
+    }
+    for (const c of changed.added) if (!vp.records.has(c)) add(c, only);
+  } else {
+    // Records kept are marked with this build's number, new ones added (a record in two networks
+    // counts for the first); then the unmarked are removed. No set of 1000 wanted records is made.
+    for (const r of networks) {
+      for (const c of r.containers) {
+        const kept = vp.records.get(c);
+        if (kept) kept.seen = build;
+        else add(c, r);
+      }
+    }
+    // (Deleting the entry being visited is safe in a Map's iteration: no copy of 1000 entries.)
+    for (const [c, { p, port, seen }] of vp.records) {
+      if (seen !== build) note(removeRecord(view, vp, c, p, port));
     }
   }
-  // (Deleting the entry being visited is safe in a Map's iteration: no copy of 1000 entries.)
-  for (const [c, { p, port, seen }] of vp.records) {
-    if (seen !== build) note(removeRecord(view, vp, c, p, port));
-  }
+  vp.last = only ? { list: only.containers, length: only.containers.length } : undefined;
   if (subnetsChanged || view.subnets.length !== vp.subnetCount.size) {
     view.subnets = [...vp.subnetCount.values()].map((e) => e.cidr);
     view.clients.clear();

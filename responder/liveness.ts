@@ -21,6 +21,7 @@ import { statSync } from 'node:fs';
 import { formatIP, tryParseIP } from '../pkg/ip/cidr.ts';
 import { RouteHandle } from '../pkg/netlink/route.ts';
 import { NETLINK_ROUTE } from '../pkg/netlink/socket.ts';
+import { listDiff } from './list-diff.ts';
 import type { BridgeBinding, ContainerRecord, NetworkRecords } from './records.ts';
 
 /** What the checks need to know about the host, injectable for unit tests. */
@@ -146,29 +147,49 @@ function gatewaysOfContainer(c: ContainerRecord): readonly string[] {
   return list;
 }
 
-/** True when two lists hold the same strings in the same order. */
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+/** How many of a list's containers have each gateway, for the lists seen lately (the versions being changed). */
+const recentCounts: { list: readonly ContainerRecord[]; length: number; counts: Map<string, number> }[] = [];
+const RECENT_LISTS = 8;
+
+function countGateways(counts: Map<string, number>, c: ContainerRecord, by: 1 | -1): void {
+  for (const g of gatewaysOfContainer(c)) {
+    const n = (counts.get(g) ?? 0) + by;
+    if (n > 0) counts.set(g, n);
+    else counts.delete(g);
+  }
 }
 
 /**
  * The gateways of a network's records (canonical, once each). Why per record: a records file's
  * new version keeps its unchanged lines' record objects (the line caches), so at 1000 containers
- * a reload parses no address again. Why the run check: a network's containers nearly all have
- * the same gateways, and a string compare costs less than the per-record lookup (this runs on
- * every ADD, DEL and reload).
+ * a reload parses no address again. Why counted per list: a new version of a list (one more or
+ * one fewer container) is found against a recent one by comparing slots (list-diff.ts), so an
+ * ADD or a DEL reads the records it changed, not all of them (this runs on every ADD, DEL and
+ * reload). A list is only ever appended to while it is built; one whose length changed since is
+ * counted again.
  */
 export function gatewaysOf(r: NetworkRecords): string[] {
-  const out = new Set<string>();
-  let last: readonly string[] | undefined;
-  for (const c of r.containers) {
-    if (last && sameList(c.gateways, last)) continue;
-    last = c.gateways;
-    for (const g of gatewaysOfContainer(c)) out.add(g);
+  const list = r.containers;
+  let counts: Map<string, number> | undefined;
+  for (const e of recentCounts) {
+    if (e.list.length !== e.length) continue; // appended to since: no longer what was counted
+    if (e.list === list) return [...e.counts.keys()];
+    const d = listDiff(e.list, list);
+    if (!d) continue;
+    counts = new Map(e.counts);
+    for (const c of d.added) countGateways(counts, c, 1);
+    for (const c of d.removed) countGateways(counts, c, -1);
+    break;
   }
-  return [...out];
+  if (!counts) {
+    counts = new Map();
+    for (const c of list) countGateways(counts, c, 1);
+  }
+  const i = recentCounts.findIndex((e) => e.list === list);
+  if (i >= 0) recentCounts.splice(i, 1);
+  recentCounts.unshift({ list, length: list.length, counts });
+  if (recentCounts.length > RECENT_LISTS) recentCounts.pop();
+  return [...counts.keys()];
 }
 
 /** Judges the network's binding only (no container is checked). */

@@ -12,6 +12,7 @@ import { createLogger, silentLogger } from '../pkg/log.ts';
 import { RCODE, TYPE, nameKey } from './wire.ts';
 import { buildView, containerScope, lookupIn } from './backend.ts';
 import { type HostProbe, UNSEEN, deadContainers, gatewaysOf, judgeBinding, netnsAlive, netnsInoOf } from './liveness.ts';
+import { listDiff } from './list-diff.ts';
 import { tryPruneRecordsDir } from './prune.ts';
 import { type ContainerRecord, type NetworkRecords, formatRecords, parseRecords } from './records.ts';
 import { RecordsState } from './state.ts';
@@ -220,6 +221,36 @@ test('a network\'s gateways: each once, canonical, in the order first seen, what
   const rec: NetworkRecords = { network: 'n', domain: 'd', port: 53, upstreams: [], containers: [
     c('a', ['10.89.0.1']), c('b', ['10.89.0.1']), c('c', ['fd89:0::1', '10.89.0.1']), c('d', ['10.89.0.1']), c('e', ['bad']), c('f', ['10.90.0.1']),
   ] };
-  t.deepEqual(gatewaysOf(rec), ['10.89.0.1', 'fd89::1', '10.90.0.1']);
+  t.deepEqual(gatewaysOf(rec).sort(), ['10.89.0.1', '10.90.0.1', 'fd89::1']);
   t.deepEqual(gatewaysOf({ ...rec, containers: [] }), []);
+  // New versions of the list (a few records in or out, counted from a recent version) and
+  // unrelated ones (counted from scratch) give what a full count gives.
+  let seed = 7;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n; };
+  const full = (list: ContainerRecord[]) => [...new Set(list.flatMap((x) => x.gateways))].sort();
+  let list: ContainerRecord[] = [];
+  for (let step = 0; step < 200; step++) {
+    list = step % 40 === 39 ? [] : [...list];
+    for (let k = rnd(3); k >= 0; k--) {
+      if (list.length && rnd(2)) list.splice(rnd(list.length), 1);
+      else list.splice(rnd(list.length + 1), 0, c(`x${step}.${k}`, [`10.${80 + rnd(4)}.0.1`]));
+    }
+    t.deepEqual(gatewaysOf({ ...rec, containers: list }).sort(), full(list), `step ${step}`);
+  }
+  // A list appended to in place after it was counted is counted again.
+  const grown = [c('g1', ['10.1.0.1'])];
+  t.deepEqual(gatewaysOf({ ...rec, containers: grown }), ['10.1.0.1']);
+  grown.push(c('g2', ['10.2.0.1']));
+  t.deepEqual(gatewaysOf({ ...rec, containers: grown }).sort(), ['10.1.0.1', '10.2.0.1']);
+});
+
+test('listDiff: the records only one version holds, found by the slots; undefined past the bound', (t) => {
+  const [a, b, c, d, e] = ['a', 'b', 'c', 'd', 'e'].map((x) => ({ x }));
+  t.deepEqual(listDiff([a, b, c], [a, b, c, d]), { removed: [], added: [d] });
+  t.deepEqual(listDiff([a, b, c, d], [a, c, d]), { removed: [b], added: [] });
+  t.deepEqual(listDiff([a, b, c], [e, b, c]), { removed: [a], added: [e] });
+  t.deepEqual(listDiff([a, b, c, d], [b, c, d, a]), { removed: [], added: [] }, 'a record moved is in both');
+  t.deepEqual(listDiff([], [a]), { removed: [], added: [a] });
+  t.deepEqual(listDiff([a, b], [a, b]), { removed: [], added: [] });
+  t.is(listDiff([a, b, c, d, e], [], 4), undefined);
 });

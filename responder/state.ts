@@ -23,6 +23,7 @@ import type { Logger } from '../pkg/log.ts';
 import { Backend, type ListenAddr, type Upstream, type View, buildView, listenKey, setUpstreams, upstreamsOf } from './backend.ts';
 import { resolvConfNameservers } from './forwarder.ts';
 import { type HostProbe, type NetworkState, deadContainers, judgeBinding, netnsAlive } from './liveness.ts';
+import { listDiff } from './list-diff.ts';
 import type { Place } from './listeners.ts';
 import { type ParsedFile, readParsed } from './parsed-files.ts';
 import { type ContainerRecord, EMBEDDED_RESOLVER, type NetworkRecords, type ParsedRecords, listRecordFiles } from './records.ts';
@@ -140,20 +141,37 @@ export class RecordsState {
         probe ??= this.o.probe();
         e.state = await judgeBinding(r.records, probe);
         this.noteState(e);
-        // Lines seen before keep their verdict; only new ones are checked now.
-        const before = new Set(old?.parsed.records?.containers);
-        const fresh: ContainerRecord[] = [];
-        for (const c of r.records.containers) {
-          if (old?.dead.has(c)) e.dead.add(c);
-          else if (!before.has(c)) fresh.push(c);
-        }
-        for (const c of deadContainers(fresh, probe)) this.markDead(e, c);
+        for (const c of deadContainers(this.carryVerdicts(old, e, r.records.containers), probe)) this.markDead(e, c);
       }
     } finally {
       probe?.close();
     }
     if (changed) this.sweepStale = true;
     return changed;
+  }
+
+  /**
+   * Lines seen before keep their verdict (dead ones stay dead in `e`); returns the new ones, which
+   * are to be checked now. A new version of the list is compared with the last by its slots
+   * (list-diff.ts), so an ADD's reload does not read all 1000 records.
+   */
+  private carryVerdicts(old: FileEntry | undefined, e: FileEntry, list: readonly ContainerRecord[]): ContainerRecord[] {
+    const was = old?.parsed.records?.containers;
+    const d = was && listDiff(was, list);
+    if (d) {
+      if (old.dead.size) {
+        const left = new Set(d.removed);
+        for (const c of old.dead) if (!left.has(c)) e.dead.add(c);
+      }
+      return d.added;
+    }
+    const before = new Set(was);
+    const fresh: ContainerRecord[] = [];
+    for (const c of list) {
+      if (old?.dead.has(c)) e.dead.add(c);
+      else if (!before.has(c)) fresh.push(c);
+    }
+    return fresh;
   }
 
   /** Checks the netns of up to `budget` bound containers; returns true when one was found dead. */

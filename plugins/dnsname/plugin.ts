@@ -420,7 +420,11 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
       const before = readParsed(d.dir, fileOf(conf.network))?.text;
       const rec = currentNetwork(d, conf, binding, probe, a.log);
       await claimBridge(d, conf, binding, probe, a.log);
-      rec.containers = rec.containers.filter((c) => !(c.containerId === a.containerId && c.ifName === a.ifName));
+      // A repeated ADD replaces the attachment's line. Why the file's text is searched first: that
+      // is rare, and finding no such line in the text costs less than reading 1000 records.
+      if (before?.includes(`\ncontainer ${a.containerId} ${a.ifName} `)) {
+        rec.containers = rec.containers.filter((c) => !(c.containerId === a.containerId && c.ifName === a.ifName));
+      }
       rec.containers.push(entry);
       writeNetwork(d, rec);
       try {
