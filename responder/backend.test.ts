@@ -245,6 +245,7 @@ test('a view updated in place after any run of edits equals the view built from 
     listen: v.listen.map((l) => `${l.address}|${l.port}`).sort(),
     subnets: v.subnets.map((c) => `${formatIP(c)}/${c.prefix}`).sort(),
     members: v.members.map((m) => m.ino).sort(),
+    nameCount: v.nameCount,
   });
   let n = 0;
   const make = (): ContainerRecord => {

@@ -102,6 +102,8 @@ export interface View {
   port: number;
   /** The containers with a netns binding (where 127.0.0.11 listens when resolver is 127.0.0.11). */
   members: NetnsBinding[];
+  /** How many names its records hold (each container's name and aliases), kept as records come and go. */
+  nameCount: number;
   /**
    * Which network wins a listen address several claim (lower first): set by whoever verified
    * the bindings (server.ts: 0 = its bridge holds the address, 1 = bound, 2 = unbound).
@@ -291,6 +293,7 @@ function without<T>(list: T[], x: T): T[] {
 function addRecord(view: View, vp: ViewParts, c: ContainerRecord, p: Prepared, port: number): { subnets: boolean; listen: boolean } {
   vp.records.set(c, { p, port, seen: vp.build });
   if (c.netns) view.members.push(c.netns);
+  view.nameCount += c.names.length;
   let subnets = false;
   let listen = false;
   for (const [sk, cidr] of p.subnets) {
@@ -325,6 +328,7 @@ function addRecord(view: View, vp: ViewParts, c: ContainerRecord, p: Prepared, p
 function removeRecord(view: View, vp: ViewParts, c: ContainerRecord, p: Prepared, port: number): { subnets: boolean; listen: boolean } {
   vp.records.delete(c);
   if (c.netns) without(view.members, c.netns);
+  view.nameCount -= c.names.length;
   let subnets = false;
   let listen = false;
   for (const [sk] of p.subnets) {
@@ -374,7 +378,7 @@ export function buildView(name: string, networks: readonly NetworkRecords[], ser
     const upstreams = upstreamsOf(networks.find((r) => r.upstreams !== undefined)?.upstreams);
     view = {
       name, listen: [], subnets: [], zones: [], upstreams, names: new Map(), ptr: new Map(), clients: new Map(),
-      resolver: first?.resolver ?? 'gateway', internal: first?.internal === true, port: first?.port ?? 53, members: [], rank: 2,
+      resolver: first?.resolver ?? 'gateway', internal: first?.internal === true, port: first?.port ?? 53, members: [], nameCount: 0, rank: 2,
       scope: undefined as unknown as Scope,
     };
     view.scope = { name, views: [view], upstreams, internal: view.internal, upstreamKey: upstreamKeyOf(upstreams) };

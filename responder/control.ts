@@ -26,6 +26,7 @@ import { unlinkSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../pkg/log.ts';
+import type { HostProbe } from './liveness.ts';
 import type { ServerStats } from './server.ts';
 
 export const RUN_FILES = {
@@ -89,8 +90,8 @@ export async function controlRequest(runDir: string, cmd: ControlCommand, timeou
 
 /** What the control socket reports on and acts upon: the running responder. */
 export interface ControlTarget {
-  /** Re-reads the records; rejects when that failed. */
-  reload(reason: string): Promise<unknown>;
+  /** Re-reads the records (judging bindings with `probe` when given); rejects when that failed. */
+  reload(reason: string, probe?: HostProbe): Promise<unknown>;
   /** True once the responder is stopping (closed, or no network left). */
   readonly stopping: boolean;
   readonly networks: number;
@@ -122,19 +123,19 @@ function replyOf(t: ControlTarget, ok: boolean, error?: string): ControlReply {
  * Answers one control command for `t` as the control socket does (a process that hosts the
  * responder asks it so, without a socket).
  */
-export async function answerCommand(cmd: string, t: ControlTarget): Promise<ControlReply> {
+export async function answerCommand(cmd: string, t: ControlTarget, probe?: HostProbe): Promise<ControlReply> {
   const netns = /^reload netns=([1-9]\d{0,15})(?: pid=([1-9]\d{0,9}))?$/.exec(cmd);
   if (netns) {
     const ino = Number(netns[1]);
     if (netns[2]) t.reachThrough?.(ino, Number(netns[2]));
-    await t.reload('control');
+    await t.reload('control', probe);
     const r = replyOf(t, true);
     r.netns = { ino, ...(t.netnsState?.(ino) ?? { listening: false, error: 'no network in 127.0.0.11 mode has a live container in that netns' }) };
     return r;
   }
   switch (cmd) {
     case 'ping': return replyOf(t, !t.stopping);
-    case 'reload': await t.reload('control'); return replyOf(t, true);
+    case 'reload': await t.reload('control', probe); return replyOf(t, true);
     case 'yield':
       if (!t.yieldUp || t.stopping) return replyOf(t, false, t.stopping ? 'stopping already' : 'this responder does not yield its run directory');
       t.yieldUp();

@@ -11,6 +11,7 @@
  * only, so that skel and the plugin import nothing of the responder through it.
  */
 import type { ControlCommand, ControlReply } from './control.ts';
+import type { HostProbe } from './liveness.ts';
 
 /** What the plugin says about the responder it needs (ensure.ts EnsureOptions, the same fields). */
 export interface ResponderNeed {
@@ -22,6 +23,11 @@ export interface ResponderNeed {
   env: NodeJS.ProcessEnv;
   /** The command that asks for the reload (default `reload`). */
   reload?: ControlCommand;
+  /**
+   * The call's probe of the host, for a reload in this process: what it has read already (the
+   * addresses, the bridge's name) is not asked of the kernel again in the same call.
+   */
+  probe?: HostProbe;
 }
 
 /** A process that can run responders for its plugin calls (the warm engine). */

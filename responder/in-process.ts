@@ -123,7 +123,7 @@ export class InProcessResponders implements ResponderHost {
   async ensure(need: ResponderNeed): Promise<ControlReply> {
     const cmd = need.reload ?? 'reload';
     const mine = await this.live(need.runDir);
-    if (mine) return mine.svc.command(cmd);
+    if (mine) return mine.svc.command(cmd, need.probe);
     if (this.closed) return await controlRequest(need.runDir, cmd, 3000) ?? { ok: false, pid: 0, networks: 0, listening: [], error: 'the engine is stopping' };
     // A responder process serving the directory (started by a fresh call before this engine
     // ran, or by an engine that stopped) gives it up to us; one that does not (hosted by

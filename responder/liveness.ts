@@ -75,15 +75,20 @@ export function ownNetnsIno(): number {
 
 /**
  * Makes the probe of the netns `route` talks to (the call's host handle, in a plugin: it is the
- * call's, so the probe never closes it). The address list is read once per probe, so a probe is
- * meant for one pass of checks.
+ * call's, so the probe never closes it). The address list and each link's name are read once
+ * per probe, so a probe is meant for one pass of checks (a dnsname ADD lends its probe to the
+ * reload it asks for in the same process: ResponderNeed.probe).
  */
 export function hostProbe(route: () => Promise<RouteHandle>, hostNetns = ownNetnsIno()): HostProbe {
   let owners: Map<string, number> | undefined;
+  const names = new Map<number, string | undefined>();
   return {
     hostNetns,
     async linkName(index) {
-      return (await (await route()).linkGetByIndex(index))?.name;
+      if (names.has(index)) return names.get(index);
+      const name = (await (await route()).linkGetByIndex(index))?.name;
+      names.set(index, name);
+      return name;
     },
     async addressOwners() {
       if (owners) return owners;

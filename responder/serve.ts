@@ -73,7 +73,7 @@ export interface ServeOptions {
 export interface DnsService {
   server: DnsServer;
   /** Re-reads the records (what SIGHUP does); resolves the number of networks served. */
-  reload(reason?: string): Promise<number>;
+  reload(reason?: string, probe?: HostProbe): Promise<number>;
   /** Closes sockets and run files; resolves when everything is closed. */
   close(): Promise<void>;
   /** Resolves when the service has stopped (closed, or no network left with exitWhenEmpty). */
@@ -84,8 +84,8 @@ export interface DnsService {
   readonly networks: number;
   /** Names answered, over all networks. */
   readonly names: number;
-  /** Answers a control command as its control socket would (for a process hosting it). */
-  command(cmd: ControlCommand): Promise<ControlReply>;
+  /** Answers a control command as its control socket would (for a process hosting it; `probe`: the caller's, see ResponderNeed). */
+  command(cmd: ControlCommand, probe?: HostProbe): Promise<ControlReply>;
 }
 
 /** Parses `ADDR:PORT`, `[V6]:PORT` or a bare address (port 53) to listen on; throws on anything else. */
@@ -202,8 +202,8 @@ class Responder implements DnsService {
     return this.server.bound;
   }
 
-  command(cmd: ControlCommand): Promise<ControlReply> {
-    return answerCommand(cmd, this);
+  command(cmd: ControlCommand, probe?: HostProbe): Promise<ControlReply> {
+    return answerCommand(cmd, this, probe);
   }
 
   get stats() {
@@ -234,9 +234,9 @@ class Responder implements DnsService {
     return p;
   }
 
-  reload(reason = 'request'): Promise<number> {
+  reload(reason = 'request', probe?: HostProbe): Promise<number> {
     return this.enqueue(async () => {
-      const r = await this.server.reload(reason);
+      const r = await this.server.reload(reason, probe);
       this.afterChange();
       await this.pruneIfNeeded();
       await this.stopIfEmpty();

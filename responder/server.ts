@@ -150,8 +150,8 @@ export class DnsServer {
    * Re-reads the records directory (what changed), swaps the backend and opens/closes
    * listeners to match. Problems in record files are logged once and skipped.
    */
-  async reload(reason: string): Promise<{ networks: number }> {
-    await this.state.refresh();
+  async reload(reason: string, probe?: HostProbe): Promise<{ networks: number }> {
+    await this.state.refresh(probe);
     this.stats.reloads++;
     return this.apply(reason);
   }

@@ -107,7 +107,7 @@ export class RecordsState {
   }
 
   /** Re-reads the records directory; returns true when anything changed. */
-  async refresh(): Promise<boolean> {
+  async refresh(lent?: HostProbe): Promise<boolean> {
     const { names, temps, problem } = listRecordFiles(this.o.recordsDir);
     this.temps = temps.length > 0;
     if (problem) this.once(problem.file, problem.msg, 'warn', 'skipping bad records', { problem: problem.msg });
@@ -119,7 +119,7 @@ export class RecordsState {
       this.reported.delete(e.file);
       changed = true;
     }
-    let probe: HostProbe | undefined;
+    let probe: HostProbe | undefined = lent;
     try {
       for (const name of names) {
         const old = this.files.get(name);
@@ -144,7 +144,7 @@ export class RecordsState {
         for (const c of deadContainers(this.carryVerdicts(old, e, r.records.containers), probe)) this.markDead(e, c);
       }
     } finally {
-      probe?.close();
+      if (probe !== lent) probe?.close();
     }
     if (changed) this.sweepStale = true;
     return changed;
@@ -292,8 +292,7 @@ export class RecordsState {
       places = [...backend.listen];
       for (const ctr of backend.containers.values()) places.push({ address: EMBEDDED_RESOLVER, port: ctr.port, netns: ctr.netns });
     }
-    let names = 0;
-    for (const r of served) for (const c of r.containers) names += c.names.length;
+    const names = views.reduce((n, v) => n + v.nameCount, 0);
     return { backend, places, networks: views.length, names };
   }
 }

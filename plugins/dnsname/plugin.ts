@@ -366,8 +366,8 @@ async function reloadIfRunning(a: CmdArgs, dirs: { runDir: string }): Promise<vo
  * runs in one that offers it, CmdArgs.responders); `reload` is the command that asks (with a
  * netns, it also says whether 127.0.0.11 listens there).
  */
-function ensureResponderServing(conf: DnsnameConf, a: CmdArgs, reload: ControlCommand = 'reload'): Promise<ControlReply> {
-  const need = { recordsDir: conf.recordsDir, runDir: conf.runDir, command: responderCommand(a.self), env: a.env, reload };
+function ensureResponderServing(conf: DnsnameConf, a: CmdArgs, reload: ControlCommand = 'reload', probe?: HostProbe): Promise<ControlReply> {
+  const need = { recordsDir: conf.recordsDir, runDir: conf.runDir, command: responderCommand(a.self), env: a.env, reload, probe };
   return a.responders ? a.responders.ensure(need) : ensureResponder(need);
 }
 
@@ -430,7 +430,7 @@ async function cmdAdd(a: CmdArgs): Promise<Result> {
       try {
         // With our pid the responder can reach the netns path through our mount namespace
         // (/proc/PID/root) when it runs in another one and cannot see the runtime's bind mount.
-        const reply = await ensureResponderServing(conf, a, conf.resolver === EMBEDDED_RESOLVER ? `reload netns=${netns.ino} pid=${process.pid}` : 'reload');
+        const reply = await ensureResponderServing(conf, a, conf.resolver === EMBEDDED_RESOLVER ? `reload netns=${netns.ino} pid=${process.pid}` : 'reload', probe);
         checkListening(conf, reply, gateways);
       } catch (err) {
         // Undo: put the file back as it was, and let the responder forget the entry.
