@@ -118,7 +118,7 @@ async function worker(side: Side, ctrNs: string): Promise<void> {
       const dig = spawnSync('ip', ['netns', 'exec', ctrNs, process.execPath, '-e', `
         const s = require('dgram').createSocket('udp4');
         const enc = (n) => Buffer.concat([...n.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])), Buffer.from([0])]);
-        const m = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), enc('name0.dns.bench'), Buffer.from([0, 1, 0, 1])]);
+        const m = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), enc('name1.dns.bench'), Buffer.from([0, 1, 0, 1])]);
         s.on('message', (r) => { console.log(r.readUInt16BE(6) || -(r[3] & 15)); process.exit(0); }); s.send(m, 53, '10.88.0.1'); setTimeout(() => { console.log(-1); process.exit(0); }, 2000);`], { encoding: 'utf8' });
       return { rss: s?.rss, heap: s?.heap, dns: s?.dns, engine: s?.pid, perCall: s?.perCall, dnsmasq: dnsmasqPid(), answers: Number(dig.stdout.trim()) };
     }
@@ -238,7 +238,7 @@ export async function benchDnsEngine(): Promise<void> {
     console.log(`filling ${NAMES} names: cnikit ${fill.ours} ms, reference ${fill.reference} ms`);
     const names = oursInfo.dns?.reduce((n, d) => n + d.names, 0);
     console.log(`cnikit: processes in the host netns ${JSON.stringify(oursPids)} (engine ${oursInfo.engine}), serving ${names} names; engine RSS ${mib(oursInfo.rss)} (goal <= 70; V8 heap ${mib(oursInfo.heap?.used)} used of ${mib(oursInfo.heap?.total)}, external ${mib(oursInfo.heap?.external)})`);
-    console.log(`answers to name0: cnikit ${oursInfo.answers}, reference ${refInfo.answers}; reference dnsmasq ${refInfo.dnsmasq} (RSS ${dnsmasqRss.toFixed(1)} MiB) stopped: ${refStopped.stopped}`);
+    console.log(`answers to name1: cnikit ${oursInfo.answers}, reference ${refInfo.answers}; reference dnsmasq ${refInfo.dnsmasq} (RSS ${dnsmasqRss.toFixed(1)} MiB) stopped: ${refStopped.stopped}`);
   } finally {
     await Promise.all([...workers.values()].map((w) => w.stop()));
     removeNamespaces(made);
