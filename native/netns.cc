@@ -159,7 +159,16 @@ Napi::Value NlOpen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r.value);
 }
 
-// nlSend(fd, buffer) -> bytes sent
+bool RawErrnoError(napi_env env, int err, const char* syscall, napi_value* out);
+
+// Throws {code, errno, syscall} with the plain C API and returns the empty value that goes with it.
+Napi::Value ThrowErrno(napi_env env, int err, const char* syscall) {
+  napi_value e;
+  if (RawErrnoError(env, err, syscall, &e)) napi_throw(env, e);
+  return Napi::Value();
+}
+
+// nlSend(fd, buffer) -> bytes sent. No C++ exceptions after the checks, as nlRecv (below).
 Napi::Value NlSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Usage(env, info.Length() == 2 && info[0].IsNumber() && info[1].IsBuffer(), "nlSend(fd: number, msg: Buffer)");
@@ -172,8 +181,10 @@ Napi::Value NlSend(const Napi::CallbackInfo& info) {
   do {
     n = sendto(fd, buf.Data(), buf.Length(), 0, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa));
   } while (n < 0 && errno == EINTR);
-  if (n < 0) throw ErrnoError(env, errno, "sendto");
-  return Napi::Number::New(env, static_cast<double>(n));
+  if (n < 0) return ThrowErrno(env, errno, "sendto");
+  napi_value sent;
+  if (napi_create_double(env, static_cast<double>(n), &sent) != napi_ok) return Napi::Value();
+  return Napi::Value(env, sent);
 }
 
 // Reads one datagram without blocking: 1 = got one, 0 = nothing queued, -1 = error (errno set).
@@ -190,7 +201,11 @@ int RecvDatagram(int fd, std::vector<uint8_t>& out) {
   return 1;
 }
 
-// nlRecv(fd, timeoutMs) -> Buffer | null (timeout). Blocks this thread: for short-lived processes.
+// nlRecv(fd, timeoutMs) -> Buffer | null (timeout). With a timeout, blocks this thread (for
+// short-lived processes); with 0, reads what is queued (the async socket, right after a send).
+// Why no C++ exceptions here: it runs right after most sends in the engine and in worker threads,
+// and in a worker being terminated every napi call fails; a C++ exception thrown then cannot
+// become a JS one and aborts the process. So failures go through the C API, or give nothing.
 Napi::Value NlRecv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Usage(env, info.Length() == 2 && info[0].IsNumber() && info[1].IsNumber(), "nlRecv(fd: number, timeoutMs: number)");
@@ -201,11 +216,15 @@ Napi::Value NlRecv(const Napi::CallbackInfo& info) {
     struct pollfd p = {fd, POLLIN, 0};
     int rc;
     do { rc = poll(&p, 1, timeout); } while (rc < 0 && errno == EINTR);
-    if (rc < 0) throw ErrnoError(env, errno, "poll");
+    if (rc < 0) return ThrowErrno(env, errno, "poll");
     if (rc == 0) return env.Null();
     int got = RecvDatagram(fd, data);
-    if (got < 0) throw ErrnoError(env, errno, "recv");
-    if (got > 0) return Napi::Buffer<uint8_t>::Copy(env, data.data(), data.size());
+    if (got < 0) return ThrowErrno(env, errno, "recv");
+    if (got > 0) {
+      napi_value buf;
+      if (napi_create_buffer_copy(env, data.size(), data.data(), nullptr, &buf) != napi_ok) return Napi::Value();
+      return Napi::Value(env, buf);
+    }
   }
 }
 
