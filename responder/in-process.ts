@@ -134,7 +134,7 @@ export class InProcessResponders implements ResponderHost {
     if (running?.ok) return running;
     await clearHung(need.runDir, running);
     const h = await this.start(need);
-    return h.svc.command(cmd);
+    return h.svc.command(cmd, need.probe);
   }
 
   /**
@@ -145,7 +145,7 @@ export class InProcessResponders implements ResponderHost {
     const t0 = performance.now();
     try {
       const h = await this.start(need);
-      const reply = await h.svc.command(cmd);
+      const reply = await h.svc.command(cmd, need.probe);
       this.o.log?.('took DNS over from a responder process', { runDir: need.runDir, pid, ms: Math.round(performance.now() - t0) });
       return reply;
     } catch (err) {
