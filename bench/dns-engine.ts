@@ -4,7 +4,7 @@
  * (/usr/lib/cni/dnsname, which writes dnsmasq's files and signals its dnsmasq), in one run,
  * sampled round-robin; and the engine's RSS while it serves those names (one process: no
  * responder process beside it). Runnable alone: `node bench/dns-engine.ts [--names N] [--runs N]
- * [--profile DIR]`.
+ * [--profile DIR] [--smaps FILE] [--gap MS]`.
  *
  * Each side has its own sandbox host netns (netns-tests/lib/sandbox.ts) with a bridge (gateway
  * 10.88.0.1/16) and one container netns that every record names (the names are bound to a live
@@ -20,7 +20,7 @@
  * written, and one local name is asked of each side to check it serves them.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +36,13 @@ const NAMES = Math.min(5000, Math.max(1, Number(arg('--names') ?? 1000)));
 const RUNS = Math.min(200, Math.max(3, Number(arg('--runs') ?? 30)));
 /** --profile DIR: the engine takes a CPU profile (engine/config.ts CNIKIT_ENGINE_PROFILE), written when the bench stops it. */
 const PROFILE = arg('--profile');
+/** --smaps FILE: a copy of the engine's /proc/PID/smaps as it serves, to see where its RSS is. */
+const SMAPS = arg('--smaps');
+/**
+ * --gap MS: an idle pause before each round, as between a runtime's calls on a real host (over
+ * 2000 the responder's full GC runs in it: responder/serve.ts GC_DELAY_MS).
+ */
+const GAP = Math.min(10_000, Math.max(0, Number(arg('--gap') ?? 0)));
 const NET = 'benchdns';
 const BRIDGE = 'cnkbdns0';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -202,6 +209,7 @@ export async function benchDnsEngine(): Promise<void> {
     // Per round and side: an ADD of a new name (the measured call), its DEL, and a VERSION (the cost of an exec alone).
     const samples: Record<Side, Record<'ADD' | 'DEL' | 'VERSION', number[]>> = { ours: { ADD: [], DEL: [], VERSION: [] }, reference: { ADD: [], DEL: [], VERSION: [] } };
     for (let round = 0; round < RUNS + 3; round++) {
+      if (GAP) await sleep(GAP);
       const order: Side[] = round % 2 ? ['reference', 'ours'] : ['ours', 'reference'];
       for (const side of order) {
         const r = await workers.get(side)!.ask<{ ms: number; del: number; ver: number }>('add');
@@ -222,6 +230,15 @@ export async function benchDnsEngine(): Promise<void> {
       try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024; } catch { return NaN; }
     };
     const dnsmasqRss = vmRss(refInfo.dnsmasq);
+    const rssParts = (pid: number | undefined) => {
+      try {
+        const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const kib = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? NaN) / 1024;
+        return `anonymous ${kib('RssAnon').toFixed(1)} MiB, file-backed ${kib('RssFile').toFixed(1)} MiB`;
+      } catch { return 'not readable'; }
+    };
+    const engineParts = rssParts(oursInfo.engine);
+    if (SMAPS && oursInfo.engine) writeFileSync(SMAPS, readFileSync(`/proc/${oursInfo.engine}/smaps`));
     const refStopped = await workers.get('reference')!.ask<{ stopped?: number }>('end');
     if (PROFILE) await workers.get('ours')!.ask('end');
 
@@ -237,7 +254,7 @@ export async function benchDnsEngine(): Promise<void> {
     console.log(`inside the engine: dnsname ADD p50 ${oursInfo.perCall?.['dnsname ADD']?.p50} ms, DEL p50 ${oursInfo.perCall?.['dnsname DEL']?.p50} ms`);
     console.log(`filling ${NAMES} names: cnikit ${fill.ours} ms, reference ${fill.reference} ms`);
     const names = oursInfo.dns?.reduce((n, d) => n + d.names, 0);
-    console.log(`cnikit: processes in the host netns ${JSON.stringify(oursPids)} (engine ${oursInfo.engine}), serving ${names} names; engine RSS ${mib(oursInfo.rss)} (goal <= 70; V8 heap ${mib(oursInfo.heap?.used)} used of ${mib(oursInfo.heap?.total)}, external ${mib(oursInfo.heap?.external)})`);
+    console.log(`cnikit: processes in the host netns ${JSON.stringify(oursPids)} (engine ${oursInfo.engine}), serving ${names} names; engine RSS ${mib(oursInfo.rss)} (goal <= 70; V8 heap ${mib(oursInfo.heap?.used)} used of ${mib(oursInfo.heap?.total)}, external ${mib(oursInfo.heap?.external)}; ${engineParts})`);
     console.log(`answers to name1: cnikit ${oursInfo.answers}, reference ${refInfo.answers}; reference dnsmasq ${refInfo.dnsmasq} (RSS ${dnsmasqRss.toFixed(1)} MiB) stopped: ${refStopped.stopped}`);
   } finally {
     await Promise.all([...workers.values()].map((w) => w.stop()));

@@ -42,6 +42,7 @@ import { type Io, type Plugin, runPlugin } from '../pkg/cni/skel.ts';
 import { LATEST_VERSION } from '../pkg/cni/version.ts';
 import { SharedKernel } from '../pkg/open-kernel.ts';
 import { AsyncNetlinkSocket } from '../pkg/netlink/async-socket.ts';
+import { isoTime } from '../pkg/log.ts';
 import { native } from '../pkg/native.ts';
 import { CONFIRM, type CallRequest, type EngineStatus, MAX_REQUEST_BYTES, type Request, RequestError, frame, parseRequest, requestLength } from './protocol.ts';
 import { Stats } from './stats.ts';
@@ -159,7 +160,7 @@ export class Engine {
   /** Writes one event to the engine's log, if it has one. */
   log(msg: string, fields: Record<string, unknown> = {}): void {
     if (!this.o.logFile) return;
-    const line = JSON.stringify({ time: new Date().toISOString(), pid: process.pid, msg, ...fields }) + '\n';
+    const line = JSON.stringify({ time: isoTime(), pid: process.pid, msg, ...fields }) + '\n';
     try {
       if (this.o.logFile === '-') writeSync(2, line);
       else appendFileSync(this.o.logFile, line);

@@ -22,7 +22,7 @@ export class Stats {
   /** Returns count, p50 and p99 (ms, 0.01 precision) per key. */
   summary(): Record<string, CallStats> {
     const out: Record<string, CallStats> = {};
-    for (const [key, r] of [...this.rings].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [key, r] of [...this.rings].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const s = [...r.ms].sort((a, b) => a - b);
       const at = (q: number) => Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))]! * 100) / 100;
       out[key] = { count: r.count, p50: at(0.5), p99: at(0.99) };

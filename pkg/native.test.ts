@@ -39,3 +39,15 @@ test('calls of the wrong shape are usage errors', (t) => {
   t.throws(() => n.nlUnwatch!(), { instanceOf: TypeError, message: /^Usage: nlUnwatch/ });
   t.is(n.funlock, undefined, 'funlock is gone: closing the fd releases a lock');
 });
+
+test('randomFill fills a buffer of any length with fresh random bytes', (t) => {
+  const a = Buffer.alloc(4099);
+  const b = Buffer.alloc(4099);
+  native().randomFill(a);
+  native().randomFill(b);
+  t.false(a.equals(b));
+  // 4099 bytes all zero or one value repeated: the buffer was not filled.
+  t.true(new Set(a).size > 200);
+  native().randomFill(Buffer.alloc(0));
+  t.throws(() => (native() as unknown as { randomFill: (x: unknown) => void }).randomFill('x'), { instanceOf: TypeError, message: /^Usage: randomFill/ });
+});

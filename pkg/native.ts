@@ -39,6 +39,8 @@ export interface NativeBinding {
   sysctlRead(netnsPath: string | null, key: string): string;
   /** Gives the free memory of every malloc arena back to the kernel (glibc malloc_trim); true when some was. */
   mallocTrim(): boolean;
+  /** Fills `buf` from the kernel's CSPRNG (getrandom(2)): random bytes without loading node:crypto. */
+  randomFill(buf: Buffer): void;
   /** Takes a flock if it is free; false when someone holds it. Never waits. */
   flock(fd: number, exclusive: boolean): boolean;
   /**

@@ -12,9 +12,9 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { formatIP, tryParseIP } from '../pkg/ip/cidr.ts';
+import { native } from '../pkg/native.ts';
 import type { Logger } from '../pkg/log.ts';
 import type { Upstream } from './backend.ts';
 import { HEADER_SIZE, idOf, isResponse, isTruncated, setId } from './wire.ts';
@@ -22,6 +22,23 @@ import { HEADER_SIZE, idOf, isResponse, isTruncated, setId } from './wire.ts';
 /** Forwards in flight at most; beyond it a query gets SERVFAIL at once instead of memory. */
 const MAX_PENDING = 4096;
 const MIN_TRY_MS = 250;
+
+/**
+ * Query ids from the kernel's CSPRNG, drawn 256 at a time: an id an off-path attacker could
+ * predict would let a spoofed answer in. (getrandom through the addon, not node:crypto, which
+ * costs a long-lived process ~2 MiB of RSS for this alone.)
+ */
+class RandomIds {
+  private readonly pool = Buffer.alloc(512);
+  private at = this.pool.length;
+
+  next(): number {
+    if (this.at === this.pool.length) { native().randomFill(this.pool); this.at = 0; }
+    const id = this.pool.readUInt16LE(this.at);
+    this.at += 2;
+    return id;
+  }
+}
 
 /** One forwarded query, from the first try to the answer or the last upstream. */
 interface Pending {
@@ -42,6 +59,7 @@ export class Forwarder {
   private readonly sockets = new Map<4 | 6, dgram.Socket>();
   /** By the id the current try carries on the wire. */
   private readonly pending = new Map<number, Pending>();
+  private readonly ids = new RandomIds();
   private readonly timeoutMs: number;
   private readonly log: Logger;
 
@@ -100,7 +118,7 @@ export class Forwarder {
   /** A random id no query in flight carries, or undefined when 16 draws all collided. */
   private freeId(): number | undefined {
     for (let n = 0; n < 16; n++) {
-      const id = randomInt(0x10000);
+      const id = this.ids.next();
       if (!this.pending.has(id)) return id;
     }
     return undefined;
