@@ -4,7 +4,8 @@
  * libcni (netns-tests/fixtures/libcni-driver: the library cnitool, containerd and CRI-O use,
  * built here from Debian's golang-github-appc-cni-dev), with its results cache, as cnitool does.
  * cnikit runs with its warm engine (the launchers start it on the first call).
- * Runnable alone: `node bench/chain.ts [--runs N] [--population N] [--shared-population-netns]`.
+ * Runnable alone: `node bench/chain.ts [--runs N] [--population N] [--shared-population-netns]
+ * [--profile DIR]`.
  *
  * Measures, each a wall-clock time of libcni-driver processes (exec to exit):
  *   chain ADD / DEL of one container on a host with no other container, and with `--population`
@@ -37,6 +38,12 @@ const RUNS = Math.min(100, Math.max(3, Number(arg('--runs') ?? 15)));
 const POPULATION = Math.min(1000, Math.max(1, Number(arg('--population') ?? 400)));
 const PAR_N = 50;
 const SHARED_POP = process.argv.includes('--shared-population-netns');
+/**
+ * --profile DIR: each of our cells' engines takes a CPU profile of the measured rounds
+ * (engine/config.ts CNIKIT_ENGINE_PROFILE; SIGUSR2 after the warm-up starts it over), written
+ * to DIR/<cell>/engine-PID.cpuprofile as the bench stops it. Build with CNIKIT_BUILD_NAMES=1.
+ */
+const PROFILE = arg('--profile');
 const PAR_AT = 8;
 const NET = 'benchchain';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -102,7 +109,12 @@ async function worker(impl: Impl, population: number, prefix: string, driver: st
   const dataDir = join(tmp, 'ipam');
   const list = conflist(dataDir);
   writeFileSync(join(confDir, `${NET}.conflist`), list);
-  const env: NodeJS.ProcessEnv = { PATH, NETCONFPATH: confDir, CNI_PATH: dir, CNI_CACHE_DIR: join(tmp, 'cache'), CNI_IFNAME: 'eth0', CNI_ARGS: '' };
+  const profileDir = PROFILE && impl === 'ours' ? join(PROFILE, `${impl}@${population}`) : undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
+  const env: NodeJS.ProcessEnv = {
+    PATH, NETCONFPATH: confDir, CNI_PATH: dir, CNI_CACHE_DIR: join(tmp, 'cache'), CNI_IFNAME: 'eth0', CNI_ARGS: '',
+    ...(profileDir ? { CNIKIT_ENGINE_PROFILE: profileDir } : {}),
+  };
   const driverRun = (cmd: 'add' | 'del', ns: string, port: number) => timed(driver, [cmd, NET, `/run/netns/${ns}`], { ...env, CAP_ARGS: ports(port) });
 
   // The population: containers in a namespace each (or all in one, --shared-population-netns),
@@ -123,11 +135,11 @@ async function worker(impl: Impl, population: number, prefix: string, driver: st
     await driverRun('add', `${prefix}-c`, 8080);
     await driverRun('del', `${prefix}-c`, 8080);
   }
-  const perCall = async (): Promise<string> => {
-    const { engineSocketName, engineStatus } = await import('../engine/protocol.ts');
-    const s = await engineStatus(engineSocketName(realpathSync(join(OURS, '.lib'))), 2000);
-    return JSON.stringify(s?.perCall ?? null);
-  };
+  const { engineSocketName, engineStatus } = await import('../engine/protocol.ts');
+  const status = () => engineStatus(engineSocketName(realpathSync(join(OURS, '.lib'))), 2000);
+  const perCall = async (): Promise<string> => JSON.stringify((await status())?.perCall ?? null);
+  const enginePid = profileDir ? (await status())?.pid : undefined;
+  if (enginePid) process.kill(enginePid, 'SIGUSR2');
   const sample = async (m: Measure): Promise<number> => {
     if (m === 'add') return (await driverRun('add', `${prefix}-c`, 8080)).ms;
     if (m === 'del') return (await driverRun('del', `${prefix}-c`, 8080)).ms;
@@ -139,14 +151,21 @@ async function worker(impl: Impl, population: number, prefix: string, driver: st
   answerLines(async (line) => {
     const m = line as Query;
     return m === 'perCall' ? { perCall: await perCall() } : { ms: await sample(m) };
-  }, () => rmSync(tmp, { recursive: true, force: true }));
+  }, () => {
+    // The engine writes its profile as it exits (SIGTERM); it is waited for, by pid, for 10 s at most.
+    if (enginePid) {
+      try { process.kill(enginePid, 'SIGTERM'); } catch { /* gone */ }
+      for (let i = 0; i < 200; i++) { try { process.kill(enginePid, 0); } catch { break; } execFileSync('sleep', ['0.05']); }
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  });
 }
 
 /** A worker in a cell's host netns, asked for one sample at a time. */
 class Cell {
   private readonly w: LineWorker;
   constructor(host: string, def: CellDef, prefix: string, driver: string) {
-    this.w = new LineWorker(host, fileURLToPath(import.meta.url), ['--worker', def.impl, String(def.population), prefix, driver, ...(SHARED_POP ? ['--shared-population-netns'] : [])], { stderr: true });
+    this.w = new LineWorker(host, fileURLToPath(import.meta.url), ['--worker', def.impl, String(def.population), prefix, driver, ...(SHARED_POP ? ['--shared-population-netns'] : []), ...(PROFILE ? ['--profile', PROFILE] : [])], { stderr: true });
   }
 
   /** Waits until the worker has set its host up (the population can take minutes). */
