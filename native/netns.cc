@@ -188,6 +188,54 @@ Napi::Value NlSend(const Napi::CallbackInfo& info) {
   return Napi::Value(env, sent);
 }
 
+struct SendDone {
+  Napi::Promise::Deferred deferred;
+  std::vector<uint8_t> msg;
+  int fd;
+  ssize_t sent = 0;
+  int err = 0;
+  SendDone(Napi::Env env, int fd_, const uint8_t* data, size_t len) : deferred(Napi::Promise::Deferred::New(env)), msg(data, data + len), fd(fd_) {}
+};
+
+// nlSendAsync(fd, buffer) -> Promise<bytes sent>: nlSend on a thread of our own. Why: the kernel
+// handles a netlink request inside sendmsg, and some requests hold it long (deleting a link waits
+// for RCU grace periods, ~20 ms), which would stall everything else on the JS thread; several
+// such waits in flight also overlap in the kernel. The thread sends a copy of the message on a dup
+// of fd: the dup keeps the socket open if the caller closes fd meanwhile, so the number can never
+// reach another file. The reply is read as any other (nlWatch, nlRecv).
+Napi::Value NlSendAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Usage(env, info.Length() == 2 && info[0].IsNumber() && info[1].IsBuffer(), "nlSendAsync(fd: number, msg: Buffer)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (dupfd < 0) return ThrowErrno(env, errno, "fcntl");
+  auto* done = new SendDone(env, dupfd, buf.Data(), buf.Length());
+  Napi::Promise promise = done->deferred.Promise();
+  auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "cnikit:nlsend", 0, 1);
+  std::thread([tsfn, done]() mutable {
+    struct sockaddr_nl sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.nl_family = AF_NETLINK;
+    ssize_t n;
+    do {
+      n = sendto(done->fd, done->msg.data(), done->msg.size(), 0, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa));
+    } while (n < 0 && errno == EINTR);
+    done->sent = n;
+    done->err = n < 0 ? errno : 0;
+    close(done->fd);
+    napi_status s = tsfn.BlockingCall(done, [](Napi::Env env, Napi::Function, SendDone* d) {
+      if (d->err) d->deferred.Reject(ErrnoError(env, d->err, "sendto").Value());
+      else d->deferred.Resolve(Napi::Number::New(env, static_cast<double>(d->sent)));
+      delete d;
+    });
+    // napi_closing: the environment is gone; nobody waits for the promise any more.
+    if (s == napi_ok) tsfn.Release();
+    else delete done;
+  }).detach();
+  return promise;
+}
+
 // Reads one datagram without blocking: 1 = got one, 0 = nothing queued, -1 = error (errno set).
 // Why peek with MSG_TRUNC first: a large dump datagram is never cut short.
 int RecvDatagram(int fd, std::vector<uint8_t>& out) {
@@ -943,6 +991,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_add_env_cleanup_hook(env, OnEnvCleanup, static_cast<napi_env>(env));
   exports.Set("nlOpen", Napi::Function::New(env, NlOpen));
   exports.Set("nlSend", Napi::Function::New(env, NlSend));
+  exports.Set("nlSendAsync", Napi::Function::New(env, NlSendAsync));
   exports.Set("nlRecv", Napi::Function::New(env, NlRecv));
   exports.Set("nlClose", Napi::Function::New(env, NlClose));
   exports.Set("nlWatch", Napi::Function::New(env, NlWatch));

@@ -380,3 +380,24 @@ eachSocket('batch sends many rtnetlink requests in one datagram and names the on
   // The socket still answers in order after the failed batch.
   t.deepEqual(await sock.batch(reqs.slice(0, 1).map((r) => ({ ...r, body: routeBody('172.18.0.0', '10.77.0.1') }))), []);
 });
+
+netnsTest('[async] a link delete waits in the kernel off the event loop, and deletes at once all land', async (t) => {
+  const w = world(t, 'async');
+  const names = Array.from({ length: 8 }, (_, i) => `vd${i}`);
+  for (const name of names) await w.host.linkAddVeth({ name, peerName: `pd${name}`, peerNetnsFd: w.ctrNs.fd, peerHandle: w.inCtr });
+  const indexes = await Promise.all(names.map(async (n) => (await w.host.linkGet(n))!.index));
+  // A veth delete holds its sendmsg for RCU grace periods (~20 ms). Sent from the addon's own
+  // thread, the loop reaches its check phase (setImmediate) before the delete is answered; sent
+  // on the loop, the answer would be there (a microtask) before the loop turned at all.
+  const order: string[] = [];
+  const first = w.host.linkDel(indexes[0]!).then(() => order.push('deleted'));
+  setImmediate(() => order.push('loop turned'));
+  await first;
+  t.deepEqual(order, ['loop turned', 'deleted']);
+  await Promise.all(indexes.slice(1).map((i) => w.host.linkDel(i)));
+  const left = (ipJson(w.sb.host, 'link', 'show') as any[]).map((l) => l.ifname as string).filter((n) => n.startsWith('vd'));
+  t.deepEqual(left, []);
+  t.deepEqual((ipJson(w.ctr, 'link', 'show') as any[]).map((l) => l.ifname as string).filter((n) => n.startsWith('pd')), [], 'the peers went with them');
+  // A delete of what is gone fails with the kernel's error, from the thread as from the loop.
+  t.like(await t.throwsAsync(w.host.linkDel(indexes[0]!)) as any, { code: 'ENODEV' });
+});

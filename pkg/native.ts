@@ -18,6 +18,12 @@ export interface NativeBinding {
   /** Sends one datagram (a batch must not be split); returns the bytes sent. */
   nlSend(fd: number, msg: Buffer): number;
   /**
+   * nlSend on a thread of the addon's own, for a request the kernel holds long inside sendmsg
+   * (a link delete waits ~20 ms for RCU): the JS thread goes on meanwhile. Resolves with the
+   * bytes sent; the reply is read as for nlSend.
+   */
+  nlSendAsync(fd: number, msg: Buffer): Promise<number>;
+  /**
    * Closes a socket nlOpen made, stopping its watcher first (the fd itself is closed once libuv
    * has let go of it). Returns false, closing nothing, for a number that is not an open socket of
    * nlOpen (one closed already): a second close never hits whatever took the number since.

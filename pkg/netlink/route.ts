@@ -236,7 +236,7 @@ export class RouteHandle {
 
   /** Deletes a link (a veth takes its peer with it). Equivalent to: `ip link del dev IDX` */
   async linkDel(index: number): Promise<void> {
-    await this.sock.request(RTM_DELLINK, 0, ifinfomsg(AF_UNSPEC, index), `RTM_DELLINK #${index}`);
+    await this.sock.request(RTM_DELLINK, 0, ifinfomsg(AF_UNSPEC, index), `RTM_DELLINK #${index}`, { slow: true });
   }
 
   private async setFlags(index: number, flags: number, mask: number, op: string): Promise<void> {

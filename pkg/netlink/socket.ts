@@ -68,6 +68,12 @@ export interface Exchange {
   dump?: boolean;
   /** What the exchange does, for errors (ETIMEDOUT names it). */
   op: string;
+  /**
+   * The kernel holds this request long inside sendmsg (a link delete waits for RCU grace
+   * periods, ~20 ms): a socket serving many calls sends it from a thread, so that the others go
+   * on meanwhile (async-socket.ts). A one-call socket sends everything the same way.
+   */
+  slow?: boolean;
 }
 
 /** One request of a batch(): its message type, flags (REQUEST and ACK are added), body and `op` for errors. */
@@ -85,8 +91,11 @@ export interface NetlinkSocket {
    * reply is there and the unanswered ones are not). Rejects on ETIMEDOUT or a socket error.
    */
   exchange(buf: Buffer, x: Exchange): Promise<Map<number, Reply>>;
-  /** Sends one request with NLM_F_ACK; resolves with the messages before the ACK, rejects with the kernel's error. */
-  request(type: number, flags: number, body: Buffer, op: string): Promise<NlMessage[]>;
+  /**
+   * Sends one request with NLM_F_ACK; resolves with the messages before the ACK, rejects with
+   * the kernel's error. `slow`: see Exchange.
+   */
+  request(type: number, flags: number, body: Buffer, op: string, opts?: { slow?: boolean }): Promise<NlMessage[]>;
   /** Sends a dump request and resolves with every message of the dump. */
   dump(type: number, body: Buffer, op: string): Promise<NlMessage[]>;
   /**
@@ -111,9 +120,9 @@ export abstract class NetlinkSocketBase implements NetlinkSocket {
   abstract exchange(buf: Buffer, x: Exchange): Promise<Map<number, Reply>>;
   abstract close(): void;
 
-  async request(type: number, flags: number, body: Buffer, op: string): Promise<NlMessage[]> {
+  async request(type: number, flags: number, body: Buffer, op: string, opts: { slow?: boolean } = {}): Promise<NlMessage[]> {
     const seq = this.allocSeq();
-    const r = (await this.exchange(encodeMessage(type, flags | NLM_F_REQUEST | NLM_F_ACK, seq, body), { wait: [seq], op })).get(seq)!;
+    const r = (await this.exchange(encodeMessage(type, flags | NLM_F_REQUEST | NLM_F_ACK, seq, body), { wait: [seq], op, slow: opts.slow })).get(seq)!;
     if (r.errno !== 0) throw netlinkError(r.errno, op, r.extack);
     return r.messages;
   }
