@@ -49,6 +49,7 @@ import { Stats } from './stats.ts';
 import { InProcessResponders } from '../responder/in-process.ts';
 import { hostProbe } from '../responder/liveness.ts';
 import { BuildWatch, netnsPinned, ownNetns } from './watch.ts';
+import { monotonicMs } from '../pkg/clock.ts';
 
 /** The V8 heap's used and committed bytes: what of the RSS is JavaScript's. */
 function heapOf(): { used: number; total: number; external: number } {
@@ -346,7 +347,7 @@ export class Engine {
     const version = versionOf(req.stdin);
     const plugin = this.o.plugins.get(req.type);
     let code = 1;
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     // Why corked: what the call prints and its exit code then reach the launcher in one write
     // (each write wakes it; end() below flushes them together).
     sock.cork();
@@ -364,7 +365,7 @@ export class Engine {
     }
     // Keys stay few: an unknown command (answered with an error) is counted as one.
     const known = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'].includes(command) && plugin;
-    this.stats.record(`${known ? req.type : 'other'} ${known ? command : 'other'}`, performance.now() - t0);
+    this.stats.record(`${known ? req.type : 'other'} ${known ? command : 'other'}`, monotonicMs() - t0);
     if (!sock.destroyed) sock.end(frame('x', Buffer.from([code & 0xff])));
     else sock.uncork();
   }

@@ -124,7 +124,8 @@ netnsSerial('a container netns deleted without DEL: its 127.0.0.11 sockets are c
   // From this process's own mount namespace (not through `ip netns exec`), where the check looks.
   ip('netns', 'del', a1.ns);
   t.true(await until(() => socketsIn(pid, ino) === 0), 'the responder let go of the namespace');
-  t.true(await until(() => netnsHolders(ino).length === 0, 3000), `nothing else holds it (the namespace is freed): ${netnsHolders(ino).join(', ')}`);
+  const a1Path = Sandbox.path(a1.ns);
+  t.true(await until(() => netnsHolders(ino, { path: a1Path }).length === 0, 3000), `nothing else holds it (the namespace is freed): ${netnsHolders(ino, { path: a1Path }).join(', ')}`);
   t.is(resolve(sb, a2.ns, at('web.dns.cnikit')), 'rcode 3', 'its records are gone');
   t.deepEqual(resolve(sb, a2.ns, at('db')), ['10.89.0.6'], 'the other container still answered, by the same responder');
   t.is(responderPid(sb), pid);
@@ -133,7 +134,8 @@ netnsSerial('a container netns deleted without DEL: its 127.0.0.11 sockets are c
   const ino2 = netnsInode(a2.ns);
   ip('netns', 'del', a2.ns);
   t.true(await until(() => stoppedServing(sb, pid)), 'the responder stopped');
-  t.true(await until(() => netnsHolders(ino2).length === 0, 3000), netnsHolders(ino2).join(', '));
+  const a2Path = Sandbox.path(a2.ns);
+  t.true(await until(() => netnsHolders(ino2, { path: a2Path }).length === 0, 3000), netnsHolders(ino2, { path: a2Path }).join(', '));
   t.true(await until(() => !existsSync(join(sb.tmp, 'dns', 'neta.records'))), 'the records file pruned');
 });
 

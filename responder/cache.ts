@@ -16,6 +16,7 @@
  * query's EDNS and DO/CD/RD flags (the `space`), its type and class, and the name.
  */
 import { HEADER_SIZE, TYPE, answerCount, isTruncated, questionCount, rcodeOf, skipName } from './wire.ts';
+import { monotonicMs } from '../pkg/clock.ts';
 
 export interface CacheOptions {
   /** Entries at most (default 10,000). */
@@ -26,7 +27,7 @@ export interface CacheOptions {
   maxTtl?: number;
   /** Longest time a negative answer is kept, in seconds (default three hours, RFC 2308 §5). */
   maxNegativeTtl?: number;
-  /** Milliseconds on a monotonic clock (default performance.now). */
+  /** Milliseconds on a monotonic clock (default monotonicMs, pkg/clock.ts). */
   now?: () => number;
 }
 
@@ -125,7 +126,7 @@ export class AnswerCache {
     this.maxBytes = o.maxBytes ?? 8 << 20;
     this.maxTtl = o.maxTtl ?? 86_400;
     this.maxNeg = o.maxNegativeTtl ?? 10_800;
-    this.now = o.now ?? (() => performance.now());
+    this.now = o.now ?? monotonicMs;
   }
 
   /** Number of entries held. */

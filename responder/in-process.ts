@@ -29,6 +29,7 @@ import { clearHung, rotateLog, startResponder } from './ensure.ts';
 import type { ResponderHost, ResponderNeed } from './host.ts';
 import type { HostProbe } from './liveness.ts';
 import type { DnsService } from './serve.ts';
+import { monotonicMs } from '../pkg/clock.ts';
 
 export interface InProcessOptions {
   /** The host's own events (started, stopped, handed over). */
@@ -142,11 +143,11 @@ export class InProcessResponders implements ResponderHost {
    * its lock); if that fails, a new responder process serves it, so DNS is never left without one.
    */
   private async takeOver(need: ResponderNeed, pid: number, cmd: ControlCommand): Promise<ControlReply> {
-    const t0 = performance.now();
+    const t0 = monotonicMs();
     try {
       const h = await this.start(need);
       const reply = await h.svc.command(cmd, need.probe);
-      this.o.log?.('took DNS over from a responder process', { runDir: need.runDir, pid, ms: Math.round(performance.now() - t0) });
+      this.o.log?.('took DNS over from a responder process', { runDir: need.runDir, pid, ms: Math.round(monotonicMs() - t0) });
       return reply;
     } catch (err) {
       this.o.log?.('cannot take DNS over; a responder process serves it', { runDir: need.runDir, error: (err as Error).message });
@@ -223,13 +224,13 @@ export class InProcessResponders implements ResponderHost {
     for (const h of await this.settle()) {
       if (h.svc.stopping) continue;
       await new LockedDir(h.need.recordsDir).withLock(async () => {
-        const t0 = performance.now();
+        const t0 = monotonicMs();
         await h.svc.close();
         try {
           const r = await startResponder(h.need);
-          out.push({ runDir: h.need.runDir, pid: r.pid, ms: Math.round(performance.now() - t0) });
+          out.push({ runDir: h.need.runDir, pid: r.pid, ms: Math.round(monotonicMs() - t0) });
         } catch (err) {
-          out.push({ runDir: h.need.runDir, ms: Math.round(performance.now() - t0), error: (err as Error).message });
+          out.push({ runDir: h.need.runDir, ms: Math.round(monotonicMs() - t0), error: (err as Error).message });
         }
       });
     }

@@ -9,7 +9,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { NODE, ROOT, Sandbox, alive, enginePids, ip, isEngine } from './sandbox.ts';
 
 export interface Net {
@@ -203,8 +203,12 @@ export function netnsInode(ns: string): number {
 /**
  * What still holds the netns of inode `ino`, outside the sockets: processes in it, open ns
  * files (`/proc/PID/fd`), bind mounts (mountinfo). [] when nothing visible does.
+ *
+ * `path`: where the namespace was pinned (`/run/netns/NAME`). A namespace's inode number is
+ * reused once it is freed, and tests in other workers pin new namespaces all the time: a bind
+ * mount of the same number at another name beside `path` is such a newcomer, not a holder.
  */
-export function netnsHolders(ino: number): string[] {
+export function netnsHolders(ino: number, opts: { path?: string } = {}): string[] {
   const tag = `net:[${ino}]`;
   const out: string[] = [];
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
@@ -215,7 +219,12 @@ export function netnsHolders(ino: number): string[] {
       try { if (readlinkSync(`/proc/${pid}/fd/${fd}`) === tag) out.push(`fd ${fd} of ${pid}`); } catch { /* closed meanwhile */ }
     }
   }
-  if (readFileSync('/proc/self/mountinfo', 'utf8').includes(tag)) out.push('a bind mount');
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [, , , root, at] = line.split(' ');
+    if (root !== tag || !at) continue;
+    if (opts.path && at !== opts.path && dirname(at) === dirname(opts.path)) continue;
+    out.push(`a bind mount at ${at}`);
+  }
   return out;
 }
 
