@@ -96,7 +96,14 @@ export class AsyncNetlinkSocket extends NetlinkSocketBase {
       if (x.slow) {
         // The reply is queued by the time the send returns; if the socket was closed meanwhile,
         // close() has failed the exchange already and the fd number may be another file's.
-        native().nlSendAsync(this.fd, buf).then(() => {
+        let sent: Promise<number>;
+        try {
+          sent = native().nlSendAsync(this.fd, buf);
+        } catch (err) {
+          this.finish(p, err);
+          return;
+        }
+        sent.then(() => {
           if (this.closed || p.settled) return;
           if (!p.open.size) return this.finish(p);
           this.takeQueued();
