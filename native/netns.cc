@@ -169,19 +169,25 @@ Napi::Value ThrowErrno(napi_env env, int err, const char* syscall) {
   return Napi::Value();
 }
 
+// Sends one datagram to the kernel on netlink socket fd; returns what sendto returns (errno set).
+ssize_t SendToKernel(int fd, const uint8_t* data, size_t len) {
+  struct sockaddr_nl sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.nl_family = AF_NETLINK;
+  ssize_t n;
+  do {
+    n = sendto(fd, data, len, 0, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa));
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
 // nlSend(fd, buffer) -> bytes sent. No C++ exceptions after the checks, as nlRecv (below).
 Napi::Value NlSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Usage(env, info.Length() == 2 && info[0].IsNumber() && info[1].IsBuffer(), "nlSend(fd: number, msg: Buffer)");
   int fd = info[0].As<Napi::Number>().Int32Value();
   auto buf = info[1].As<Napi::Buffer<uint8_t>>();
-  struct sockaddr_nl sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.nl_family = AF_NETLINK;
-  ssize_t n;
-  do {
-    n = sendto(fd, buf.Data(), buf.Length(), 0, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa));
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = SendToKernel(fd, buf.Data(), buf.Length());
   if (n < 0) return ThrowErrno(env, errno, "sendto");
   napi_value sent;
   if (napi_create_double(env, static_cast<double>(n), &sent) != napi_ok) return Napi::Value();
@@ -214,13 +220,7 @@ Napi::Value NlSendAsync(const Napi::CallbackInfo& info) {
   Napi::Promise promise = done->deferred.Promise();
   auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "cnikit:nlsend", 0, 1);
   std::thread([tsfn, done]() mutable {
-    struct sockaddr_nl sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.nl_family = AF_NETLINK;
-    ssize_t n;
-    do {
-      n = sendto(done->fd, done->msg.data(), done->msg.size(), 0, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa));
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = SendToKernel(done->fd, done->msg.data(), done->msg.size());
     done->sent = n;
     done->err = n < 0 ? errno : 0;
     close(done->fd);
@@ -588,7 +588,7 @@ Napi::Value RandomFill(const Napi::CallbackInfo& info) {
   while (done < buf.Length()) {
     ssize_t n = getrandom(buf.Data() + done, buf.Length() - done, 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw ErrnoError(env, errno, "getrandom");
+    if (n < 0) return ThrowErrno(env, errno, "getrandom");
     done += static_cast<size_t>(n);
   }
   return env.Undefined();

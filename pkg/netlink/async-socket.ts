@@ -93,31 +93,25 @@ export class AsyncNetlinkSocket extends NetlinkSocketBase {
         timer: setTimeout(() => this.expire(p, x.op), this.timeoutMs),
       };
       for (const s of p.seqs) this.bySeq.set(s, p);
-      if (x.slow) {
-        // The reply is queued by the time the send returns; if the socket was closed meanwhile,
-        // close() has failed the exchange already and the fd number may be another file's.
-        let sent: Promise<number>;
-        try {
-          sent = native().nlSendAsync(this.fd, buf);
-        } catch (err) {
-          this.finish(p, err);
+      const sent = () => {
+        if (!p.open.size) this.finish(p);
+        else this.takeQueued();
+      };
+      try {
+        if (x.slow) {
+          // The reply is queued by the time the send returns; if the socket was closed meanwhile,
+          // close() has failed the exchange already and the fd number may be another file's.
+          native().nlSendAsync(this.fd, buf).then(() => {
+            if (!this.closed && !p.settled) sent();
+          }, (err: unknown) => this.finish(p, err));
           return;
         }
-        sent.then(() => {
-          if (this.closed || p.settled) return;
-          if (!p.open.size) return this.finish(p);
-          this.takeQueued();
-        }, (err: unknown) => this.finish(p, err));
-        return;
-      }
-      try {
         native().nlSend(this.fd, buf);
       } catch (err) {
         this.finish(p, err);
         return;
       }
-      if (!p.open.size) return this.finish(p);
-      this.takeQueued();
+      sent();
     });
   }
 
