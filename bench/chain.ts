@@ -28,6 +28,7 @@ import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { alive } from '../netns-tests/lib/sandbox.ts';
 import { LineWorker, answerLines, removeNamespaces } from './lib/worker.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -155,7 +156,7 @@ async function worker(impl: Impl, population: number, prefix: string, driver: st
     // The engine writes its profile as it exits (SIGTERM); it is waited for, by pid, for 10 s at most.
     if (enginePid) {
       try { process.kill(enginePid, 'SIGTERM'); } catch { /* gone */ }
-      for (let i = 0; i < 200; i++) { try { process.kill(enginePid, 0); } catch { break; } execFileSync('sleep', ['0.05']); }
+      for (let i = 0; i < 200 && alive(enginePid); i++) execFileSync('sleep', ['0.05']);
     }
     rmSync(tmp, { recursive: true, force: true });
   });

@@ -226,17 +226,12 @@ export async function benchDnsEngine(): Promise<void> {
     const refInfo = await workers.get('reference')!.ask<Info>('info');
     const pidsOf = (ns: string) => execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
     const oursPids = pidsOf(hosts.get('ours')!).filter((p) => p !== workers.get('ours')!.pid);
-    const vmRss = (pid: number | undefined) => {
-      try { return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024; } catch { return NaN; }
+    /** A size field of /proc/PID/status (VmRSS, RssAnon, RssFile) in MiB; NaN when unreadable. */
+    const statusMib = (pid: number | undefined, key: string) => {
+      try { return Number(new RegExp(`${key}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024; } catch { return NaN; }
     };
-    const dnsmasqRss = vmRss(refInfo.dnsmasq);
-    const rssParts = (pid: number | undefined) => {
-      try {
-        const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-        const kib = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)?.[1] ?? NaN) / 1024;
-        return `anonymous ${kib('RssAnon').toFixed(1)} MiB, file-backed ${kib('RssFile').toFixed(1)} MiB`;
-      } catch { return 'not readable'; }
-    };
+    const dnsmasqRss = statusMib(refInfo.dnsmasq, 'VmRSS');
+    const rssParts = (pid: number | undefined) => `anonymous ${statusMib(pid, 'RssAnon').toFixed(1)} MiB, file-backed ${statusMib(pid, 'RssFile').toFixed(1)} MiB`;
     const engineParts = rssParts(oursInfo.engine);
     if (SMAPS && oursInfo.engine) writeFileSync(SMAPS, readFileSync(`/proc/${oursInfo.engine}/smaps`));
     const refStopped = await workers.get('reference')!.ask<{ stopped?: number }>('end');
