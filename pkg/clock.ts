@@ -7,3 +7,8 @@ export function monotonicMs(): number {
   const [s, ns] = process.hrtime();
   return s * 1e3 + ns / 1e6;
 }
+
+/** Resolves on a later turn of the event loop, after pending I/O callbacks ran (a long job's slices yield with it). */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

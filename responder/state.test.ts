@@ -15,6 +15,7 @@ import { type HostProbe, UNSEEN, deadContainers, gatewaysOf, judgeBinding, netns
 import { listDiff } from './list-diff.ts';
 import { tryPruneRecordsDir } from './prune.ts';
 import { type ContainerRecord, type NetworkRecords, formatRecords, parseRecords } from './records.ts';
+import { DnsServer } from './server.ts';
 import { RecordsState } from './state.ts';
 
 const HOST = 4026531840;
@@ -177,6 +178,33 @@ test('state: a sweep checks at most its budget of namespaces, round robin', asyn
   t.true(s.sweep(2, counting), 'c4 is found dead on the third sweep');
   t.is(asked, 6);
   t.is(s.build().backend.views.get('neta')!.names.get(nameKey('n4')), undefined);
+});
+
+test('server: a liveness sweep of 250 containers stats at most 100 of them in one turn of the loop', async (t) => {
+  const d = dir(t);
+  const netns: Record<string, number> = {};
+  const cs = Array.from({ length: 250 }, (_, i) => { netns[`/n/${i}`] = 100 + i; return ctr(`c${i}`, `10.89.${i >> 8}.${i & 255}`, '10.89.0.1', [`n${i}`], [100 + i, `/n/${i}`]); });
+  writeFileSync(join(d, 'neta.records'), formatRecords(net('neta', cs)));
+  const { h, probe } = fakeHost({ netns });
+  let asked = 0;
+  const counting = () => ({ ...probe(), netnsIno: (p: string) => { asked++; return h.netns[p]; } });
+  const server = new DnsServer({ recordsDir: d, listen: [], probe: counting, cache: false, log: silentLogger });
+  t.teardown(() => server.close());
+  await server.reload('test');
+  t.is(server.names, 250);
+  delete h.netns['/n/249'];
+  asked = 0;
+  const perTurn: number[] = [];
+  let last = 0;
+  let sampling = true;
+  const sample = () => { perTurn.push(asked - last); last = asked; if (sampling) setImmediate(sample); };
+  setImmediate(sample);
+  t.true(await server.check(2000, false), 'the dead one is found');
+  sampling = false;
+  await new Promise((r) => setImmediate(r));
+  t.is(asked, 250, 'every container once');
+  t.true(Math.max(...perTurn) <= 100, `stats per turn: ${perTurn.filter((n) => n).join(', ')}`);
+  t.is(server.names, 249);
 });
 
 test('prune: removes what is gone, drops dead lines, removes crashed temp files; leaves what is not ours to judge', async (t) => {

@@ -174,6 +174,12 @@ export class RecordsState {
     return fresh;
   }
 
+  /** How many containers a sweep goes round (bound ones not yet judged dead). */
+  get sweepSize(): number {
+    if (this.sweepStale) this.rebuildSweepList();
+    return this.sweepList.length;
+  }
+
   /** Checks the netns of up to `budget` bound containers; returns true when one was found dead. */
   sweep(budget: number, probe: Pick<HostProbe, 'netnsIno'>): boolean {
     if (this.sweepStale) this.rebuildSweepList();
