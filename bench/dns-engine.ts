@@ -40,7 +40,7 @@ const PROFILE = arg('--profile');
 const SMAPS = arg('--smaps');
 /**
  * --gap MS: an idle pause before each round, as between a runtime's calls on a real host (over
- * 2000 the responder's full GC runs in it: responder/serve.ts GC_DELAY_MS).
+ * 10,000 the responder's idle full GC runs in it: responder/serve.ts GC_IDLE_MS).
  */
 const GAP = Math.min(10_000, Math.max(0, Number(arg('--gap') ?? 0)));
 const NET = 'benchdns';
@@ -220,8 +220,9 @@ export async function benchDnsEngine(): Promise<void> {
       }
     }
     type Info = { rss?: number; heap?: EngineStatus['heap']; dns?: { names: number; networks: number }[]; engine?: number; perCall?: Record<string, { p50: number }>; dnsmasq?: number; answers: number };
-    // RSS as it serves: after the full GC that follows the last reload (responder/serve.ts, 2 s).
-    await sleep(3000);
+    // RSS as it serves, idle: after the full GC the responder runs once left alone for 10 s
+    // (responder/serve.ts GC_IDLE_MS).
+    await sleep(11_000);
     const oursInfo = await workers.get('ours')!.ask<Info>('info');
     const refInfo = await workers.get('reference')!.ask<Info>('info');
     const pidsOf = (ns: string) => execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);

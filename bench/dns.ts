@@ -72,11 +72,15 @@ const servers: Server[] = [
   {
     name: 'cnikit',
     setup(ctx, c, dir) {
+      // Every record is bound to a live netns (the client's: one netns per container would be
+      // N more namespaces), so the responder's once-a-second liveness sweep stats N paths as it
+      // would on a host with N containers.
+      const netns = { ino: ctx.clientIno, path: Sandbox.path(ctx.client) };
       const containers: ContainerRecord[] = Array.from({ length: c.names }, (_, i) => ({
-        containerId: `c${i}`, ifName: 'eth0', addresses: [`${v4(i)}/16`, `${v6(i)}/64`], gateways: [GW], names: [`c${i}`],
+        containerId: `c${i}`, ifName: 'eth0', addresses: [`${v4(i)}/16`, `${v6(i)}/64`], gateways: [GW], names: [`c${i}`], netns,
       }));
       // The client is a container of the network too (at 127.0.0.11 its netns is where the responder listens).
-      containers.push({ containerId: 'client', ifName: 'eth0', addresses: ['10.89.255.254/16'], gateways: [GW], names: ['client'], netns: { ino: ctx.clientIno, path: Sandbox.path(ctx.client) } });
+      containers.push({ containerId: 'client', ifName: 'eth0', addresses: ['10.89.255.254/16'], gateways: [GW], names: ['client'], netns });
       writeFileSync(join(dir, 'bench.records'), formatRecords({
         network: 'bench', domain: DOMAIN, port: 53, upstreams: c.forward ? [UPSTREAM] : [], containers,
         hostNetns: ctx.hostIno, bridge: { name: 'br0', index: ctx.bridgeIndex }, ...(c.where === 'embedded' ? { resolver: EMBEDDED } : {}),

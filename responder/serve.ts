@@ -108,18 +108,42 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 type Gc = (o?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 let fullGc: Gc | undefined;
+/** V8's used old generation right after the last full GC of ours (undefined: none yet). */
+let usedAfterGc: number | undefined;
+/** Bytes used in V8's old generation (every space but the young one, which scavenges empty). */
+function oldGenerationUsed(): number {
+  let n = 0;
+  for (const s of v8.getHeapSpaceStatistics()) if (!s.space_name.startsWith('new_')) n += s.space_used_size;
+  return n;
+}
 function v8FullGc(): void {
   if (!fullGc) {
     v8.setFlagsFromString('--expose-gc');
     fullGc = vm.runInNewContext('gc') as Gc;
   }
   fullGc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  usedAfterGc = oldGenerationUsed();
   // What the GC's own threads (and building) freed stays in their malloc arenas otherwise.
   try { native().mallocTrim(); } catch { /* no addon: nothing to trim with */ }
 }
 
-/** The full GC runs this long after the last reload (not in the reload: it pauses queries). */
+/**
+ * When the full GC runs after a reload: GC_DELAY_MS later if the old generation grew by
+ * GC_GROWTH_BYTES since the last one (a bulk load, many ADDs, a prune), else once the responder
+ * has been left alone for GC_IDLE_MS (any reload starts the wait again). Why not always after
+ * GC_DELAY_MS: a full GC also throws away optimized code that embeds objects it freed (V8's
+ * "embedded weak objects cleared" deopts: the launcher connection's stream functions, Buffer
+ * reads, ours), so the next call runs unoptimized; on a host whose ADDs come seconds apart,
+ * every ADD was such a call (bench/dns-engine.ts --gap 2600: 1.28-1.69x the reference before,
+ * 0.90x after). V8's own memory reducer does the same kind of GC after ~8 s of quiet.
+ */
+function grownSinceGc(): boolean {
+  return usedAfterGc === undefined || oldGenerationUsed() - usedAfterGc >= GC_GROWTH_BYTES;
+}
+
 const GC_DELAY_MS = 2000;
+const GC_GROWTH_BYTES = 4 * 1024 * 1024;
+const GC_IDLE_MS = 10_000;
 /** Every this many checks, the bridges are checked too. */
 const LINK_CHECK_EVERY = 5;
 
@@ -296,7 +320,15 @@ class Responder implements DnsService {
     this.logMemory();
     if (!this.o.fullGcAfterReload) return;
     clearTimeout(this.gcTimer);
-    this.gcTimer = setTimeout(() => { this.gcTimer = undefined; v8FullGc(); }, GC_DELAY_MS);
+    this.gcTimer = setTimeout(() => {
+      if (grownSinceGc()) {
+        this.gcTimer = undefined;
+        v8FullGc();
+        return;
+      }
+      this.gcTimer = setTimeout(() => { this.gcTimer = undefined; v8FullGc(); }, GC_IDLE_MS - GC_DELAY_MS);
+      this.gcTimer.unref();
+    }, GC_DELAY_MS);
     this.gcTimer.unref();
   }
 
