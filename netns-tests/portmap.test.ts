@@ -3,7 +3,12 @@
  * real TCP/UDP servers in container namespaces, clients in the outside namespace, the host,
  * and other containers. Each test DELs what it ADDed and checks that no element of ours is left.
  */
-import { Sandbox, tcpRequest } from './lib/sandbox.ts';
+import { parseCidr } from '../pkg/ip/cidr.ts';
+import { BlockingNetlinkSocket, NETLINK_NETFILTER } from '../pkg/netlink/socket.ts';
+import { Nftables } from '../pkg/nftables/handle.ts';
+import { applyRuleset } from '../pkg/nftables/model.ts';
+import { SET, legacyHairpinElements, portmapElements, portmapSkeleton } from '../plugins/portmap/rules.ts';
+import { Sandbox, ip, tcpRequest } from './lib/sandbox.ts';
 import { netnsSerial } from './lib/netns-test.ts';
 import { NET_A, NET_B, NFT, attach, bridgeConf, detach, nftView, owners, portmapConf, serve, udpRequest } from './lib/portmap-lib.ts';
 
@@ -34,7 +39,10 @@ for (const brnf of ['0', '1']) {
     t.is(tcpRequest(sb, c1, '198.51.100.1', 8080), 'web1 10.77.0.1', 'hairpin from the same container');
     t.is(tcpRequest(sb, c2, '198.51.100.1', 8080), 'web1 10.77.0.1', 'hairpin from another container');
     t.is(tcpRequest(sb, c2, '2001:db8:ff::1', 8080), 'web1 fd77::1', 'IPv6 hairpin from another container');
-    t.deepEqual(owners(nftView(sb)).sort(), [OWNER('ctr1'), OWNER('ctr1'), OWNER('ctr1'), OWNER('ctr1')]);
+    const held = nftView(sb).elements;
+    t.deepEqual(Object.fromEntries(Object.entries(held).filter(([, e]) => e.length).map(([k, e]) => [k, e.length])),
+      { portmap_any4: 1, portmap_any6: 1, portmap_hairpin_if4: 2, portmap_hairpin_if6: 2 }, 'a mapping per family; per address a hairpin element for its bridge and one for bridged frames');
+    t.deepEqual([...new Set(Object.values(held).flat())], [OWNER('ctr1')]);
 
     const d1 = detach(sb, NET_A, a1, WEB);
     t.is(d1.pm.code, 0, d1.pm.stdout);
@@ -121,7 +129,7 @@ netnsSerial('a host port held by another container: clear error, nothing of the 
   const del = sb.plugin('portmap', { command: 'DEL', containerId: 'ctr2', netns: Sandbox.path(c2), conf: portmapConf(NET_A, maps, br.json) });
   t.is(del.code, 0, del.stdout);
   t.is(tcpRequest(sb, out, '198.51.100.1', 8080), 'web1 198.51.100.2');
-  t.is(owners(nftView(sb)).filter((o) => o === OWNER('ctr1')).length, 4);
+  t.is(owners(nftView(sb)).filter((o) => o === OWNER('ctr1')).length, 6);
 });
 
 netnsSerial('CHECK passes after ADD and fails once an element is gone; DEL without runtimeConfig finds elements by owner', async (t) => {
@@ -165,7 +173,7 @@ netnsSerial('two networks: GC of one removes only its stale mappings; the last G
   });
   // GC of network A that still lists ctra keeps everything.
   t.is(gc(NET_A, [{ containerID: 'ctra', ifname: 'eth0' }]).code, 0);
-  t.is(owners(nftView(sb)).length, 8);
+  t.is(owners(nftView(sb)).length, 12);
   // GC of network A with no valid attachment removes A's only; B keeps working.
   const r = gc(NET_A, []);
   t.is(r.code, 0, r.stdout);
@@ -190,7 +198,8 @@ netnsSerial('masqAll: every published connection is masqueraded; snat false: no 
   t.is(tcpRequest(sb, out, '198.51.100.1', 8080), 'web1 10.77.0.1', 'outside peer masqueraded to the bridge address');
   t.is(tcpRequest(sb, out, '198.51.100.1', 8090), 'web2 198.51.100.2', 'snat false: the peer address is kept');
   const v = nftView(sb);
-  t.deepEqual(v.elements.portmap_hairpin4, [OWNER('ctr1')], 'only the masqAll attachment has a masquerade element');
+  t.deepEqual(v.elements.portmap_masqall4, [OWNER('ctr1')], 'only the masqAll attachment has a masquerade element');
+  t.deepEqual(v.elements.portmap_hairpin_if4 ?? [], [], 'and no hairpin element: snat false has none, masqAll covers it');
   t.is(detach(sb, NET_A, a1, WEB).pm.code, 0);
   t.is(detach(sb, NET_A, a2, maps2).pm.code, 0);
   t.deepEqual(owners(nftView(sb)), []);
@@ -228,12 +237,58 @@ netnsSerial('20 concurrent ADDs then 20 concurrent DELs: every mapping lands onc
   const prev = (i: number) => ({ cniVersion: '1.0.0', interfaces: [{ name: 'eth0', sandbox: Sandbox.path(ns) }], ips: [{ address: `10.90.${i}.2/24`, interface: 0 }] });
   const maps = (i: number) => [{ hostPort: 10000 + i, containerPort: 80, protocol: 'tcp' }];
   const run = (command: string, i: number) => sb.pluginAsync('portmap', { command, containerId: `par${i}`, netns: Sandbox.path(ns), conf: portmapConf(NET_A, maps(i), prev(i)) });
+  // The route a bridge would give: the hairpin element names the link that leads to each address.
+  ip('-n', sb.host, 'route', 'add', '10.90.0.0/16', 'dev', 'lo');
   const adds = await Promise.all(Array.from({ length: 20 }, (_, i) => run('ADD', i)));
   t.deepEqual(adds.filter((r) => r.code !== 0).map((r) => r.stdout), []);
   const v = nftView(sb);
-  t.is(v.rules, 9, 'the fixed rules exist once');
-  t.is(owners(v).length, 40, 'a map element and a hairpin element per container');
+  t.is(v.rules, 13, 'the fixed rules exist once');
+  t.is(owners(v).length, 60, 'a map element and two hairpin elements per container');
+  t.is(v.elements.portmap_hairpin_if4?.length, 40);
   const dels = await Promise.all(Array.from({ length: 20 }, (_, i) => run('DEL', i)));
   t.deepEqual(dels.filter((r) => r.code !== 0).map((r) => r.stdout), []);
+  t.deepEqual(owners(nftView(sb)), []);
+});
+
+netnsSerial('upgrade: an attachment made with the legacy hairpin range keeps its hairpin until its DEL removes it; new ADDs use the hash set', async (t) => {
+  const sb = new Sandbox('u');
+  t.teardown(() => sb.cleanup());
+  sb.outside();
+  const c1 = sb.container('c1');
+  const c2 = sb.container('c2');
+  // ctr1's bridge attachment, then its port mapping as cnikit wrote it before 2026-12: the ruleset
+  // without the hash sets and their rules, and a subnet range in portmap_hairpin4.
+  const br1 = sb.plugin('bridge', { command: 'ADD', containerId: 'ctr1', netns: Sandbox.path(c1), conf: bridgeConf(sb, NET_A, { hairpinMode: true }) });
+  t.is(br1.code, 0, br1.stdout);
+  const v4 = parseCidr((br1.json.ips as { address: string }[]).find((i) => !i.address.includes(':'))!.address);
+  const fresh = new Set<string>([SET.HAIRPIN_IF4, SET.HAIRPIN_IF6, SET.MASQALL4, SET.MASQALL6]);
+  const sk = portmapSkeleton();
+  const legacy = {
+    ...sk,
+    sets: sk.sets.filter((s) => !fresh.has(s.name)),
+    rules: sk.rules.filter((r) => !r.exprs.some((e) => e.type === 'lookup' && fresh.has(e.set))),
+    elements: [
+      ...portmapElements({ network: NET_A.name, containerId: 'ctr1', ifName: 'eth0', v4, mappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }], snat: false, masqAll: false }),
+      { ...legacyHairpinElements({ v4 })[0]!, comment: OWNER('ctr1') },
+    ],
+  };
+  const nft = new Nftables(BlockingNetlinkSocket.open(NETLINK_NETFILTER, sb.hostPath));
+  t.teardown(() => nft.close());
+  await applyRuleset(nft, legacy);
+  t.is(nftView(sb).rules, 9, 'the legacy layout');
+  await serve(sb, c1, 'web1', 80);
+  t.is(tcpRequest(sb, c1, '198.51.100.1', 8080), 'web1 10.77.0.1', 'hairpin through the legacy range');
+
+  const a2 = attach(sb, NET_A, c2, 'ctr2', [{ hostPort: 8090, containerPort: 80, protocol: 'tcp' }], { hairpinMode: true });
+  const v = nftView(sb);
+  t.is(v.rules, 13, 'the new layout, the legacy rule kept');
+  t.deepEqual(v.elements.portmap_hairpin4, [OWNER('ctr1')], 'the legacy element is kept');
+  t.deepEqual(v.elements.portmap_hairpin_if4, [OWNER('ctr2'), OWNER('ctr2')], 'the new attachment writes the hash set only');
+  t.is(tcpRequest(sb, c1, '198.51.100.1', 8080), 'web1 10.77.0.1', 'the legacy hairpin still works');
+
+  const del1 = sb.plugin('portmap', { command: 'DEL', containerId: 'ctr1', netns: Sandbox.path(c1), conf: portmapConf(NET_A, WEB, br1.json) });
+  t.is(del1.code, 0, del1.stdout);
+  t.deepEqual(owners(nftView(sb)).filter((o) => o === OWNER('ctr1')), [], 'DEL removed the legacy element and the mapping');
+  t.is(detach(sb, NET_A, a2, [{ hostPort: 8090, containerPort: 80, protocol: 'tcp' }]).pm.code, 0);
   t.deepEqual(owners(nftView(sb)), []);
 });

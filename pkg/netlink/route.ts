@@ -90,6 +90,9 @@ function ifinfomsg(family: number, index: number, flags = 0, change = 0): Buffer
   return b;
 }
 
+/** What a route lookup answers when nothing leads to the address. */
+const NO_ROUTE = new Set(['ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN']);
+
 function afOf(f: Family): number {
   return f === 4 ? AF_INET : AF_INET6;
 }
@@ -400,6 +403,24 @@ export class RouteHandle {
   /** Equivalent to: `ip route del ...` */
   async routeDel(r: RouteSpec): Promise<void> {
     await this.sock.request(RTM_DELROUTE, 0, this.routeMsg(r, RTN_UNSPEC, true), 'RTM_DELROUTE');
+  }
+
+  /**
+   * The link the kernel would send a packet to `ip` through (a FIB lookup, policy rules
+   * included): its ifindex, or undefined when no route leads there.
+   * Equivalent to: `ip route get IP`
+   */
+  async routeGetOif(ip: IP): Promise<number | undefined> {
+    const b = Buffer.alloc(12);
+    b.writeUInt8(afOf(ip.family), 0);
+    b.writeUInt8(ip.family === 4 ? 32 : 128, 1);
+    try {
+      const [m] = await this.sock.request(RTM_GETROUTE, 0, Buffer.concat([b, encodeAttrs([attr.bytes(RTA_DST, ipToBytes(ip))])]), 'RTM_GETROUTE');
+      return m ? attrU32(parseAttrs(m.payload, 12).get(RTA_OIF)) : undefined;
+    } catch (err) {
+      if (NO_ROUTE.has((err as { code?: string }).code ?? '')) return undefined;
+      throw err;
+    }
   }
 
   /** Lists routes of one family in every table. Equivalent to: `ip [-6] route show table all` */

@@ -48,11 +48,14 @@ export function ctStatusDnat(): Expr[] {
   ];
 }
 
-/** `fib daddr type local`: the destination is one of this host's addresses. */
-export function fibDaddrTypeLocal(): Expr[] {
+/**
+ * `fib daddr type local` (the destination is one of this host's addresses), `fib saddr type !=
+ * local` with op 'neq' (the source is not: the packet was not sent by the host itself).
+ */
+export function fibTypeLocal(dir: 'saddr' | 'daddr', op: 'eq' | 'neq' = 'eq'): Expr[] {
   const local = Buffer.alloc(4);
   local.writeUInt32LE(RTN_LOCAL);
-  return [{ type: 'fib', result: 'addrtype', flags: ['daddr'], dreg: NFT_REG_1 }, { type: 'cmp', op: 'eq', sreg: NFT_REG_1, data: local }];
+  return [{ type: 'fib', result: 'addrtype', flags: [dir], dreg: NFT_REG_1 }, { type: 'cmp', op, sreg: NFT_REG_1, data: local }];
 }
 
 /**

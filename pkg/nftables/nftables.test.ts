@@ -15,7 +15,7 @@ import { type NftError, Nftables } from './handle.ts';
 import { type Expr, encodeExpr } from './expr/index.ts';
 import { exprAttr } from './expr/common.ts';
 import {
-  accept, addrInPrefix, concatKey, counter, ctStateIn, ctStatusDnat, dnatMap, drop, fibDaddrTypeLocal, ifnameBytes, inSet, ipToBytes, jump,
+  accept, addrInPrefix, concatKey, counter, ctStateIn, ctStatusDnat, dnatMap, drop, fibTypeLocal, ifnameBytes, inSet, ipToBytes, jump,
   markClearBits, markHasBits, markSetBits, masquerade, nfproto, portBytes, protoBytes, ret, vmap,
 } from './match.ts';
 import { removeTableIfEmpty, ruleFingerprint, rulesetMessages } from './model.ts';
@@ -36,7 +36,7 @@ const cases: [string, NftMsg, number[][]?][] = [
   ['mapAny4', addSet(T, { name: 'pm_any4', key: ['inet_proto', 'inet_service'], data: ['ipv4_addr', 'inet_service'] }), SET_UDATA],
   ['mapAddr6', addSet(T, { name: 'pm_addr6', key: ['ipv6_addr', 'inet_proto', 'inet_service'], data: ['ipv6_addr', 'inet_service'] }), SET_UDATA],
   ['setConcatInterval4', addSet(T, { name: 'hp4', key: ['ipv4_addr', 'ipv4_addr'], interval: true }), SET_UDATA],
-  ['ruleFibJump', addRule(T, { chain: 'post', exprs: [...fibDaddrTypeLocal(), ...jump('hostports')] })],
+  ['ruleFibJump', addRule(T, { chain: 'post', exprs: [...fibTypeLocal('daddr'), ...jump('hostports')] })],
   ['ruleDnatMap', addRule(T, { chain: 'hostports', exprs: [...nfproto(4), ...dnatMap(4, ['meta l4proto', 'th dport'], 'pm_any4')] }), LOOKUP_SET_ID],
   ['ruleDnatMap6', addRule(T, { chain: 'hostports', exprs: [...nfproto(6), ...dnatMap(6, ['ip6 daddr', 'meta l4proto', 'th dport'], 'pm_addr6')] }), LOOKUP_SET_ID],
   ['ruleMasqLocalnet', addRule(T, { chain: 'post', exprs: [...ctStatusDnat(), ...nfproto(4), ...addrInPrefix('saddr', parseCidr('127.0.0.0/8')), ...masquerade()] })],
@@ -105,7 +105,7 @@ test('elements round-trip through the reply decoder', (t) => {
 });
 
 test('rules round-trip: expression names and fingerprint comment', (t) => {
-  const r = { chain: 'c', exprs: [...fibDaddrTypeLocal(), ...jump('x')] };
+  const r = { chain: 'c', exprs: [...fibTypeLocal('daddr'), ...jump('x')] };
   const info = decodeRule(encodeBody(addRule(T, { ...r, comment: ruleFingerprint(r) })));
   t.deepEqual(info.exprNames, ['fib', 'cmp', 'immediate']);
   t.is(info.comment, ruleFingerprint(r));

@@ -26,17 +26,16 @@ import { aboutOf } from '../../executables.ts';
 import { CniCode, CniError, describe, invalidConfig, wrap } from '../../pkg/cni/errors.ts';
 import type { Result } from '../../pkg/cni/result.ts';
 import type { Attachment, CmdArgs, Plugin } from '../../pkg/cni/skel.ts';
-import { type Cidr, contains } from '../../pkg/ip/cidr.ts';
+import type { Cidr, IP } from '../../pkg/ip/cidr.ts';
 import type { Kernel } from '../../pkg/kernel.ts';
-import { RT_TABLE_MAIN } from '../../pkg/netlink/route.ts';
 import { type Nftables, isNftError } from '../../pkg/nftables/handle.ts';
 import { CNIKIT_TABLE, applyRuleset, deleteElements, diffRuleset, removeTableIfEmpty } from '../../pkg/nftables/model.ts';
 import { checkOwned, deleteOwned, gcOwned, ownerTag, parseOwnerTag } from '../../pkg/nftables/owned.ts';
-import { getElement } from '../../pkg/nftables/objects.ts';
+import { type ElementSpec, getElement } from '../../pkg/nftables/objects.ts';
 import { type PortmapConf, containerAddresses, parsePortmapConf } from './config.ts';
 import { flushUdpPort } from './conntrack.ts';
 import {
-  ALL_SETS, type OwnedElement, type PortmapInput, mappingsFor, portmapElements, portmapRuleset, portmapSkeleton,
+  ALL_SETS, type OwnedElement, type PortmapInput, legacyHairpinElements, mappingsFor, portmapElements, portmapRuleset, portmapSkeleton,
 } from './rules.ts';
 
 /**
@@ -52,18 +51,31 @@ export interface PortmapDeps {
   routeLocalnetOff?(ip: Cidr, k: Kernel): Promise<string | undefined>;
 }
 
-/** Returns the name of the link the main table routes `ip` through (the bridge), if any. */
-async function routingLink(ip: Cidr, k: Kernel): Promise<string | undefined> {
+/** Returns the name of the link the host routes `ip` through (the bridge), if any. */
+async function routingLink(ip: IP, k: Kernel): Promise<string | undefined> {
   const rt = await k.route();
-  let best: { oif: number; prefix: number } | undefined;
-  for (const r of await rt.routeList(4)) {
-    if ((r.table ?? RT_TABLE_MAIN) !== RT_TABLE_MAIN || r.oif === undefined || !contains(r.dst, ip)) continue;
-    if (!best || r.dst.prefix > best.prefix) best = { oif: r.oif, prefix: r.dst.prefix };
-  }
-  if (!best) return undefined;
-  const link = await rt.linkGetByIndex(best.oif);
-  if (!link) throw new Error(`link ${best.oif} vanished`);
+  const oif = await rt.routeGetOif(ip);
+  if (oif === undefined) return undefined;
+  const link = await rt.linkGetByIndex(oif);
+  if (!link) throw new Error(`link ${oif} vanished`);
   return link.name;
+}
+
+/**
+ * The hairpin elements' links: per family the attachment maps ports in, the link that routes to
+ * the container's address. `complete` is false when one of them has no route (DEL then scans).
+ */
+async function hairpinLinks(input: PortmapInput, k: Kernel): Promise<{ via: NonNullable<PortmapInput['via']>; complete: boolean }> {
+  const via: NonNullable<PortmapInput['via']> = {};
+  let complete = true;
+  for (const f of [4, 6] as const) {
+    const cip = f === 4 ? input.v4 : input.v6;
+    if (!cip || !mappingsFor(f, input.mappings).length) continue;
+    const link = await routingLink(cip, k);
+    if (link) via[f] = link;
+    else complete = false;
+  }
+  return { via, complete };
 }
 
 /**
@@ -121,6 +133,7 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
       if (!conf.mappings.length) return conf.prevResult;
       const input = inputOf(conf, a);
       if (!input.v4 && !input.v6) throw invalidConfig(`prevResult has no IP address of interface "${a.ifName}" to map ports to`);
+      if (conf.snat && !conf.masqAll) input.via = (await hairpinLinks(input, a.kernel)).via;
       const rs = portmapRuleset(input);
       const nft = await a.kernel.nftables();
       try {
@@ -160,11 +173,20 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
         a.log.warn('portmap DEL: config not usable, removing this attachment\'s mappings by owner', { error: describe(err) });
       }
       const input = conf && inputOf(conf, a);
-      // Both hairpin forms, in case snat/masqAll changed since the ADD; without the mappings or
-      // the addresses, a scan of our sets by owner.
-      const candidates = conf?.mappings.length && input && (input.v4 || input.v6)
-        ? [...portmapElements({ ...input, snat: true, masqAll: false }), ...portmapElements({ ...input, snat: true, masqAll: true })]
-        : undefined;
+      // Every hairpin form (snat or masqAll may have changed since the ADD, or an earlier
+      // version made it); without the mappings, the addresses or a route to them, a scan of our
+      // sets by owner.
+      let candidates: ElementSpec[] | undefined;
+      if (conf?.mappings.length && input && (input.v4 || input.v6)) {
+        try {
+          const { via, complete } = await hairpinLinks(input, a.kernel);
+          if (complete) {
+            candidates = [...portmapElements({ ...input, via, snat: true, masqAll: false }), ...portmapElements({ ...input, snat: true, masqAll: true }), ...legacyHairpinElements(input)];
+          }
+        } catch (err) {
+          a.log.warn('portmap DEL: no route lookup, removing this attachment\'s mappings by owner', { error: describe(err) });
+        }
+      }
       try {
         await deleteOwned(await a.kernel.nftables(), CNIKIT_TABLE, ALL_SETS, ownerTag(a.conf.name, a.containerId, a.ifName), candidates);
       } catch (err) {
@@ -177,6 +199,7 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
       if (!conf.prevResult) throw invalidConfig('Required prevResult missing');
       if (!conf.mappings.length) return;
       const input = inputOf(conf, a);
+      if (conf.snat && !conf.masqAll) input.via = (await hairpinLinks(input, a.kernel)).via;
       const nft = await a.kernel.nftables();
       const problems = await diffRuleset(nft, portmapSkeleton());
       for (const p of await checkOwned(nft, CNIKIT_TABLE, portmapElements(input), ownerTag(conf.name, a.containerId, a.ifName))) {

@@ -5,8 +5,10 @@
  *   map portmap_any4  { type inet_proto . inet_service : ipv4_addr . inet_service }     hostPort on every local address
  *   map portmap_addr4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service }  hostIP:hostPort
  *   map portmap_any6, portmap_addr6                                                    the same for IPv6
- *   set portmap_hairpin4 { type ipv4_addr . ipv4_addr; flags interval }   container subnet . container address
- *   set portmap_hairpin6
+ *   set portmap_hairpin_if4 { type ifname . ipv4_addr }   input link . container address
+ *   set portmap_masqall4    { type ipv4_addr }            container address (masqAll)
+ *   set portmap_hairpin4    { type ipv4_addr . ipv4_addr; flags interval }   legacy: subnet . address
+ *   (the same three for IPv6)
  *
  *   chain portmap_prerouting { type nat hook prerouting priority dstnat; fib daddr type local jump portmap_hostports }
  *   chain portmap_output     { type nat hook output priority dstnat;     fib daddr type local jump portmap_hostports }
@@ -17,16 +19,29 @@
  *   }
  *   chain portmap_postrouting { type nat hook postrouting priority srcnat;
  *     ct status dnat meta nfproto ipv4 ip saddr 127.0.0.0/8 masquerade                   localhost -> container
- *     ct status dnat meta nfproto ipv4 ip saddr . ip daddr @portmap_hairpin4 masquerade  hairpin
- *     ct status dnat meta nfproto ipv6 ip6 saddr . ip6 daddr @portmap_hairpin6 masquerade
+ *     ct status dnat meta nfproto ipv4 iifname . ip daddr @portmap_hairpin_if4 fib saddr type != local masquerade  hairpin
+ *     ct status dnat meta nfproto ipv4 ip daddr @portmap_masqall4 masquerade                  masqAll
+ *     ct status dnat meta nfproto ipv4 ip saddr . ip daddr @portmap_hairpin4 masquerade       legacy hairpin
+ *     (the same three for ipv6)
  *   }
  *
  * A container's state is its elements only: one map element per mapping and family, and, with
- * snat, one hairpin element per container address saying "a DNATed connection from my own
- * subnet to me must be masqueraded" (the reply would otherwise go straight back over the
- * bridge, skipping the host's conntrack; with masqAll the range is every address). The chains hold
- * only these fixed rules, so ADD and DEL cost the same with one container or a thousand.
- * Every element carries the attachment's owner tag as its comment.
+ * snat, two hairpin elements per container address. `"cni0" . A` says "a DNATed connection to
+ * A that came in on the link that leads to A must be masqueraded": it comes from a neighbour on
+ * A's bridge (or from A), and A's reply would otherwise go straight back over the bridge,
+ * skipping the host's conntrack. `"" . A` says the same of a DNATed frame that has no input
+ * link in postrouting: with bridge-nf-call-iptables a neighbour's frame is DNATed while it is
+ * bridged, and stays bridged; the host's own connections have no input link either, and the
+ * rule's `fib saddr type != local` leaves them as they are. With masqAll, one element saying
+ * "masquerade every * DNATed connection to me". The
+ * chains hold only these fixed rules, and every set a packet or a call looks into is a hash, so
+ * ADD and DEL cost the same with one container or a thousand. Every element carries the
+ * attachment's owner tag as its comment.
+ *
+ * The legacy set is what cnikit wrote before 2026-12 (the container's subnet as a range: an
+ * interval set, whose lookups and commits grow with its size, 7-8 ms per DEL at 400
+ * containers). Nothing adds to it now; its rule stays, so attachments made before an upgrade
+ * keep their hairpin until their DEL removes them, and DEL and GC look there too.
  *
  * Not done: `::1` cannot be DNATed to a container (the kernel has no route_localnet for IPv6),
  * exactly as upstream. A wildcard and a hostIP mapping of the same port may coexist; the
@@ -36,8 +51,8 @@ import type { PortMapping as CapabilityPortMapping } from '../../pkg/cni/capabil
 import { type Cidr, type Family, type IP, bitsOf, formatIP, ipToBytes, lastOf, networkOf } from '../../pkg/ip/cidr.ts';
 import { PRIORITY } from '../../pkg/nftables/consts.ts';
 import {
-  type KeyField, concatKey, ctStatusDnat, dnatMap, fibDaddrTypeLocal, inSet, jump, masquerade, nfproto,
-  portBytes, protoBytes, addrInPrefix,
+  type KeyField, concatKey, ctStatusDnat, dnatMap, fibTypeLocal, inSet, jump, masquerade, nfproto,
+  portBytes, protoBytes, addrInPrefix, ifnameBytes,
 } from '../../pkg/nftables/match.ts';
 import { CNIKIT_TABLE, type Ruleset } from '../../pkg/nftables/model.ts';
 import { ownerTag } from '../../pkg/nftables/owned.ts';
@@ -53,7 +68,9 @@ export const CHAIN = {
 
 export const SET = {
   ANY4: 'portmap_any4', ADDR4: 'portmap_addr4', ANY6: 'portmap_any6', ADDR6: 'portmap_addr6',
-  HAIRPIN4: 'portmap_hairpin4', HAIRPIN6: 'portmap_hairpin6',
+  HAIRPIN_IF4: 'portmap_hairpin_if4', HAIRPIN_IF6: 'portmap_hairpin_if6',
+  MASQALL4: 'portmap_masqall4', MASQALL6: 'portmap_masqall6',
+  LEGACY_HAIRPIN4: 'portmap_hairpin4', LEGACY_HAIRPIN6: 'portmap_hairpin6',
 } as const;
 
 /** Every set portmap owns elements in (for DEL/GC scans). */
@@ -69,6 +86,8 @@ export interface PortmapInput {
   /** The container's first IPv4 / IPv6 address with its prefix (from prevResult). */
   v4?: Cidr;
   v6?: Cidr;
+  /** The host link that routes to v4 / v6 (the bridge): the hairpin element's link. None: no hairpin element. */
+  via?: { 4?: string; 6?: string };
   mappings: PortMapping[];
   snat: boolean;
   masqAll: boolean;
@@ -76,7 +95,9 @@ export interface PortmapInput {
 
 const anySet = (f: Family): string => (f === 4 ? SET.ANY4 : SET.ANY6);
 const addrSet = (f: Family): string => (f === 4 ? SET.ADDR4 : SET.ADDR6);
-const hairpinSet = (f: Family): string => (f === 4 ? SET.HAIRPIN4 : SET.HAIRPIN6);
+const hairpinSet = (f: Family): string => (f === 4 ? SET.HAIRPIN_IF4 : SET.HAIRPIN_IF6);
+const masqAllSet = (f: Family): string => (f === 4 ? SET.MASQALL4 : SET.MASQALL6);
+const legacyHairpinSet = (f: Family): string => (f === 4 ? SET.LEGACY_HAIRPIN4 : SET.LEGACY_HAIRPIN6);
 const ipk = (f: Family): 'ipv4_addr' | 'ipv6_addr' => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
 const fld = (f: Family, dir: 'saddr' | 'daddr'): KeyField => `${f === 4 ? 'ip' : 'ip6'} ${dir}`;
 
@@ -88,12 +109,14 @@ export function portmapSkeleton(): Ruleset {
     sets.push(
       { name: anySet(f), key: ['inet_proto', 'inet_service'], data: [ipk(f), 'inet_service'] },
       { name: addrSet(f), key: [ipk(f), 'inet_proto', 'inet_service'], data: [ipk(f), 'inet_service'] },
-      { name: hairpinSet(f), key: [ipk(f), ipk(f)], interval: true },
+      { name: hairpinSet(f), key: ['ifname', ipk(f)] },
+      { name: masqAllSet(f), key: [ipk(f)] },
+      { name: legacyHairpinSet(f), key: [ipk(f), ipk(f)], interval: true },
     );
   }
   // fib daddr type local jump portmap_hostports
-  rules.push({ chain: CHAIN.PREROUTING, exprs: [...fibDaddrTypeLocal(), ...jump(CHAIN.HOSTPORTS)] });
-  rules.push({ chain: CHAIN.OUTPUT, exprs: [...fibDaddrTypeLocal(), ...jump(CHAIN.HOSTPORTS)] });
+  rules.push({ chain: CHAIN.PREROUTING, exprs: [...fibTypeLocal('daddr'), ...jump(CHAIN.HOSTPORTS)] });
+  rules.push({ chain: CHAIN.OUTPUT, exprs: [...fibTypeLocal('daddr'), ...jump(CHAIN.HOSTPORTS)] });
   for (const f of [4, 6] as const) {
     // meta nfproto ipvX dnat ipX to ipX daddr . meta l4proto . th dport map @portmap_addrX
     rules.push({ chain: CHAIN.HOSTPORTS, exprs: [...nfproto(f), ...dnatMap(f, [fld(f, 'daddr'), 'meta l4proto', 'th dport'], addrSet(f))] });
@@ -103,8 +126,12 @@ export function portmapSkeleton(): Ruleset {
   // ct status dnat meta nfproto ipv4 ip saddr 127.0.0.0/8 masquerade
   rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(4), ...addrInPrefix('saddr', parseCidr('127.0.0.0/8')), ...masquerade()] });
   for (const f of [4, 6] as const) {
+    // ct status dnat meta nfproto ipvX iifname . ipX daddr @portmap_hairpin_ifX fib saddr type != local masquerade
+    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet(['iifname', fld(f, 'daddr')], hairpinSet(f)), ...fibTypeLocal('saddr', 'neq'), ...masquerade()] });
+    // ct status dnat meta nfproto ipvX ipX daddr @portmap_masqallX masquerade
+    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet([fld(f, 'daddr')], masqAllSet(f)), ...masquerade()] });
     // ct status dnat meta nfproto ipvX ipX saddr . ipX daddr @portmap_hairpinX masquerade
-    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet([fld(f, 'saddr'), fld(f, 'daddr')], hairpinSet(f)), ...masquerade()] });
+    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet([fld(f, 'saddr'), fld(f, 'daddr')], legacyHairpinSet(f)), ...masquerade()] });
   }
   return {
     table: CNIKIT_TABLE,
@@ -156,14 +183,29 @@ export function portmapElements(c: PortmapInput): OwnedElement[] {
       const key = isWildcard(m.hostIP) ? concatKey(...tail) : concatKey(ipToBytes(m.hostIP!), ...tail);
       out.push({ set: isWildcard(m.hostIP) ? anySet(f) : addrSet(f), key, data, comment, describe: describeMapping(m, cip), mapping: m });
     }
-    if (c.snat) {
-      const lo = c.masqAll ? { family: f, value: 0n } : networkOf(cip);
-      const hi = c.masqAll ? { family: f, value: (1n << BigInt(bitsOf(f))) - 1n } : lastOf(cip);
-      out.push({
-        set: hairpinSet(f), key: concatKey(ipToBytes(lo), target), keyEnd: concatKey(ipToBytes(hi), target), comment,
-        describe: `hairpin masquerade for ${formatIP(cip)}`,
-      });
+    if (c.snat && c.masqAll) {
+      out.push({ set: masqAllSet(f), key: target, comment, describe: `masquerade for ${formatIP(cip)}` });
+    } else if (c.snat) {
+      const via = c.via?.[f];
+      if (via) out.push({ set: hairpinSet(f), key: concatKey(ifnameBytes(via), target), comment, describe: `hairpin masquerade for ${formatIP(cip)} via ${via}` });
+      out.push({ set: hairpinSet(f), key: concatKey(ifnameBytes(''), target), comment, describe: `hairpin masquerade for ${formatIP(cip)} of bridged frames` });
     }
+  }
+  return out;
+}
+
+/**
+ * The hairpin elements an attachment made before 2026-12 may own in the legacy set (both forms:
+ * the subnet's range, and every address with masqAll), for DEL to look for.
+ */
+export function legacyHairpinElements(c: Pick<PortmapInput, 'v4' | 'v6'>): ElementSpec[] {
+  const out: ElementSpec[] = [];
+  for (const f of [4, 6] as const) {
+    const cip = f === 4 ? c.v4 : c.v6;
+    if (!cip) continue;
+    const target = ipToBytes(cip);
+    out.push({ set: legacyHairpinSet(f), key: concatKey(ipToBytes(networkOf(cip)), target), keyEnd: concatKey(ipToBytes(lastOf(cip)), target) });
+    out.push({ set: legacyHairpinSet(f), key: concatKey(ipToBytes({ family: f, value: 0n }), target), keyEnd: concatKey(ipToBytes({ family: f, value: (1n << BigInt(bitsOf(f))) - 1n }), target) });
   }
   return out;
 }

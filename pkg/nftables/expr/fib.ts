@@ -1,8 +1,8 @@
 /**
  * The fib expression: ask the routing table about the packet. cnikit uses only the address type
- * of the destination (`fib daddr type local`: is this one of the host's addresses?), which the
- * kernel allows in every hook. Equivalent to: `[ fib daddr type => reg 1 ]`; the result is a
- * host-order u32 RTN_* value (RTN_LOCAL = 2).
+ * of the destination or the source (`fib daddr type local`: is this one of the host's
+ * addresses?), which the kernel allows in every hook. Equivalent to: `[ fib daddr type => reg 1 ]`;
+ * the result is a host-order u32 RTN_* value (RTN_LOCAL = 2).
  */
 import type { Attr } from '../../netlink/message.ts';
 import { be32, exprAttr } from './common.ts';
