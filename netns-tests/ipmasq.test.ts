@@ -3,6 +3,11 @@
  * the host's uplink address (IPv4 and IPv6), a server in a neighbour container sees the real
  * container address, and DEL/GC leave no element of ours.
  */
+import { type Cidr, parseCidr } from '../pkg/ip/cidr.ts';
+import { BlockingNetlinkSocket, NETLINK_NETFILTER } from '../pkg/netlink/socket.ts';
+import { Nftables } from '../pkg/nftables/handle.ts';
+import { applyRuleset } from '../pkg/nftables/model.ts';
+import { IPMASQ_SET, ipMasqSkeleton, legacyIpMasqElements } from '../plugins/bridge/ipmasq.ts';
 import { Sandbox, tcpRequest } from './lib/sandbox.ts';
 import { netnsTest } from './lib/netns-test.ts';
 import { NET_A, bridgeConf, nftView, owners, serve } from './lib/portmap-lib.ts';
@@ -27,7 +32,7 @@ netnsTest('ipMasq: outside sees the uplink address, neighbours see the container
   t.is(tcpRequest(sb, c1, '10.77.0.3', 7000), 'near 10.77.0.2', 'no masquerade inside the subnet');
   t.is(tcpRequest(sb, c1, 'fd77::3', 7000), 'near fd77::2', 'no masquerade inside the IPv6 subnet');
   const mine = owners(nftView(sb)).filter((o) => o === 'net=pmnet id=ctr1 if=eth0');
-  t.is(mine.length, 4, 'two ranges per address, two addresses');
+  t.is(mine.length, 4, 'two elements per address, two addresses');
 
   const check = sb.plugin('bridge', { command: 'CHECK', containerId: 'ctr1', netns: Sandbox.path(c1), conf: { ...conf, prevResult: r1.json } });
   t.is(check.code, 0, check.stdout);
@@ -41,4 +46,45 @@ netnsTest('ipMasq: outside sees the uplink address, neighbours see the container
   const gc = sb.plugin('bridge', { command: 'GC', conf: { ...conf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] } });
   t.is(gc.code, 0, gc.stdout);
   t.deepEqual(nftView(sb).tables, []);
+});
+
+netnsTest('ipMasq upgrade: an attachment with the legacy ranges keeps its masquerade, passes CHECK, and DEL removes it', async (t) => {
+  const sb = new Sandbox('mu');
+  t.teardown(() => sb.cleanup());
+  const out = sb.outside();
+  const c1 = sb.container('c1');
+  const c2 = sb.container('c2');
+  const conf = bridgeConf(sb, NET_A, { ipMasq: true });
+  // ctr1 as cnikit attached it before 2026-12: the ruleset without the hash sets, its ranges in ipmasq4/6.
+  const r1 = sb.plugin('bridge', { command: 'ADD', containerId: 'ctr1', netns: Sandbox.path(c1), conf: { ...conf, ipMasq: false } });
+  t.is(r1.code, 0, r1.stdout);
+  const addrs: Cidr[] = (r1.json.ips as { address: string }[]).map((i) => parseCidr(i.address));
+  const fresh = new Set<string>([...Object.values(IPMASQ_SET.src), ...Object.values(IPMASQ_SET.local)]);
+  const sk = ipMasqSkeleton();
+  const nft = new Nftables(BlockingNetlinkSocket.open(NETLINK_NETFILTER, sb.hostPath));
+  t.teardown(() => nft.close());
+  await applyRuleset(nft, {
+    ...sk,
+    sets: sk.sets.filter((x) => !fresh.has(x.name)),
+    rules: sk.rules.filter((r) => !r.exprs.some((e) => e.type === 'lookup' && fresh.has(e.set))),
+    elements: legacyIpMasqElements(addrs).map((e) => ({ ...e, comment: 'net=pmnet id=ctr1 if=eth0' })),
+  });
+  await serve(sb, out, 'far', 7000);
+  t.is(tcpRequest(sb, c1, '198.51.100.2', 7000), 'far 198.51.100.1', 'masqueraded by the legacy ranges');
+
+  const r2 = sb.plugin('bridge', { command: 'ADD', containerId: 'ctr2', netns: Sandbox.path(c2), conf });
+  t.is(r2.code, 0, r2.stdout);
+  const v = nftView(sb);
+  t.deepEqual(v.elements.ipmasq4, ['net=pmnet id=ctr1 if=eth0', 'net=pmnet id=ctr1 if=eth0'], 'the legacy ranges are kept');
+  t.deepEqual(v.elements.ipmasq_src4, ['net=pmnet id=ctr2 if=eth0'], 'the new attachment writes the hash sets only');
+  t.is(tcpRequest(sb, c1, '198.51.100.2', 7000), 'far 198.51.100.1', 'the legacy masquerade still works');
+  t.is(tcpRequest(sb, c2, '2001:db8:ff::2', 7000), 'far 2001:db8:ff::1', 'and the new one');
+  const check = sb.plugin('bridge', { command: 'CHECK', containerId: 'ctr1', netns: Sandbox.path(c1), conf: { ...conf, prevResult: r1.json } });
+  t.is(check.code, 0, check.stdout);
+
+  const del = sb.plugin('bridge', { command: 'DEL', containerId: 'ctr1', netns: Sandbox.path(c1), conf: { ...conf, prevResult: r1.json } });
+  t.is(del.code, 0, del.stdout);
+  t.deepEqual(owners(nftView(sb)).filter((o) => o.includes('ctr1')), [], 'DEL removed the legacy ranges');
+  t.is(sb.plugin('bridge', { command: 'DEL', containerId: 'ctr2', netns: Sandbox.path(c2), conf: { ...conf, prevResult: r2.json } }).code, 0);
+  t.deepEqual(owners(nftView(sb)), []);
 });

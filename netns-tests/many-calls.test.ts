@@ -115,7 +115,7 @@ netnsTest('8 containers at once in one process: bridge + in-process host-local +
   t.is(view.rules, ipMasqSkeleton().rules.length + portmapSkeleton().rules.length, 'the fixed rules exist once');
   for (let i = 0; i < N; i++) {
     const tag = `net=${NET_A.name} id=ctr${i} if=eth0`;
-    t.true(view.elements.ipmasq4!.includes(tag) && view.elements.portmap_any4!.includes(tag), `elements of ctr${i}`);
+    t.true(view.elements.ipmasq_src4!.includes(tag) && view.elements.portmap_any4!.includes(tag), `elements of ctr${i}`);
   }
   t.true(ping(sb, ctrs[0]!, v4[N - 1]!.split('/')[0]!), 'containers reach each other');
 

@@ -81,7 +81,7 @@ export function makeBridgePlugin(deps: BridgeDeps = {}): Plugin {
         await configureContainer(a.kernel, ctr, netns.path, a.ifName, attached, routes);
         if (conf.isGateway) await ensureGatewayAddrs(a.kernel, host, await ensureGatewayLink(host, br, conf), attached, conf);
         if (conf.ipMasq) {
-          const masq = { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: attached.map((x) => x.cidr) };
+          const masq = { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: attached.map((x) => x.cidr), link: conf.bridge };
           const [{ setupIpMasq, teardownIpMasq }, nft] = await Promise.all([loadIpMasq(), a.kernel.nftables()]);
           try {
             await setupIpMasq(nft, masq);
@@ -131,7 +131,7 @@ export function makeBridgePlugin(deps: BridgeDeps = {}): Plugin {
       }
       const [{ teardownIpMasq }, nft] = await Promise.all([loadIpMasq(), a.kernel.nftables()]);
       try {
-        await teardownIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs });
+        await teardownIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs, link: conf.bridge });
       } catch (err) {
         throw wrap(err, 'failed to remove IP masquerade');
       }
@@ -221,7 +221,7 @@ async function checkAttachment(a: CmdArgs, conf: BridgeConf, prev: Result, host:
   }
   if (conf.ipMasq) {
     const [{ checkIpMasq }, nft] = await Promise.all([loadIpMasq(), a.kernel.nftables()]);
-    const problems = await checkIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: containerCidrs(prev, a.ifName) });
+    const problems = await checkIpMasq(nft, { network: conf.name, containerId: a.containerId, ifName: a.ifName, addrs: containerCidrs(prev, a.ifName), link: conf.bridge });
     if (problems.length) throw checkFailed('IP masquerade is not in place', problems.join('; '));
   }
 }

@@ -35,7 +35,7 @@ import { type ElementSpec, getElement } from '../../pkg/nftables/objects.ts';
 import { type PortmapConf, containerAddresses, parsePortmapConf } from './config.ts';
 import { flushUdpPort } from './conntrack.ts';
 import {
-  ALL_SETS, type OwnedElement, type PortmapInput, legacyHairpinElements, mappingsFor, portmapElements, portmapRuleset, portmapSkeleton,
+  ALL_SETS, type OwnedElement, type PortmapInput, SET, legacyHairpinElements, mappingsFor, portmapElements, portmapRuleset, portmapSkeleton,
 } from './rules.ts';
 
 /**
@@ -96,6 +96,8 @@ async function routeLocalnetOff(ip: Cidr, k: Kernel): Promise<string | undefined
 async function flushUdp(family: 4 | 6, port: number, k: Kernel): Promise<number> {
   return flushUdpPort(await k.netfilter(), family, port);
 }
+
+const HAIRPIN_SETS = new Set<string>([SET.HAIRPIN_IF4, SET.HAIRPIN_IF6]);
 
 export const defaultDeps: PortmapDeps = { enableRouteLocalnet, flushUdp, routeLocalnetOff };
 
@@ -202,7 +204,14 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
       if (conf.snat && !conf.masqAll) input.via = (await hairpinLinks(input, a.kernel)).via;
       const nft = await a.kernel.nftables();
       const problems = await diffRuleset(nft, portmapSkeleton());
-      for (const p of await checkOwned(nft, CNIKIT_TABLE, portmapElements(input), ownerTag(conf.name, a.containerId, a.ifName))) {
+      const owner = ownerTag(conf.name, a.containerId, a.ifName);
+      let owned = await checkOwned(nft, CNIKIT_TABLE, portmapElements(input), owner);
+      if (owned.some((p) => HAIRPIN_SETS.has(p.element.set))) {
+        // An attachment made before the hash sets has its hairpin in the legacy range instead.
+        const legacy = legacyHairpinElements(input);
+        if ((await checkOwned(nft, CNIKIT_TABLE, legacy, owner)).length < legacy.length) owned = owned.filter((p) => !HAIRPIN_SETS.has(p.element.set));
+      }
+      for (const p of owned) {
         const d = p.element.describe;
         problems.push(p.problem === 'missing' ? `${d} is missing` : p.problem === 'foreign' ? `${d} belongs to ${p.owner ?? 'someone else'}` : `${d} points elsewhere`);
       }
