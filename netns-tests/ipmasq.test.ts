@@ -10,7 +10,7 @@ import { applyRuleset } from '../pkg/nftables/model.ts';
 import { IPMASQ_SET, ipMasqSkeleton, legacyIpMasqElements } from '../plugins/bridge/ipmasq.ts';
 import { Sandbox, tcpRequest } from './lib/sandbox.ts';
 import { netnsTest } from './lib/netns-test.ts';
-import { NET_A, bridgeConf, nftView, owners, serve } from './lib/portmap-lib.ts';
+import { NET_A, bridgeConf, nftView, owners, serve, withoutSets } from './lib/portmap-lib.ts';
 
 netnsTest('ipMasq: outside sees the uplink address, neighbours see the container; DEL and GC remove our elements', async (t) => {
   const sb = new Sandbox('m');
@@ -59,14 +59,10 @@ netnsTest('ipMasq upgrade: an attachment with the legacy ranges keeps its masque
   const r1 = sb.plugin('bridge', { command: 'ADD', containerId: 'ctr1', netns: Sandbox.path(c1), conf: { ...conf, ipMasq: false } });
   t.is(r1.code, 0, r1.stdout);
   const addrs: Cidr[] = (r1.json.ips as { address: string }[]).map((i) => parseCidr(i.address));
-  const fresh = new Set<string>([...Object.values(IPMASQ_SET.src), ...Object.values(IPMASQ_SET.local)]);
-  const sk = ipMasqSkeleton();
   const nft = new Nftables(BlockingNetlinkSocket.open(NETLINK_NETFILTER, sb.hostPath));
   t.teardown(() => nft.close());
   await applyRuleset(nft, {
-    ...sk,
-    sets: sk.sets.filter((x) => !fresh.has(x.name)),
-    rules: sk.rules.filter((r) => !r.exprs.some((e) => e.type === 'lookup' && fresh.has(e.set))),
+    ...withoutSets(ipMasqSkeleton(), [...Object.values(IPMASQ_SET.src), ...Object.values(IPMASQ_SET.local)]),
     elements: legacyIpMasqElements(addrs).map((e) => ({ ...e, comment: 'net=pmnet id=ctr1 if=eth0' })),
   });
   await serve(sb, out, 'far', 7000);

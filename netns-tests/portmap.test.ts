@@ -10,7 +10,7 @@ import { applyRuleset } from '../pkg/nftables/model.ts';
 import { SET, legacyHairpinElements, portmapElements, portmapSkeleton } from '../plugins/portmap/rules.ts';
 import { Sandbox, ip, tcpRequest } from './lib/sandbox.ts';
 import { netnsSerial } from './lib/netns-test.ts';
-import { NET_A, NET_B, NFT, attach, bridgeConf, detach, nftView, owners, portmapConf, serve, udpRequest } from './lib/portmap-lib.ts';
+import { NET_A, NET_B, NFT, attach, bridgeConf, detach, nftView, owners, portmapConf, serve, udpRequest, withoutSets } from './lib/portmap-lib.ts';
 
 // Every test is serial (netnsSerial): each starts several Node servers and clients, and run
 // together on two cores they starve.
@@ -261,12 +261,8 @@ netnsSerial('upgrade: an attachment made with the legacy hairpin range keeps its
   const br1 = sb.plugin('bridge', { command: 'ADD', containerId: 'ctr1', netns: Sandbox.path(c1), conf: bridgeConf(sb, NET_A, { hairpinMode: true }) });
   t.is(br1.code, 0, br1.stdout);
   const v4 = parseCidr((br1.json.ips as { address: string }[]).find((i) => !i.address.includes(':'))!.address);
-  const fresh = new Set<string>([SET.HAIRPIN_IF4, SET.HAIRPIN_IF6, SET.MASQALL4, SET.MASQALL6]);
-  const sk = portmapSkeleton();
   const legacy = {
-    ...sk,
-    sets: sk.sets.filter((s) => !fresh.has(s.name)),
-    rules: sk.rules.filter((r) => !r.exprs.some((e) => e.type === 'lookup' && fresh.has(e.set))),
+    ...withoutSets(portmapSkeleton(), [SET.HAIRPIN_IF4, SET.HAIRPIN_IF6, SET.MASQALL4, SET.MASQALL6]),
     elements: [
       ...portmapElements({ network: NET_A.name, containerId: 'ctr1', ifName: 'eth0', v4, mappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }], snat: false, masqAll: false }),
       { ...legacyHairpinElements({ v4 })[0]!, comment: OWNER('ctr1') },

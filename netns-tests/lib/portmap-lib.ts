@@ -2,10 +2,12 @@
  * Helpers for the portmap and ipMasq netns tests: a bridge+host-local network config, the chain
  * bridge -> portmap run as a runtime runs it (prevResult passed along, runtimeConfig added), real
  * TCP/UDP servers inside container namespaces that answer with their name and the peer address
- * they saw, a UDP client, and a reader for our nftables objects in the sandbox host namespace.
+ * they saw, a UDP client, a reader for our nftables objects in the sandbox host namespace, and
+ * the old rulesets the upgrade tests start from.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { Ruleset } from '../../pkg/nftables/model.ts';
 import { NODE, type PluginRun, Sandbox } from './sandbox.ts';
 
 /**
@@ -118,4 +120,13 @@ export function nftView(sb: Sandbox): NftView {
 /** Every element comment in our table (owner tags), flattened. */
 export function owners(v: NftView): string[] {
   return Object.values(v.elements).flat();
+}
+
+/**
+ * A ruleset as an earlier version of cnikit wrote it: `rs` without the sets in `added` and the
+ * rules that look into them (the upgrade tests build the old layout with it).
+ */
+export function withoutSets(rs: Ruleset, added: Iterable<string>): Ruleset {
+  const gone = new Set(added);
+  return { ...rs, sets: rs.sets.filter((x) => !gone.has(x.name)), rules: rs.rules.filter((r) => !r.exprs.some((e) => e.type === 'lookup' && gone.has(e.set))) };
 }
