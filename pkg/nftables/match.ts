@@ -30,6 +30,16 @@ const FIELD: Record<KeyField, { len: number; load: (dreg: number) => Expr }> = {
   oifname: { len: IFNAMSIZ, load: (dreg) => ({ type: 'meta', key: 'oifname', dreg }) },
 };
 
+/** `ip saddr`, `ip6 daddr`...: the address field of family `f` in direction `dir`. */
+export function addrField(f: Family, dir: 'saddr' | 'daddr'): 'ip saddr' | 'ip daddr' | 'ip6 saddr' | 'ip6 daddr' {
+  return `${f === 4 ? 'ip' : 'ip6'} ${dir}`;
+}
+
+/** The set key type of an address of family `f`. */
+export function addrType(f: Family): 'ipv4_addr' | 'ipv6_addr' {
+  return f === 4 ? 'ipv4_addr' : 'ipv6_addr';
+}
+
 const u8 = (v: number): Buffer => Buffer.from([v]);
 
 /** `meta nfproto ipv4` / `meta nfproto ipv6`: restricts an inet-table rule to one family. */
@@ -64,7 +74,7 @@ export function fibTypeLocal(dir: 'saddr' | 'daddr', op: 'eq' | 'neq' = 'eq'): E
  * (`nfproto`) before it in an inet table.
  */
 export function addrInPrefix(dir: 'saddr' | 'daddr', c: Cidr, op: 'eq' | 'neq' = 'eq'): Expr[] {
-  const field = FIELD[`${c.family === 4 ? 'ip' : 'ip6'} ${dir}`];
+  const field = FIELD[addrField(c.family, dir)];
   const load = field.load(NFT_REG_1) as Extract<Expr, { type: 'payload' }>;
   const bytes = Math.ceil(c.prefix / 8);
   const net = ipToBytes(networkOf(c)).subarray(0, bytes);

@@ -35,7 +35,7 @@ import { type Cidr, type Family, type IP, bitsOf, formatCidr, ipToBytes, lastOf,
 import type { Attachment } from '../../pkg/cni/attachment.ts';
 import { PRIORITY } from '../../pkg/nftables/consts.ts';
 import type { Nftables } from '../../pkg/nftables/handle.ts';
-import { addrInPrefix, concatKey, ifnameBytes, inSet, masquerade, nfproto, ret } from '../../pkg/nftables/match.ts';
+import { addrField, addrInPrefix, addrType, concatKey, ifnameBytes, inSet, masquerade, nfproto, ret } from '../../pkg/nftables/match.ts';
 import { CNIKIT_TABLE, type Ruleset, applyRuleset, removeTableIfEmpty } from '../../pkg/nftables/model.ts';
 import { checkOwned, deleteOwned, gcOwned, ownerTag } from '../../pkg/nftables/owned.ts';
 import type { ElementSpec } from '../../pkg/nftables/objects.ts';
@@ -52,15 +52,13 @@ export interface IpMasqInput { network: string; containerId: string; ifName: str
 
 /** The fixed part: six sets and one chain. */
 export function ipMasqSkeleton(): Ruleset {
-  const ip = (f: Family) => (f === 4 ? 'ipv4_addr' : 'ipv6_addr') as 'ipv4_addr' | 'ipv6_addr';
-  const fld = (f: Family, dir: 'saddr' | 'daddr') => `${f === 4 ? 'ip' : 'ip6'} ${dir}` as const;
   const fams = [4, 6] as const;
   return {
     table: CNIKIT_TABLE,
     sets: fams.flatMap((f) => [
-      { name: IPMASQ_SET.src[f], key: [ip(f)] },
-      { name: IPMASQ_SET.local[f], key: [ip(f), 'ifname' as const] },
-      { name: IPMASQ_SET.legacy[f], key: [ip(f), ip(f)], interval: true },
+      { name: IPMASQ_SET.src[f], key: [addrType(f)] },
+      { name: IPMASQ_SET.local[f], key: [addrType(f), 'ifname' as const] },
+      { name: IPMASQ_SET.legacy[f], key: [addrType(f), addrType(f)], interval: true },
     ]),
     chains: [{ name: IPMASQ_CHAIN, base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' } }],
     rules: [
@@ -70,12 +68,12 @@ export function ipMasqSkeleton(): Ruleset {
       { chain: IPMASQ_CHAIN, exprs: [...nfproto(6), ...addrInPrefix('daddr', parseCidr('ff00::/8')), ...ret()] },
       ...fams.flatMap((f) => [
         // meta nfproto ipvX ipX saddr . oifname @ipmasq_localX return
-        { chain: IPMASQ_CHAIN, exprs: [...nfproto(f), ...inSet([fld(f, 'saddr'), 'oifname'], IPMASQ_SET.local[f]), ...ret()] },
+        { chain: IPMASQ_CHAIN, exprs: [...nfproto(f), ...inSet([addrField(f, 'saddr'), 'oifname'], IPMASQ_SET.local[f]), ...ret()] },
         // meta nfproto ipvX ipX saddr @ipmasq_srcX masquerade
-        { chain: IPMASQ_CHAIN, exprs: [...nfproto(f), ...inSet([fld(f, 'saddr')], IPMASQ_SET.src[f]), ...masquerade()] },
+        { chain: IPMASQ_CHAIN, exprs: [...nfproto(f), ...inSet([addrField(f, 'saddr')], IPMASQ_SET.src[f]), ...masquerade()] },
       ]),
       // meta nfproto ipvX ipX saddr . ipX daddr @ipmasqX masquerade (legacy)
-      ...fams.map((f) => ({ chain: IPMASQ_CHAIN, exprs: [...nfproto(f), ...inSet([fld(f, 'saddr'), fld(f, 'daddr')], IPMASQ_SET.legacy[f]), ...masquerade()] })),
+      ...fams.map((f) => ({ chain: IPMASQ_CHAIN, exprs: [...nfproto(f), ...inSet([addrField(f, 'saddr'), addrField(f, 'daddr')], IPMASQ_SET.legacy[f]), ...masquerade()] })),
     ],
     elements: [],
   };

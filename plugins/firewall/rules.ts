@@ -60,7 +60,7 @@
  */
 import { type Family, formatCidr, ipToBytes } from '../../pkg/ip/cidr.ts';
 import {
-  accept, concatKey, counter, ctStateIn, ctStatusDnat, drop, ifnameBytes, inSet, markClearBits, markHasBits, markSetBits, nfproto, ret, vmap,
+  accept, addrField, concatKey, counter, ctStateIn, ctStatusDnat, drop, ifnameBytes, inSet, markClearBits, markHasBits, markSetBits, nfproto, ret, vmap,
 } from '../../pkg/nftables/match.ts';
 import { CNIKIT_TABLE, type Ruleset } from '../../pkg/nftables/model.ts';
 import { ownerTag } from '../../pkg/nftables/owned.ts';
@@ -98,7 +98,6 @@ const markAccept = (): Expr[] => [...markSetBits(FIREWALL_MARK), ...accept()];
 /** `iifname . oifname != @firewall_same`: the packet leaves the bridge it came from (or comes from elsewhere). */
 const elsewhere = (): Expr[] => inSet(['iifname', 'oifname'], SET.SAME, true);
 const ctrSet = (f: Family): string => (f === 4 ? SET.CTR4 : SET.CTR6);
-const addrField = (f: Family, dir: 'saddr' | 'daddr') => `${f === 4 ? 'ip' : 'ip6'} ${dir}` as const;
 
 /** The rules of firewall_forward, in order (see the module header for each in nft syntax). */
 function forwardRules(): RuleSpec[] {

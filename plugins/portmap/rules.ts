@@ -33,10 +33,9 @@
  * link in postrouting: with bridge-nf-call-iptables a neighbour's frame is DNATed while it is
  * bridged, and stays bridged; the host's own connections have no input link either, and the
  * rule's `fib saddr type != local` leaves them as they are. With masqAll, one element saying
- * "masquerade every * DNATed connection to me". The
- * chains hold only these fixed rules, and every set a packet or a call looks into is a hash, so
- * ADD and DEL cost the same with one container or a thousand. Every element carries the
- * attachment's owner tag as its comment.
+ * "masquerade every DNATed connection to me". The chains hold only these fixed rules, and every
+ * set a packet or a call looks into is a hash, so ADD and DEL cost the same with one container
+ * or a thousand. Every element carries the attachment's owner tag as its comment.
  *
  * The legacy set is what cnikit wrote before 2026-12 (the container's subnet as a range: an
  * interval set, whose lookups and commits grow with its size, 7-8 ms per DEL at 400
@@ -51,7 +50,7 @@ import type { PortMapping as CapabilityPortMapping } from '../../pkg/cni/capabil
 import { type Cidr, type Family, type IP, bitsOf, formatIP, ipToBytes, lastOf, networkOf } from '../../pkg/ip/cidr.ts';
 import { PRIORITY } from '../../pkg/nftables/consts.ts';
 import {
-  type KeyField, concatKey, ctStatusDnat, dnatMap, fibTypeLocal, inSet, jump, masquerade, nfproto,
+  addrField, addrType, concatKey, ctStatusDnat, dnatMap, fibTypeLocal, inSet, jump, masquerade, nfproto,
   portBytes, protoBytes, addrInPrefix, ifnameBytes,
 } from '../../pkg/nftables/match.ts';
 import { CNIKIT_TABLE, type Ruleset } from '../../pkg/nftables/model.ts';
@@ -86,7 +85,7 @@ export interface PortmapInput {
   /** The container's first IPv4 / IPv6 address with its prefix (from prevResult). */
   v4?: Cidr;
   v6?: Cidr;
-  /** The host link that routes to v4 / v6 (the bridge): the hairpin element's link. None: no hairpin element. */
+  /** The host link that routes to v4 / v6 (the bridge), for the routed hairpin element; without it, only the bridged-frame one. */
   via?: { 4?: string; 6?: string };
   mappings: PortMapping[];
   snat: boolean;
@@ -98,8 +97,6 @@ const addrSet = (f: Family): string => (f === 4 ? SET.ADDR4 : SET.ADDR6);
 const hairpinSet = (f: Family): string => (f === 4 ? SET.HAIRPIN_IF4 : SET.HAIRPIN_IF6);
 const masqAllSet = (f: Family): string => (f === 4 ? SET.MASQALL4 : SET.MASQALL6);
 const legacyHairpinSet = (f: Family): string => (f === 4 ? SET.LEGACY_HAIRPIN4 : SET.LEGACY_HAIRPIN6);
-const ipk = (f: Family): 'ipv4_addr' | 'ipv6_addr' => (f === 4 ? 'ipv4_addr' : 'ipv6_addr');
-const fld = (f: Family, dir: 'saddr' | 'daddr'): KeyField => `${f === 4 ? 'ip' : 'ip6'} ${dir}`;
 
 /** The fixed part: sets, chains and rules shared by every attachment. */
 export function portmapSkeleton(): Ruleset {
@@ -107,11 +104,11 @@ export function portmapSkeleton(): Ruleset {
   const rules: RuleSpec[] = [];
   for (const f of [4, 6] as const) {
     sets.push(
-      { name: anySet(f), key: ['inet_proto', 'inet_service'], data: [ipk(f), 'inet_service'] },
-      { name: addrSet(f), key: [ipk(f), 'inet_proto', 'inet_service'], data: [ipk(f), 'inet_service'] },
-      { name: hairpinSet(f), key: ['ifname', ipk(f)] },
-      { name: masqAllSet(f), key: [ipk(f)] },
-      { name: legacyHairpinSet(f), key: [ipk(f), ipk(f)], interval: true },
+      { name: anySet(f), key: ['inet_proto', 'inet_service'], data: [addrType(f), 'inet_service'] },
+      { name: addrSet(f), key: [addrType(f), 'inet_proto', 'inet_service'], data: [addrType(f), 'inet_service'] },
+      { name: hairpinSet(f), key: ['ifname', addrType(f)] },
+      { name: masqAllSet(f), key: [addrType(f)] },
+      { name: legacyHairpinSet(f), key: [addrType(f), addrType(f)], interval: true },
     );
   }
   // fib daddr type local jump portmap_hostports
@@ -119,7 +116,7 @@ export function portmapSkeleton(): Ruleset {
   rules.push({ chain: CHAIN.OUTPUT, exprs: [...fibTypeLocal('daddr'), ...jump(CHAIN.HOSTPORTS)] });
   for (const f of [4, 6] as const) {
     // meta nfproto ipvX dnat ipX to ipX daddr . meta l4proto . th dport map @portmap_addrX
-    rules.push({ chain: CHAIN.HOSTPORTS, exprs: [...nfproto(f), ...dnatMap(f, [fld(f, 'daddr'), 'meta l4proto', 'th dport'], addrSet(f))] });
+    rules.push({ chain: CHAIN.HOSTPORTS, exprs: [...nfproto(f), ...dnatMap(f, [addrField(f, 'daddr'), 'meta l4proto', 'th dport'], addrSet(f))] });
     // meta nfproto ipvX dnat ipX to meta l4proto . th dport map @portmap_anyX
     rules.push({ chain: CHAIN.HOSTPORTS, exprs: [...nfproto(f), ...dnatMap(f, ['meta l4proto', 'th dport'], anySet(f))] });
   }
@@ -127,11 +124,11 @@ export function portmapSkeleton(): Ruleset {
   rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(4), ...addrInPrefix('saddr', parseCidr('127.0.0.0/8')), ...masquerade()] });
   for (const f of [4, 6] as const) {
     // ct status dnat meta nfproto ipvX iifname . ipX daddr @portmap_hairpin_ifX fib saddr type != local masquerade
-    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet(['iifname', fld(f, 'daddr')], hairpinSet(f)), ...fibTypeLocal('saddr', 'neq'), ...masquerade()] });
+    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet(['iifname', addrField(f, 'daddr')], hairpinSet(f)), ...fibTypeLocal('saddr', 'neq'), ...masquerade()] });
     // ct status dnat meta nfproto ipvX ipX daddr @portmap_masqallX masquerade
-    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet([fld(f, 'daddr')], masqAllSet(f)), ...masquerade()] });
+    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet([addrField(f, 'daddr')], masqAllSet(f)), ...masquerade()] });
     // ct status dnat meta nfproto ipvX ipX saddr . ipX daddr @portmap_hairpinX masquerade
-    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet([fld(f, 'saddr'), fld(f, 'daddr')], legacyHairpinSet(f)), ...masquerade()] });
+    rules.push({ chain: CHAIN.POSTROUTING, exprs: [...ctStatusDnat(), ...nfproto(f), ...inSet([addrField(f, 'saddr'), addrField(f, 'daddr')], legacyHairpinSet(f)), ...masquerade()] });
   }
   return {
     table: CNIKIT_TABLE,
