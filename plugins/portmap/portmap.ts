@@ -43,12 +43,15 @@ import {
  * themselves (nftables, routes, sysctls) come from the call (`a.kernel`).
  */
 export interface PortmapDeps {
-  /** Sets route_localnet=1 on the interface that routes to `ip` in the host namespace. */
-  enableRouteLocalnet(ip: Cidr, k: Kernel): void | Promise<void>;
+  /**
+   * Sets route_localnet=1 on the interface that routes to `ip` in the host namespace (`link`:
+   * that interface, when the caller has looked it up already).
+   */
+  enableRouteLocalnet(ip: Cidr, k: Kernel, link?: string): void | Promise<void>;
   /** Deletes conntrack entries of UDP flows to a host port (absent: skipped). */
   flushUdp?(family: 4 | 6, port: number, k: Kernel): unknown;
   /** For CHECK: the link whose route_localnet should be on but is off (absent: not checked). */
-  routeLocalnetOff?(ip: Cidr, k: Kernel): Promise<string | undefined>;
+  routeLocalnetOff?(ip: Cidr, k: Kernel, link?: string): Promise<string | undefined>;
 }
 
 /** Returns the name of the link the host routes `ip` through (the bridge), if any. */
@@ -82,14 +85,14 @@ async function hairpinLinks(input: PortmapInput, k: Kernel): Promise<{ via: NonN
  * Sets route_localnet=1 on the link that routes to `ip`; does nothing when no route leads there
  * (as upstream: localhost could not reach the container anyway).
  */
-async function enableRouteLocalnet(ip: Cidr, k: Kernel): Promise<void> {
-  const link = await routingLink(ip, k);
+async function enableRouteLocalnet(ip: Cidr, k: Kernel, known?: string): Promise<void> {
+  const link = known ?? await routingLink(ip, k);
   if (link) await k.sysctlWrite(null, `net/ipv4/conf/${link}/route_localnet`, '1');
 }
 
 /** For CHECK: the link routing to `ip` when its route_localnet is off (undefined when fine or unrouted). */
-async function routeLocalnetOff(ip: Cidr, k: Kernel): Promise<string | undefined> {
-  const link = await routingLink(ip, k);
+async function routeLocalnetOff(ip: Cidr, k: Kernel, known?: string): Promise<string | undefined> {
+  const link = known ?? await routingLink(ip, k);
   return link && (await k.sysctlRead(null, `net/ipv4/conf/${link}/route_localnet`)).trim() !== '1' ? link : undefined;
 }
 
@@ -145,7 +148,7 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
       }
       if (conf.snat && input.v4 && mappingsFor(4, conf.mappings).length) {
         try {
-          await deps.enableRouteLocalnet(input.v4, a.kernel);
+          await deps.enableRouteLocalnet(input.v4, a.kernel, input.via?.[4]);
         } catch (err) {
           // Roll back: take our elements out again (the shared skeleton may stay).
           try { await deleteElements(nft, CNIKIT_TABLE, rs.elements); } catch (e) { a.log.warn('rollback: failed to remove port mappings', { error: describe(e) }); }
@@ -216,7 +219,7 @@ export function makePortmapPlugin(deps: PortmapDeps = defaultDeps): Plugin {
         problems.push(p.problem === 'missing' ? `${d} is missing` : p.problem === 'foreign' ? `${d} belongs to ${p.owner ?? 'someone else'}` : `${d} points elsewhere`);
       }
       if (conf.snat && input.v4 && mappingsFor(4, conf.mappings).length) {
-        const off = await deps.routeLocalnetOff?.(input.v4, a.kernel);
+        const off = await deps.routeLocalnetOff?.(input.v4, a.kernel, input.via?.[4]);
         if (off) problems.push(`route_localnet is off on ${off}, so 127.0.0.1 cannot reach the published ports`);
       }
       if (problems.length) throw new CniError(CniCode.Internal, 'portmap: published ports are not in place', problems.join('; '));
