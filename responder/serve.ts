@@ -320,16 +320,11 @@ class Responder implements DnsService {
     this.logMemory();
     if (!this.o.fullGcAfterReload) return;
     clearTimeout(this.gcTimer);
+    const collect = () => { this.gcTimer = undefined; v8FullGc(); };
     this.gcTimer = setTimeout(() => {
-      if (grownSinceGc()) {
-        this.gcTimer = undefined;
-        v8FullGc();
-        return;
-      }
-      this.gcTimer = setTimeout(() => { this.gcTimer = undefined; v8FullGc(); }, GC_IDLE_MS - GC_DELAY_MS);
-      this.gcTimer.unref();
-    }, GC_DELAY_MS);
-    this.gcTimer.unref();
+      if (grownSinceGc()) collect();
+      else this.gcTimer = setTimeout(collect, GC_IDLE_MS - GC_DELAY_MS).unref();
+    }, GC_DELAY_MS).unref();
   }
 
   close(): Promise<void> {
