@@ -42,7 +42,7 @@ const SMAPS = arg('--smaps');
  * --gap MS: an idle pause before each round, as between a runtime's calls on a real host (over
  * 10,000 the responder's idle full GC runs in it: responder/serve.ts GC_IDLE_MS).
  */
-const GAP = Math.min(10_000, Math.max(0, Number(arg('--gap') ?? 0)));
+const GAP = Math.min(30_000, Math.max(0, Number(arg('--gap') ?? 0)));
 const NET = 'benchdns';
 const BRIDGE = 'cnkbdns0';
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
