@@ -20,7 +20,10 @@
  * Cells (ours and the reference, at 0 and at the population) each have their own sandbox host
  * netns (so their own bridge, iptables or nftables state and engine) and a worker there (this file
  * re-executed inside it) that runs the driver; cells are sampled round-robin, alternating the
- * order, so load drift on the shared machine hits all alike. Reported: min / median, spread
+ * order, so load drift on the shared machine hits all alike. The 50-parallel measures have cells
+ * of their own, so the 0 and population cells differ only in their population; our 0-container
+ * engines serve as many warm-up chains as the population cell's served (JIT warmth is not
+ * growth). Reported: min / median, spread
  * (p90 / min), ratios of medians.
  */
 import { execFileSync, spawn } from 'node:child_process';
